@@ -1,0 +1,63 @@
+"""The JAX backend: `jax.numpy` arrays on JAX's default device, steps compiled by `jax.jit`.
+
+JAX arrays are immutable, so `slice_add` is `x.at[index].add(values)`; under `jax.jit`
+XLA turns it back into an in-place update. Tracers count as JAX arrays, so layer math runs
+unchanged under `jax.jit`, `jax.vmap` and `jax.grad`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._base import Array, Backend, BackendUnavailableError, DtypeError, check_float_dtype
+
+
+class JaxBackend(Backend):
+    name = "jax"
+    mutable_arrays = False
+
+    def __init__(self) -> None:
+        try:
+            import jax
+            import jax.numpy as jnp
+        except ImportError as e:
+            raise BackendUnavailableError(
+                f"backend 'jax' needs JAX, which is not installed ({e}). "
+                "Install it with: pip install 'xbackprop[jax]'") from e
+        self._jax = jax
+        self.xp = jnp
+        dev = jax.devices()[0]
+        self.device = f"{dev.platform}:{dev.id}"
+        self._donate = dev.platform != "cpu"  # XLA:CPU cannot reuse donated buffers
+
+    def is_array(self, x: Any) -> bool:
+        return isinstance(x, self._jax.Array)  # tracers included
+
+    def to_numpy(self, x: Array) -> np.ndarray:
+        return np.asarray(x)
+
+    def slice_add(self, target: Array, index: Any, values: Array) -> Array:
+        return target.at[index].add(values)
+
+    def compile(self, fn: Callable, donate_argnums: Sequence[int] = ()) -> Callable:
+        return self._jax.jit(fn, donate_argnums=tuple(donate_argnums) if self._donate else ())
+
+    def synchronize(self, tree: Any = None) -> Any:
+        return self._jax.block_until_ready(tree)
+
+    def x64_enabled(self) -> bool:
+        """True where JAX would keep float64 (global `jax_enable_x64` or `jax.enable_x64()`)."""
+        return self._jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+
+    def check_dtype(self, dtype: Any) -> np.dtype:
+        dt = check_float_dtype(dtype)
+        if dt == np.float64 and not self.x64_enabled():
+            raise DtypeError(
+                "float64 on the JAX backend needs JAX's 64-bit mode, which is off, so JAX "
+                "would silently compute in float32. Turn it on before creating arrays: "
+                "jax.config.update('jax_enable_x64', True), or scope it with "
+                "`with jax.enable_x64(True):`; or use float32.")
+        return dt

@@ -1,0 +1,80 @@
+"""xbackprop: neural networks whose layers, losses and optimizers are written by hand, forward
+and backward side by side, and run unchanged on NumPy, CuPy and JAX.
+
+    import xbackprop as xb
+    model = xb.Sequential([xb.Dense(64), xb.ReLU(), xb.Dense(10)])
+    result = xb.fit(model, x, y, loss=xb.SoftmaxCrossEntropy(), optimizer=xb.optim.adam(1e-3))
+
+The backend comes from `backend=...`, `with xb.use_backend(...)`, `xb.set_backend(...)` or
+the environment variable XBACKPROP_BACKEND (default numpy). Importing xbackprop imports
+NumPy only.
+"""
+
+from . import data, optim, random, schedules, tree
+from .backends import (
+    Backend,
+    BackendError,
+    BackendUnavailableError,
+    DtypeError,
+    MixedBackendError,
+    UnknownBackendError,
+    asarray,
+    available_backends,
+    backend_of,
+    get_backend,
+    set_backend,
+    to_numpy,
+    tree_to_backend,
+    use_backend,
+)
+from .layers import (
+    EVAL,
+    Context,
+    Dense,
+    Identity,
+    Layer,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .losses import (
+    MSE,
+    BinaryCrossEntropy,
+    BinaryCrossEntropyWithLogits,
+    Loss,
+    SoftmaxCrossEntropy,
+)
+from .model import Sequential, count_params, init_params, init_state
+from .train import (
+    FitResult,
+    History,
+    TrainingDivergedError,
+    TrainState,
+    evaluate,
+    fit,
+    loss_and_grads,
+    make_train_step,
+    predict,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # backends
+    "Backend", "BackendError", "BackendUnavailableError", "DtypeError", "MixedBackendError",
+    "UnknownBackendError", "asarray", "available_backends", "backend_of", "get_backend",
+    "set_backend", "to_numpy", "tree_to_backend", "use_backend",
+    # layers
+    "Context", "EVAL", "Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
+    "Softmax",
+    # losses
+    "Loss", "MSE", "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits", "SoftmaxCrossEntropy",
+    # models and training
+    "Sequential", "init_params", "init_state", "count_params", "TrainState", "FitResult",
+    "History", "TrainingDivergedError", "fit", "predict", "evaluate", "loss_and_grads",
+    "make_train_step",
+    # submodules
+    "data", "optim", "random", "schedules", "tree",
+]

@@ -1,0 +1,124 @@
+"""The `xbackprop` command: a thin layer over the public API.
+
+    xbackprop train digits [--backend jax] [--epochs 30] [--lr 0.001] ...
+    xbackprop backends
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from . import backends
+from .recipes import RECIPES, get_recipe
+
+
+def _add_backend_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=backends.BACKEND_NAMES, default=None,
+                   help=f"array backend (default: ${backends.ENV_VAR}, else numpy)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xbackprop",
+        description="Neural networks with hand-written backprop on NumPy, JAX and CuPy.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser(
+        "train", help="train a model on data that ships with xbackprop",
+        description="Train a built-in model and print its train and test accuracy. Jobs: " +
+        "; ".join(f"{r.name}: {r.description}" for r in RECIPES.values()))
+    train.add_argument("job", choices=sorted(RECIPES), help="what to train")
+    _add_backend_option(train)
+    train.add_argument("--epochs", type=int, help="passes over the training data")
+    train.add_argument("--batch-size", type=int, help="samples per step")
+    train.add_argument("--lr", type=float, help="learning rate")
+    train.add_argument("--optimizer", choices=["sgd", "momentum", "nesterov", "adam", "adamw",
+                                               "rmsprop", "adagrad"], help="update rule")
+    train.add_argument("--seed", type=int, default=0, help="seed for weights, split, shuffling")
+    train.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    train.add_argument("--plot", metavar="PATH", help="save the loss/accuracy curves (PNG)")
+    train.add_argument("--no-jit", action="store_true", help="JAX: run the step op by op")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sub.add_parser("backends", help="list the backends and whether they can run here")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from . import optim
+    from .train import evaluate, fit
+
+    recipe = get_recipe(args.job)
+    backend = backends.get_backend(args.backend)
+    if args.dtype == "float64" and backend.name == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    data = recipe.data(args.seed)
+    model = recipe.build()
+    loss = recipe.loss()
+    name = args.optimizer or recipe.optimizer
+    lr = args.lr if args.lr is not None else recipe.lr
+    optimizer = optim.get_optimizer(name, lr)
+    epochs = args.epochs if args.epochs is not None else recipe.epochs
+    batch_size = args.batch_size or recipe.batch_size
+    print(f"xbackprop train {recipe.name}: {recipe.description}")
+    print(f"backend {backend.name} ({backend.device}), {args.dtype}, {name} lr={lr}, "
+          f"{epochs} epochs, batch {batch_size}, seed {args.seed}; "
+          f"{len(data.x_train)} train / {len(data.x_test)} test samples")
+    print(model.summary(data.x_train.shape[1:]))
+    t0 = time.perf_counter()
+    result = fit(model, data.x_train, data.y_train, loss=loss, optimizer=optimizer,
+                 epochs=epochs, batch_size=batch_size, seed=args.seed,
+                 validation_data=(data.x_test, data.y_test), backend=backend,
+                 dtype=args.dtype, progress=not args.quiet, jit=not args.no_jit)
+    seconds = time.perf_counter() - t0
+    state = result.state
+    train = evaluate(model, state.params, data.x_train, data.y_train, loss,
+                     model_state=state.model_state)
+    test = evaluate(model, state.params, data.x_test, data.y_test, loss,
+                    model_state=state.model_state)
+    for split, scores in [("train", train), ("test", test)]:
+        line = f"{split:5s} loss {scores['loss']:.4f}"
+        if "accuracy" in scores:
+            line += f"  accuracy {scores['accuracy']:.4f}"
+        print(line)
+    steps = epochs * -(-len(data.x_train) // batch_size)
+    print(f"trained in {seconds:.1f} s ({1e3 * seconds / max(steps, 1):.2f} ms per step, "
+          "validation included)")
+    if args.plot:
+        print(f"saved {result.history.plot(args.plot, title=f'xbackprop {recipe.name}')}")
+    return 0
+
+
+def _list_backends() -> int:
+    for name in backends.BACKEND_NAMES:
+        try:
+            b = backends.get_backend(name)
+            print(f"{name:6s} ok    {b.device}")
+        except backends.BackendError as e:
+            print(f"{name:6s} no    {e}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "backends":
+            return _list_backends()
+    except (backends.BackendError, ValueError, FloatingPointError) as e:
+        print(f"xbackprop: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nxbackprop: interrupted", file=sys.stderr)
+        return 130
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Activation layers. Each caches what its derivative needs, usually its own output."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .base import EVAL, Context, Layer, Params, Shape, namespace
+
+
+def _any_shape(rng: np.random.Generator) -> Shape:
+    return tuple(int(s) for s in rng.integers(1, 5, size=int(rng.integers(1, 3))))
+
+
+class _Elementwise(Layer):
+    """Shared by activations: no parameters, shape kept, checked on 1-d and 2-d inputs."""
+
+    abstract = True
+
+    @classmethod
+    def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:
+        yield cls(), _any_shape(rng)
+
+
+def sigmoid(xp: Any, x: Any) -> Any:
+    """1 / (1 + e^-x), computed from e^-|x| so that it never overflows."""
+    e = xp.exp(-xp.abs(x))
+    r = 1 / (1 + e)
+    return xp.where(x >= 0, r, e * r)
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity(_Elementwise):
+    """y = x."""
+
+    def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
+        return x, None
+
+    def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
+        return dy, {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Sigmoid(_Elementwise):
+    """y = σ(x) = 1 / (1 + e^-x);  dy/dx = y (1 - y)."""
+
+    def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
+        y = sigmoid(namespace(x), x)
+        return y, y
+
+    def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
+        y = cache
+        return dy * y * (1 - y), {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Tanh(_Elementwise):
+    """y = tanh(x);  dy/dx = 1 - y²."""
+
+    def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
+        y = namespace(x).tanh(x)
+        return y, y
+
+    def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
+        y = cache
+        return dy * (1 - y * y), {}
+
+
+@dataclasses.dataclass(frozen=True)
+class ReLU(_Elementwise):
+    """y = max(x, 0);  dy/dx = 1 where x > 0, else 0 (0 at x = 0, as in PyTorch and JAX)."""
+
+    def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
+        y = namespace(x).maximum(x, 0)
+        return y, y
+
+    def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
+        y = cache
+        return dy * (y > 0), {}
+
+
+@dataclasses.dataclass(frozen=True)
+class LeakyReLU(_Elementwise):
+    """y = x for x > 0, else α x;  dy/dx = 1 or α."""
+
+    alpha: float = 0.01
+
+    def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
+        xp = namespace(x)
+        return xp.where(x > 0, x, self.alpha * x), x
+
+    def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
+        x = cache
+        return namespace(x, dy).where(x > 0, dy, self.alpha * dy), {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Softmax(_Elementwise):
+    """y_i = e^{x_i} / Σ_j e^{x_j} along `axis`;  dx = y ⊙ (dy - Σ_j dy_j y_j).
+
+    For classification prefer SoftmaxCrossEntropy on logits: it is stabler and cheaper.
+    """
+
+    axis: int = -1
+
+    def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
+        xp = namespace(x)
+        e = xp.exp(x - xp.max(x, axis=self.axis, keepdims=True))  # shift: no overflow
+        y = e / xp.sum(e, axis=self.axis, keepdims=True)
+        return y, y
+
+    def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
+        y = cache
+        xp = namespace(y, dy)
+        return y * (dy - xp.sum(dy * y, axis=self.axis, keepdims=True)), {}
+
+    @classmethod
+    def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:
+        yield cls(), (int(rng.integers(1, 6)),)
+        yield cls(axis=1), (int(rng.integers(1, 5)), int(rng.integers(1, 4)))

@@ -1,0 +1,67 @@
+"""Dense (fully connected) layer: y = x W + b."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ..initializers import Initializer, get_initializer
+from .base import EVAL, Context, Layer, Params, Shape, check_input, namespace
+
+
+@dataclasses.dataclass(frozen=True)
+class Dense(Layer):
+    """`x: (N, F_in) -> y: (N, units)`, with `W: (F_in, units)` and `b: (units,)`.
+
+    `W[i, j]` is the weight from input i to output j.
+    """
+
+    units: int
+    use_bias: bool = True
+    weight_init: str | Initializer = "glorot_uniform"
+    bias_init: str | Initializer = "zeros"
+
+    def init(self, rng: np.random.Generator, in_shape: Shape) -> Params:
+        (fan_in,) = _features(self, in_shape)
+        params = {"W": get_initializer(self.weight_init)(rng, (fan_in, self.units),
+                                                         fan_in, self.units)}
+        if self.use_bias:
+            params["b"] = get_initializer(self.bias_init)(rng, (self.units,), fan_in, self.units)
+        return params
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        _features(self, in_shape)
+        return (self.units,)
+
+    def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
+        check_input(self, x, (params["W"].shape[0],))
+        namespace(x, *params.values())  # one backend for input and weights
+        y = x @ params["W"]
+        if self.use_bias:
+            y = y + params["b"]
+        return y, x
+
+    def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
+        return dy @ params["W"].T, self.param_grads(params, cache, dy)   # dL/dx = dy W^T
+
+    def param_grads(self, params: Params, cache: Any, dy: Any) -> Params:
+        x = cache
+        grads = {"W": x.T @ dy}                            # dL/dW = x^T dy
+        if self.use_bias:
+            grads["b"] = namespace(x, dy).sum(dy, axis=0)  # dL/db = Σ_batch dy
+        return grads
+
+    @classmethod
+    def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:
+        yield cls(int(rng.integers(1, 6))), (int(rng.integers(1, 6)),)
+        yield cls(int(rng.integers(1, 6)), use_bias=False), (int(rng.integers(1, 6)),)
+
+
+def _features(layer: Layer, in_shape: Shape) -> Shape:
+    if len(in_shape) != 1:
+        raise ValueError(f"{layer!r} takes inputs of shape (N, features), not (N, "
+                         f"{', '.join(map(str, in_shape))}); put a Flatten() before it.")
+    return tuple(in_shape)

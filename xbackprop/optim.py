@@ -1,0 +1,236 @@
+"""Optimizers as pairs of pure functions, in the manner of optax:
+
+    state = opt.init(params)
+    params, state = opt.update(params, grads, state)
+
+Each rule is written once for one array (`p`, its gradient `g`, its slots such as Adam's
+moments) and applied to every leaf of the parameter tree. Learning rates are numbers or
+schedules (`xbackprop.schedules`), evaluated at the number of updates done so far.
+Weight decay is L2 (added to the gradient, as PyTorch's `weight_decay`) except in AdamW,
+where it is decoupled (Loshchilov & Hutter, 2019).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .backends import backend_of
+from .schedules import Schedule, as_schedule
+from .tree import tree_flatten, tree_leaves, tree_map, tree_paths, tree_structure_equal, \
+    tree_unflatten
+
+__all__ = ["Optimizer", "OptState", "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop",
+           "adagrad", "masked", "freeze", "get_optimizer", "OPTIMIZERS"]
+
+Params = Any
+# A rule: (p, g, slots, hyper) -> (new p, new slots), for one array; `hyper` holds the
+# scalars of this update (learning rate, bias corrections), computed once per update.
+Rule = Callable[[Any, Any, tuple, dict], tuple[Any, tuple]]
+
+
+class Optimizer(NamedTuple):
+    """`init(params) -> state` and `update(params, grads, state) -> (params, state)`."""
+
+    init: Callable[[Params], Any]
+    update: Callable[[Params, Params, Any], tuple[Params, Any]]
+
+
+class OptState(NamedTuple):
+    """`count`: updates done so far; `slots`: per-parameter buffers by name (e.g. mu, nu)."""
+
+    count: Any
+    slots: dict[str, Any]
+
+
+def _float_count(count: Any, dtype: Any) -> Any:
+    """The update count as a number that does not promote `dtype` arrays: a Python int stays
+    one, an array (a traced JAX integer) is cast to the parameters' float dtype."""
+    return count if isinstance(count, int) else count.astype(dtype)
+
+
+def _zero_count(params: Params) -> Any:
+    """0 as a Python int for mutable backends, as an int32 array where steps get compiled."""
+    leaves = tree_leaves(params)
+    backend = backend_of(*leaves)
+    return 0 if backend.mutable_arrays else backend.xp.zeros((), dtype=backend.xp.int32)
+
+
+def _optimizer(rule: Rule, slots: dict[str, float], lr: float | Schedule,
+               prepare: Callable[[Any], dict] | None = None) -> Optimizer:
+    """Build an Optimizer from a per-array `rule`, its slots (name -> initial value) and a
+    `prepare(t)` giving the per-update scalars for update number t (1, 2, ...)."""
+    schedule = as_schedule(lr)
+
+    def init(params: Params) -> OptState:
+        def filled(value: float) -> Any:
+            return tree_map(lambda p: backend_of(p).xp.full_like(p, value), params)
+        return OptState(_zero_count(params), {name: filled(v) for name, v in slots.items()})
+
+    def update(params: Params, grads: Params, state: OptState) -> tuple[Params, OptState]:
+        if not tree_structure_equal(params, grads):
+            raise ValueError("gradients do not have the structure of the parameters: "
+                             f"{[p for p, _ in tree_paths(grads)]} vs "
+                             f"{[p for p, _ in tree_paths(params)]}")
+        p_leaves, structure = tree_flatten(params)
+        g_leaves = tree_leaves(grads)
+        slot_leaves = [tree_leaves(state.slots[name]) for name in slots]
+        dtype = p_leaves[0].dtype if p_leaves else np.float32
+        count = state.count + 1
+        hyper = {"lr": schedule(_float_count(state.count, dtype))}
+        if prepare is not None:
+            hyper.update(prepare(_float_count(count, dtype)))
+        new_p, new_slots = [], [[] for _ in slots]
+        for i, (p, g) in enumerate(zip(p_leaves, g_leaves)):
+            p, s = rule(p, g, tuple(sl[i] for sl in slot_leaves), hyper)
+            new_p.append(p)
+            for column, value in zip(new_slots, s):
+                column.append(value)
+        rebuilt = {name: tree_unflatten(structure, column)
+                   for name, column in zip(slots, new_slots)}
+        return tree_unflatten(structure, new_p), OptState(count, rebuilt)
+
+    return Optimizer(init, update)
+
+
+def sgd(lr: float | Schedule = 0.01, momentum: float = 0.0, nesterov: bool = False,
+        weight_decay: float = 0.0) -> Optimizer:
+    """Stochastic gradient descent:  p ← p - lr · d.
+
+    With momentum μ (heavy ball, as PyTorch and optax.trace): v ← g + μ v, d = v; Nesterov:
+    d = g + μ v (Sutskever et al., 2013). Without momentum d = g.
+    """
+    if nesterov and momentum <= 0:
+        raise ValueError("nesterov=True needs a momentum > 0")
+
+    def rule(p, g, slots, h):
+        if weight_decay:
+            g = g + weight_decay * p
+        if not momentum:
+            return p - h["lr"] * g, ()
+        (v,) = slots
+        v = g + momentum * v
+        d = g + momentum * v if nesterov else v
+        return p - h["lr"] * d, (v,)
+
+    return _optimizer(rule, {"trace": 0.0} if momentum else {}, lr)
+
+
+def momentum(lr: float | Schedule = 0.01, momentum: float = 0.9,
+             weight_decay: float = 0.0) -> Optimizer:
+    """SGD with heavy-ball momentum (see `sgd`)."""
+    return sgd(lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def nesterov(lr: float | Schedule = 0.01, momentum: float = 0.9,
+             weight_decay: float = 0.0) -> Optimizer:
+    """SGD with Nesterov momentum (see `sgd`)."""
+    return sgd(lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
+
+
+def _adam(lr, b1, b2, eps, weight_decay, decoupled) -> Optimizer:
+    def prepare(t):
+        # bias corrections 1 - β^t (Kingma & Ba, 2015, Algorithm 1)
+        return {"bc1": 1 - b1 ** t, "sqrt_bc2": (1 - b2 ** t) ** 0.5}
+
+    def rule(p, g, slots, h):
+        m, v = slots
+        if weight_decay and not decoupled:
+            g = g + weight_decay * p
+        m = b1 * m + (1 - b1) * g                      # first moment
+        v = b2 * v + (1 - b2) * (g * g)                # second moment
+        xp = backend_of(v).xp
+        d = (m / h["bc1"]) / (xp.sqrt(v) / h["sqrt_bc2"] + eps)   # m̂ / (√v̂ + ε)
+        if weight_decay and decoupled:
+            d = d + weight_decay * p
+        return p - h["lr"] * d, (m, v)
+
+    return _optimizer(rule, {"mu": 0.0, "nu": 0.0}, lr, prepare)
+
+
+def adam(lr: float | Schedule = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+         weight_decay: float = 0.0) -> Optimizer:
+    """Adam (Kingma & Ba, 2015): p ← p - lr · m̂ / (√v̂ + ε), with bias-corrected moments
+    m̂ = m / (1 - β1^t), v̂ = v / (1 - β2^t). `weight_decay` is L2 on the gradient."""
+    return _adam(lr, b1, b2, eps, weight_decay, decoupled=False)
+
+
+def adamw(lr: float | Schedule = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+          weight_decay: float = 1e-4) -> Optimizer:
+    """AdamW (Loshchilov & Hutter, 2019): p ← p - lr · (m̂ / (√v̂ + ε) + λ p), the decay
+    decoupled from the adaptive step (optax.adamw; PyTorch's AdamW)."""
+    return _adam(lr, b1, b2, eps, weight_decay, decoupled=True)
+
+
+def rmsprop(lr: float | Schedule = 1e-3, decay: float = 0.9, eps: float = 1e-8,
+            momentum: float = 0.0, weight_decay: float = 0.0) -> Optimizer:
+    """RMSProp (Tieleman & Hinton, 2012): ν ← ρ ν + (1 - ρ) g²;  d = g / (√ν + ε);
+    with momentum μ: v ← d + μ v, d = v. (ε outside the root, as PyTorch and Keras;
+    optax's `rmsprop(..., eps_in_sqrt=False)`.)"""
+
+    def rule(p, g, slots, h):
+        if weight_decay:
+            g = g + weight_decay * p
+        nu = decay * slots[0] + (1 - decay) * (g * g)
+        d = g / (backend_of(nu).xp.sqrt(nu) + eps)
+        if not momentum:
+            return p - h["lr"] * d, (nu,)
+        v = d + momentum * slots[1]
+        return p - h["lr"] * v, (nu, v)
+
+    return _optimizer(rule, {"nu": 0.0, "trace": 0.0} if momentum else {"nu": 0.0}, lr)
+
+
+def adagrad(lr: float | Schedule = 0.01, initial_accumulator: float = 0.1, eps: float = 1e-7,
+            weight_decay: float = 0.0) -> Optimizer:
+    """AdaGrad (Duchi et al., 2011): G ← G + g²;  p ← p - lr · g / √(G + ε).
+    Defaults as optax.adagrad (the accumulator starts at 0.1)."""
+
+    def rule(p, g, slots, h):
+        if weight_decay:
+            g = g + weight_decay * p
+        acc = slots[0] + g * g
+        return p - h["lr"] * g / backend_of(acc).xp.sqrt(acc + eps), (acc,)
+
+    return _optimizer(rule, {"sum": initial_accumulator}, lr)
+
+
+def masked(optimizer: Optimizer, trainable: Callable[[str], bool]) -> Optimizer:
+    """`optimizer` applied only to the parameters whose path (e.g. "2.W", see
+    `xbackprop.tree.tree_paths`) `trainable(path)` accepts; the others stay as they are."""
+
+    def update(params: Params, grads: Params, state: Any) -> tuple[Params, Any]:
+        new_params, state = optimizer.update(params, grads, state)
+        keep = [trainable(path) for path, _ in tree_paths(params)]
+        leaves, structure = tree_flatten(params)
+        merged = [new if k else old for k, old, new in zip(keep, leaves, tree_leaves(new_params))]
+        return tree_unflatten(structure, merged), state
+
+    return Optimizer(optimizer.init, update)
+
+
+def freeze(optimizer: Optimizer, patterns: Sequence[str]) -> Optimizer:
+    """`optimizer` with the parameters matching any glob pattern frozen, e.g.
+    `freeze(sgd(0.5), ["*.b"])` trains the weights and keeps every bias as it is."""
+    patterns = list(patterns)
+    return masked(optimizer, lambda path: not any(fnmatch.fnmatchcase(path, pat)
+                                                  for pat in patterns))
+
+
+OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
+    "sgd": sgd, "momentum": momentum, "nesterov": nesterov, "adam": adam, "adamw": adamw,
+    "rmsprop": rmsprop, "adagrad": adagrad,
+}
+
+
+def get_optimizer(name: str, lr: float | Schedule, **kwargs: Any) -> Optimizer:
+    """An optimizer by name (the command line's `--optimizer`)."""
+    try:
+        factory = OPTIMIZERS[name]
+    except KeyError:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}"
+                         ) from None
+    return factory(lr, **kwargs)

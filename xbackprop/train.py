@@ -1,0 +1,276 @@
+"""Training: the pure train step, and `fit`, a thin loop around it.
+
+The step is one pure function `(state, (x, y)) -> (state, loss)` over a `TrainState` that
+holds everything a step changes: parameters, optimizer state, non-trainable model state
+(BatchNorm statistics), the step count and the random key. On JAX the whole step,
+hand-written backward included, is compiled by `jax.jit`; the loop around it (batching,
+shuffling, validation, history, progress bar) stays in Python and is the same everywhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .backends import Array, Backend, backend_of, get_backend, to_numpy, tree_to_backend
+from .layers.base import Context, Layer
+from .losses import BinaryCrossEntropyWithLogits, Loss, get_loss
+from .metrics import correct_count
+from .model import init_params, init_state
+from .optim import Optimizer
+from .progress import ProgressBar
+from .random import fold_in, make_key
+from .tree import tree_leaves
+
+__all__ = ["TrainState", "TrainingDivergedError", "History", "FitResult", "loss_and_grads",
+           "make_train_step", "fit", "predict", "evaluate"]
+
+Batch = tuple[Array, Array]
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss became NaN or infinite."""
+
+
+class TrainState(NamedTuple):
+    """Everything a train step reads and replaces; a pytree, so JAX can compile over it
+    and a checkpoint can save it by name."""
+
+    params: Any
+    opt_state: Any
+    model_state: Any
+    step: Any  # updates done: a Python int on NumPy/CuPy, an int32 array on JAX
+    key: Array  # uint32[2] random key; step keys are fold_in(key, step)
+
+    @classmethod
+    def create(cls, params: Any, optimizer: Optimizer, model_state: Any = None,
+               seed: int = 0) -> TrainState:
+        backend = backend_of(*tree_leaves(params))
+        step = 0 if backend.mutable_arrays else backend.xp.zeros((), dtype=backend.xp.int32)
+        return cls(params, optimizer.init(params), model_state, step, make_key(seed, backend))
+
+
+def loss_and_grads(model: Layer, loss: Loss, params: Any, batch: Batch, ctx: Context
+                   ) -> tuple[Array, Any, Any]:
+    """Forward, loss, backward: `(loss value, parameter gradients, the model's caches)`."""
+    x, y = batch
+    out, caches = model.forward(params, x, ctx)
+    value, loss_cache = loss.forward(out, y)
+    grads = model.param_grads(params, caches, loss.backward(loss_cache))
+    return value, grads, caches
+
+
+def make_train_step(model: Layer, loss: Loss | str, optimizer: Optimizer, *,
+                    backend: str | Backend | None = None, jit: bool = True
+                    ) -> Callable[[TrainState, Batch], tuple[TrainState, Array]]:
+    """The pure train step for `model`, compiled for `backend` when it compiles (JAX).
+
+    The step consumes its input state: on JAX with a GPU its buffers are donated, so keep
+    using the state it returns, not the one you passed in.
+    """
+    loss = get_loss(loss)
+    stochastic = getattr(model, "stochastic", False)
+
+    def step(state: TrainState, batch: Batch) -> tuple[TrainState, Array]:
+        key = fold_in(state.key, state.step) if stochastic else None
+        ctx = Context(train=True, key=key, state=state.model_state)
+        value, grads, caches = loss_and_grads(model, loss, state.params, batch, ctx)
+        params, opt_state = optimizer.update(state.params, grads, state.opt_state)
+        model_state = model.next_state(state.model_state, caches)
+        return TrainState(params, opt_state, model_state, state.step + 1, state.key), value
+
+    return get_backend(backend).compile(step, donate_argnums=(0,)) if jit else step
+
+
+@functools.lru_cache(maxsize=64)
+def _forward_fn(model: Layer, backend: Backend, jit: bool) -> Callable[[Any, Any, Array], Array]:
+    """`(params, model_state, x) -> y` in eval mode; compiled once per model and backend."""
+    def forward(params: Any, model_state: Any, x: Array) -> Array:
+        return model.forward(params, x, Context(train=False, state=model_state))[0]
+    return backend.compile(forward) if jit else forward
+
+
+@functools.lru_cache(maxsize=64)
+def _score_fn(model: Layer, loss: Loss, backend: Backend, jit: bool) -> Callable:
+    """`(params, model_state, x, y) -> (loss summed over the batch, correct count)`."""
+    threshold = 0.0 if isinstance(loss, BinaryCrossEntropyWithLogits) else 0.5
+
+    def score(params: Any, model_state: Any, x: Array, y: Array) -> tuple[Array, Array]:
+        out = model.forward(params, x, Context(train=False, state=model_state))[0]
+        value = loss(out, y)
+        total = value * out.shape[0] if loss.reduction == "mean" else value
+        correct = correct_count(out, y, threshold) if loss.classification else 0
+        return total, correct
+    return backend.compile(score) if jit else score
+
+
+def _batches(n: int, batch_size: int) -> range:
+    return range(0, n, batch_size)
+
+
+def predict(model: Layer, params: Any, x: Any, *, model_state: Any = None,
+            batch_size: int = 1024, jit: bool = True) -> Array:
+    """The model's outputs for `x: (N, ...)` in eval mode, in batches, on `params`' backend."""
+    backend = backend_of(*tree_leaves(params))
+    fn = _forward_fn(model, backend, jit)
+    x = backend.asarray(x, dtype=tree_leaves(params)[0].dtype)
+    outs = [fn(params, model_state, x[i:i + batch_size]) for i in _batches(len(x), batch_size)]
+    return backend.xp.concatenate(outs, axis=0)
+
+
+def evaluate(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str, *,
+             model_state: Any = None, batch_size: int = 1024, jit: bool = True
+             ) -> dict[str, float]:
+    """`{"loss": ..., "accuracy": ...}` of the model on (x, y) in eval mode (accuracy only
+    for classification losses). The loss is averaged over samples for reduction "mean"."""
+    loss = get_loss(loss)
+    backend = backend_of(*tree_leaves(params))
+    fn = _score_fn(model, loss, backend, jit)
+    x, y = backend.asarray(x, dtype=tree_leaves(params)[0].dtype), backend.asarray(y)
+    scores = [fn(params, model_state, x[i:i + batch_size], y[i:i + batch_size])
+              for i in _batches(len(x), batch_size)]
+    n = len(x)
+    total = sum(float(t) for t, _ in scores)
+    result = {"loss": total / n if loss.reduction == "mean" else total}
+    if loss.classification:
+        result["accuracy"] = sum(int(c) for _, c in scores) / n
+    return result
+
+
+class History(dict):
+    """Per-epoch lists: `history["loss"]`, `["val_loss"]`, `["accuracy"]`, `["time"]`, ..."""
+
+    def append(self, logs: dict[str, float]) -> None:
+        for name, value in logs.items():
+            self.setdefault(name, []).append(value)
+
+    def plot(self, path: str, title: str = "training history") -> str:
+        """Save loss (and accuracy) curves to `path` (PNG, needs matplotlib); returns path."""
+        from .plot import plot_history
+
+        return plot_history(self, path, title=title)
+
+
+class FitResult(NamedTuple):
+    state: TrainState
+    history: History
+
+    @property
+    def params(self) -> Any:
+        return self.state.params
+
+
+def _prepare_data(x: Any, y: Any, dtype: np.dtype, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Check (x, y) and return them as host arrays: x as `dtype`, labels as int32."""
+    x_host, y_host = to_numpy(x), to_numpy(y)
+    x_host, y_host = np.asarray(x_host), np.asarray(y_host)
+    if x_host.shape[0] != y_host.shape[0]:
+        raise ValueError(f"{name}: x has {x_host.shape[0]} samples but y has {y_host.shape[0]}")
+    if x_host.shape[0] == 0:
+        raise ValueError(f"{name}: no samples")
+    bad = ~np.isfinite(x_host.astype(np.float64))
+    if bad.any():
+        raise ValueError(f"{name}: x has {int(bad.sum())} NaN or infinite values (first at "
+                         f"index {tuple(int(i) for i in np.argwhere(bad)[0])}); clean the data")
+    y_dtype = np.int32 if y_host.dtype.kind in "iub" else dtype
+    return x_host.astype(dtype, copy=False), y_host.astype(y_dtype, copy=False)
+
+
+def _check_labels(model: Layer, loss: Loss, input_shape: tuple, y: np.ndarray) -> None:
+    """Integer labels for a softmax loss must index the model's outputs."""
+    if y.dtype.kind not in "iu" or y.ndim != 1:
+        return
+    out = model.output_shape(input_shape)
+    if len(out) == 1 and out[0] > 1 and (y.min() < 0 or y.max() >= out[0]):
+        raise ValueError(f"labels run from {y.min()} to {y.max()} but the model has {out[0]} "
+                         f"outputs; labels must be in [0, {out[0]})")
+
+
+def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
+        epochs: int = 10, batch_size: int = 32, seed: int = 0, params: Any = None,
+        state: TrainState | None = None, validation_data: tuple[Any, Any] | None = None,
+        backend: str | Backend | None = None, dtype: Any = "float32", shuffle: bool = True,
+        progress: bool = True, jit: bool = True,
+        callbacks: Sequence[Callable[[int, dict, TrainState], Any]] = ()) -> FitResult:
+    """Train `model` on (x, y) with mini-batches; returns the final state and the history.
+
+    x: (N, ...) inputs; y: (N,) integer labels or (N, ...) targets (NumPy or any backend).
+    Parameters come from `state`, else `params`, else `init_params(model, seed, ...)`.
+    Each epoch shuffles with a generator seeded by (seed, epoch), so a run is reproducible.
+    `callbacks` are called as `cb(epoch, logs, state)` after each epoch; one that returns
+    True stops training. Raises TrainingDivergedError when the loss becomes NaN or inf.
+    """
+    loss = get_loss(loss)
+    target = get_backend(backend)
+    if state is not None:
+        target = backend_of(*tree_leaves(state.params))
+        dtype = tree_leaves(state.params)[0].dtype
+    dt = target.check_dtype(dtype)
+    if batch_size < 1 or epochs < 0:
+        raise ValueError(f"batch_size must be >= 1 and epochs >= 0 (got {batch_size}, {epochs})")
+    input_shape = tuple(np.shape(x)[1:])
+    _check_labels(model, loss, input_shape, np.asarray(to_numpy(y)))
+    x_host, y_host = _prepare_data(x, y, dt, "training data")
+    val = None
+    if validation_data is not None:
+        val = _prepare_data(*validation_data, dt, "validation data")
+    # Batches are gathered where gathering is cheap: on the device for NumPy and CuPy (the
+    # data moves there once); on the host for JAX, whose compiled step takes NumPy batches
+    # directly, while an eager JAX gather per step would cost more than the step itself.
+    on_device = target.mutable_arrays
+    x_src, y_src = (target.asarray(x_host), target.asarray(y_host)) if on_device else (
+        x_host, y_host)
+    if state is None:
+        if params is None:
+            params = init_params(model, seed, input_shape, dtype=dt, backend=target)
+        params = tree_to_backend(params, target)
+        mstate = init_state(model, input_shape, dtype=dt, backend=target)
+        state = TrainState.create(params, optimizer, mstate, seed=seed)
+
+    step = make_train_step(model, loss, optimizer, backend=target, jit=jit)
+    history = History()
+    n = x_host.shape[0]
+    steps_per_epoch = math.ceil(n / batch_size)
+    for epoch in range(epochs):
+        t0 = time.perf_counter()
+        order = (np.random.default_rng([seed, epoch]).permutation(n) if shuffle
+                 else np.arange(n))
+        bar = ProgressBar(steps_per_epoch, f"epoch {epoch + 1}/{epochs}", enabled=progress)
+        losses = []
+        for i in _batches(n, batch_size):
+            idx = order[i:i + batch_size]
+            if on_device:
+                idx = target.asarray(idx)
+            state, value = step(state, (target.asarray(x_src[idx]), target.asarray(y_src[idx])))
+            losses.append(value)
+            if bar.needs_refresh():
+                bar.update(loss=float(value))
+            else:
+                bar.update()
+        # the mean of the batch losses; one transfer from the device per epoch
+        train_loss = float(target.xp.mean(target.xp.stack(losses)))
+        if not math.isfinite(train_loss):
+            bar.close(loss=train_loss)
+            raise TrainingDivergedError(
+                f"the training loss became {train_loss} in epoch {epoch + 1}: the learning rate "
+                "is probably too high for this model (lower it, e.g. by 10x), or the targets "
+                "are out of range for the loss.")
+        logs = {"loss": train_loss}
+        if loss.classification:
+            logs["accuracy"] = evaluate(model, state.params, x_src, y_src, loss,
+                                        model_state=state.model_state, jit=jit)["accuracy"]
+        if val is not None:
+            scores = evaluate(model, state.params, *val, loss, model_state=state.model_state,
+                              jit=jit)
+            logs.update({f"val_{k}": v for k, v in scores.items()})
+        logs["time"] = time.perf_counter() - t0
+        history.append(logs)
+        bar.close(**{k: v for k, v in logs.items() if k != "time"})
+        if any(cb(epoch, logs, state) for cb in callbacks):
+            break
+    return FitResult(state, history)

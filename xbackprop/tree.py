@@ -1,0 +1,83 @@
+"""Pytrees without JAX: nested dicts, lists, tuples and NamedTuples with arrays at the leaves.
+
+Parameters, gradients and optimizer state are such trees, so they can be mapped over on
+any backend, jitted by JAX (which knows these same containers), moved between backends and
+saved by name without pickling. `None` is an empty subtree, as in JAX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = ["tree_map", "tree_leaves", "tree_paths", "tree_structure_equal", "tree_flatten",
+           "tree_unflatten"]
+
+
+def _is_namedtuple(x: Any) -> bool:
+    return isinstance(x, tuple) and hasattr(x, "_fields")
+
+
+def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
+    """Apply `fn` to the leaves of `tree` (and the matching leaves of `rest`), keeping the
+    structure. The trees in `rest` must have the structure of `tree`."""
+    if tree is None:
+        return None
+    if isinstance(tree, dict):
+        return {k: tree_map(fn, v, *(r[k] for r in rest)) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        for r in rest:
+            if len(r) != len(tree):
+                raise ValueError(f"tree_map: containers of length {len(tree)} and {len(r)}")
+        items = [tree_map(fn, v, *(r[i] for r in rest)) for i, v in enumerate(tree)]
+        if _is_namedtuple(tree):
+            return type(tree)(*items)
+        return type(tree)(items) if isinstance(tree, tuple) else items
+    return fn(tree, *rest)
+
+
+def _walk(tree: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    if tree is None:
+        return
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _walk(v, f"{prefix}.{k}" if prefix else str(k))
+    elif _is_namedtuple(tree):
+        for k, v in zip(tree._fields, tree):
+            yield from _walk(v, f"{prefix}.{k}" if prefix else k)
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            yield from _walk(v, f"{prefix}.{i}" if prefix else str(i))
+    else:
+        yield prefix, tree
+
+
+def tree_paths(tree: Any) -> list[tuple[str, Any]]:
+    """`(path, leaf)` pairs in a fixed order; paths are dotted names such as `"2.W"`."""
+    return list(_walk(tree, ""))
+
+
+def tree_leaves(tree: Any) -> list[Any]:
+    """The leaves of `tree`, in the order of `tree_paths`."""
+    return [leaf for _, leaf in _walk(tree, "")]
+
+
+def tree_structure_equal(a: Any, b: Any) -> bool:
+    """True if `a` and `b` have the same containers and leaf paths."""
+    return [p for p, _ in _walk(a, "")] == [p for p, _ in _walk(b, "")]
+
+
+def tree_flatten(tree: Any) -> tuple[list[Any], Any]:
+    """The leaves of `tree` and a structure from which `tree_unflatten` rebuilds it."""
+    leaves: list[Any] = []
+
+    def number(leaf: Any) -> int:
+        leaves.append(leaf)
+        return len(leaves) - 1
+
+    return leaves, tree_map(number, tree)
+
+
+def tree_unflatten(structure: Any, leaves: list[Any]) -> Any:
+    """The tree of `structure` (from `tree_flatten`) with `leaves` in place of its leaves."""
+    return tree_map(lambda i: leaves[i], structure)
