@@ -29,11 +29,18 @@ from .backends import (
 )
 from .layers import (
     EVAL,
+    AvgPool2D,
+    BatchNorm,
     Context,
+    Conv2D,
     Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
     Identity,
     Layer,
     LeakyReLU,
+    MaxPool2D,
     ReLU,
     Sigmoid,
     Softmax,
@@ -68,7 +75,8 @@ __all__ = [
     "set_backend", "to_numpy", "tree_to_backend", "use_backend",
     # layers
     "Context", "EVAL", "Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
-    "Softmax",
+    "Softmax", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Dropout",
+    "BatchNorm",
     # losses
     "Loss", "MSE", "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits", "SoftmaxCrossEntropy",
     # models and training

@@ -1,6 +1,7 @@
 """The `xbackprop` command: a thin layer over the public API.
 
     xbackprop train digits [--backend jax] [--epochs 30] [--lr 0.001] ...
+    xbackprop gradcheck [--backend numpy] [--layer Conv2D] [--module my_layers.py]
     xbackprop backends
 """
 
@@ -42,6 +43,24 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--plot", metavar="PATH", help="save the loss/accuracy curves (PNG)")
     train.add_argument("--no-jit", action="store_true", help="JAX: run the step op by op")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    check = sub.add_parser(
+        "gradcheck", help="prove every hand-written gradient against JAX and finite differences",
+        description="Check the backward pass of every built-in layer and loss (or of the layers "
+        "in your own module) against an oracle, on every available backend, and print a table "
+        "per tensor. Exits 1 if any gradient is wrong.")
+    check.add_argument("--backend", action="append", choices=backends.BACKEND_NAMES,
+                       help="backend to check (repeatable; default: every available one)")
+    check.add_argument("--layer", action="append", metavar="NAME",
+                       help="only this layer or loss class (repeatable)")
+    check.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                       help="dtype of the hand-written pass (oracles always run in float64)")
+    check.add_argument("--oracle", choices=["auto", "jax", "fd", "both"], default="auto",
+                       help="jax: jax.vjp; fd: finite differences; auto: jax if installed")
+    check.add_argument("--seed", type=int, default=0, help="seed for shapes and values")
+    check.add_argument("--module", metavar="FILE.py",
+                       help="check the Layer and Loss classes defined in this file instead")
+    check.add_argument("--verbose", "-v", action="store_true", help="print every table")
 
     sub.add_parser("backends", help="list the backends and whether they can run here")
     return parser
@@ -109,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "gradcheck":
+            from .gradcheck_cli import run_gradcheck
+
+            return run_gradcheck(args)
         if args.command == "backends":
             return _list_backends()
     except (backends.BackendError, ValueError, FloatingPointError) as e:

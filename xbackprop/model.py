@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .backends import Array, Backend, get_backend, tree_to_backend
-from .layers.base import EVAL, Context, Layer, Params, Shape
+from .layers.base import EVAL, Context, Layer, Params, Shape, describe
 from .tree import tree_leaves, tree_map
 
 __all__ = ["Sequential", "init_params", "init_state", "count_params"]
@@ -64,7 +64,7 @@ class Sequential(Layer):
         self.stochastic = any(getattr(layer, "stochastic", False) for layer in layers)
 
     def __repr__(self) -> str:
-        inner = ",\n    ".join(repr(layer) for layer in self.layers)
+        inner = ",\n    ".join(describe(layer) for layer in self.layers)
         return f"Sequential([\n    {inner},\n])"
 
     def __len__(self) -> int:
@@ -131,7 +131,8 @@ class Sequential(Layer):
             params = self.init(np.random.default_rng(0), input_shape)
         rows = [("#", "layer", "output shape", "params")]
         for i, (layer, p) in enumerate(zip(self.layers, params)):
-            rows.append((str(i), repr(layer), str((None, *shapes[i + 1])), str(count_params(p))))
+            rows.append((str(i), describe(layer), str((None, *shapes[i + 1])),
+                         str(count_params(p))))
         rows.append(("", "total", "", str(count_params(params))))
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable
 
 from .data import Dataset, load_digits, xor
-from .layers import Dense, ReLU, Sigmoid
+from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid
 from .layers.base import Layer
 from .losses import MSE, Loss, SoftmaxCrossEntropy
 from .model import Sequential
@@ -34,6 +34,13 @@ def digits_mlp() -> Sequential:
                        Dense(64, weight_init="he_normal"), ReLU(), Dense(10)])
 
 
+def digits_cnn() -> Sequential:
+    """(1, 8, 8) -> conv3x3(16)-ReLU-maxpool2 -> conv3x3(32)-ReLU-maxpool2 -> dense(10)."""
+    return Sequential([Conv2D(16, 3, padding=1), ReLU(), MaxPool2D(2),
+                       Conv2D(32, 3, padding=1), ReLU(), MaxPool2D(2),
+                       Flatten(), Dense(10)])
+
+
 def xor_mlp() -> Sequential:
     """2 -> 4 -> 1 sigmoid network."""
     return Sequential([Dense(4), Sigmoid(), Dense(1), Sigmoid()])
@@ -48,6 +55,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("digits", "dense network on the 8x8 handwritten digits (1,797 images, shipped)",
            digits_mlp, lambda seed: load_digits(seed=seed), SoftmaxCrossEntropy,
            optimizer="adam", lr=1e-3, epochs=30, batch_size=32),
+    Recipe("digits-cnn", "small CNN (two conv-ReLU-maxpool blocks) on the 8x8 digits",
+           digits_cnn, lambda seed: load_digits(seed=seed, flatten=False), SoftmaxCrossEntropy,
+           optimizer="adam", lr=2e-3, epochs=30, batch_size=32),
     Recipe("xor", "2-4-1 sigmoid network on the four XOR points",
            xor_mlp, _xor_data, MSE, optimizer="sgd", lr=2.0, epochs=2000, batch_size=4),
 ]}

@@ -2,7 +2,13 @@
 
 from .activations import Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import EVAL, Context, Layer, layer_classes
+from .conv import Conv2D
 from .dense import Dense
+from .dropout import Dropout
+from .normalization import BatchNorm
+from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from .reshape import Flatten
 
 __all__ = ["Context", "EVAL", "Layer", "layer_classes", "Dense", "Identity", "Sigmoid", "Tanh",
-           "ReLU", "LeakyReLU", "Softmax"]
+           "ReLU", "LeakyReLU", "Softmax", "Conv2D", "MaxPool2D", "AvgPool2D",
+           "GlobalAvgPool2D", "Flatten", "Dropout", "BatchNorm"]

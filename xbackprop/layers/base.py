@@ -119,6 +119,22 @@ def layer_classes(module_prefix: str = "xbackprop.") -> dict[str, type[Layer]]:
             if cls.__module__.startswith(module_prefix)}
 
 
+def describe(obj: Any) -> str:
+    """A short repr of a layer or loss: only the settings that differ from the defaults,
+    e.g. `Conv2D(16, 3, padding=1)` rather than every field."""
+    if not dataclasses.is_dataclass(obj):
+        return repr(obj)
+    parts = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required:
+            parts.append(repr(value))
+        elif value != f.default:
+            parts.append(f"{f.name}={getattr(value, '__name__', None) or repr(value)}")
+    return f"{type(obj).__name__}({', '.join(parts)})"
+
+
 def check_input(layer: Layer, x: Array, in_shape: Shape | None = None, ndim: int | None = None
                 ) -> None:
     """Raise a ValueError that says what `layer` expects if `x` has the wrong shape."""

@@ -1,0 +1,41 @@
+"""Shared fixtures. `backend` runs a test once per backend; a backend that cannot run here is
+skipped with the reason printed (pytest -ra shows it), never silently replaced."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from xbackprop import backends
+
+# Tests never inherit a backend choice from the shell that runs them.
+os.environ.pop(backends.ENV_VAR, None)
+
+
+def _backend_or_skip(name: str) -> backends.Backend:
+    try:
+        return backends.get_backend(name)
+    except backends.BackendUnavailableError as e:
+        label = {"numpy": "NumPy", "jax": "JAX", "cupy": "CuPy"}[name]
+        pytest.skip(f"{label}: {e}")
+
+
+@pytest.fixture(params=backends.BACKEND_NAMES)
+def backend(request: pytest.FixtureRequest) -> backends.Backend:
+    """Each backend in turn (numpy, jax, cupy); skipped with the reason where unavailable."""
+    return _backend_or_skip(request.param)
+
+
+@pytest.fixture
+def jax_backend() -> backends.Backend:
+    """The JAX backend (the gradient oracle), or a skip with the reason."""
+    return _backend_or_skip("jax")
+
+
+@pytest.fixture
+def x64():
+    """JAX 64-bit mode inside the test only (float64 oracles); restored afterwards."""
+    jax = pytest.importorskip("jax", reason="JAX: not installed (pip install 'xbackprop[jax]')")
+    with jax.enable_x64(True):
+        yield

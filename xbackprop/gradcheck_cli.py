@@ -1,0 +1,84 @@
+"""`xbackprop gradcheck`: every built-in (or user-defined) layer and loss, on every backend,
+against the gradient oracles; one line per check, the full table for each failure."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+from . import backends
+from .gradcheck import Case, GradReport, builtin_cases, layer_cases, loss_cases
+from .layers.base import layer_classes
+from .losses import loss_classes
+
+
+def _load_module(path: str) -> ModuleType:
+    """Import a user's Python file by path (it runs, as any import does: only your own)."""
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"--module {path}: no such file")
+    name = f"xbackprop_user_{file.stem}"
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"--module {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _user_cases(path: str, seed: int) -> list[Case]:
+    module = _load_module(path)
+    layers = layer_classes(module.__name__)
+    cases = layer_cases(layers, seed)
+    losses = loss_classes(module.__name__)
+    cases += [c for c in loss_cases(seed) if c.name in losses and c.subject.__module__ ==
+              module.__name__]
+    silent = sorted(set(layers) - {c.name for c in cases})
+    if silent:
+        raise ValueError(
+            f"{path}: {', '.join(silent)} list no examples to check. Give each a classmethod "
+            "`examples(cls, rng)` that yields (layer, input_shape_without_batch), or call "
+            "xbackprop.check_layer(layer, input_shape) from Python.")
+    if not cases:
+        raise ValueError(f"{path} defines no xbackprop Layer or Loss subclasses")
+    return cases
+
+
+def _summary(report: GradReport) -> str:
+    worst = max(report.rows, key=lambda r: r.max_rel, default=None)
+    detail = f"max rel err {worst.max_rel:.1e} ({worst.tensor}, {worst.oracle})" if worst else ""
+    return f"{'ok  ' if report.ok else 'FAIL'}  {report.backend:5s}  {report.subject}  {detail}"
+
+
+def run_gradcheck(args: argparse.Namespace) -> int:
+    names = args.backend or backends.available_backends()
+    chosen = [backends.get_backend(n) for n in names]  # a missing one is an error, not a skip
+    cases = _user_cases(args.module, args.seed) if args.module else builtin_cases(args.seed)
+    if args.layer:
+        known = {c.name for c in cases}
+        unknown = sorted(set(args.layer) - known)
+        if unknown:
+            raise ValueError(f"--layer {', '.join(unknown)}: not found; choose from "
+                             f"{', '.join(sorted(known))}")
+        cases = [c for c in cases if c.name in args.layer]
+    print(f"xbackprop gradcheck: {len(cases)} checks x {len(chosen)} backends "
+          f"({', '.join(b.name for b in chosen)}), hand-written in {args.dtype}, "
+          f"oracle {args.oracle}, seed {args.seed}")
+    failed = 0
+    t0 = time.perf_counter()
+    for case in cases:
+        for backend in chosen:
+            report = case.run(backend=backend, dtype=args.dtype, oracle=args.oracle,
+                              seed=args.seed)
+            print(_summary(report))
+            if args.verbose or not report.ok:
+                print(report)
+            failed += not report.ok
+    total = len(cases) * len(chosen)
+    print(f"{total - failed} passed, {failed} failed in {time.perf_counter() - t0:.1f} s")
+    return 1 if failed else 0

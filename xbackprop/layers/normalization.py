@@ -1,0 +1,101 @@
+"""Batch normalisation (Ioffe & Szegedy, 2015) for `(N, F)` and `(N, C, H, W)` inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .base import EVAL, Context, Layer, Params, Shape, namespace
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchNorm(Layer):
+    """Normalise each feature (axis 1: features of (N, F), channels of (N, C, H, W)) over the
+    batch (and H, W), then scale by γ and shift by β.
+
+    Train mode uses the batch statistics and updates the running ones,
+    `running = momentum · running + (1 - momentum) · batch` (the variance unbiased, as
+    PyTorch); eval mode uses the running statistics. State: {"mean", "var"}.
+
+    Backward in train mode, with x̂ = (x - μ) / σ, m items per feature, g = dy · γ:
+        dx = (g - mean(g) - x̂ · mean(g · x̂)) / σ,   dγ = Σ dy · x̂,   dβ = Σ dy
+    """
+
+    momentum: float = 0.9
+    eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.momentum < 1.0 or self.eps <= 0:
+            raise ValueError("BatchNorm: momentum must be in [0, 1) and eps positive")
+
+    @staticmethod
+    def _check(layer: BatchNorm, in_shape: Shape) -> int:
+        if len(in_shape) not in (1, 3):
+            raise ValueError(f"{layer!r} takes (N, F) or (N, C, H, W) inputs, not per-sample "
+                             f"shape {tuple(in_shape)}")
+        return in_shape[0]
+
+    def init(self, rng: np.random.Generator, in_shape: Shape) -> Params:
+        c = self._check(self, in_shape)
+        return {"gamma": np.ones(c), "beta": np.zeros(c)}
+
+    def init_state(self, in_shape: Shape) -> Any:
+        c = self._check(self, in_shape)
+        return {"mean": np.zeros(c), "var": np.ones(c)}
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        self._check(self, in_shape)
+        return tuple(in_shape)
+
+    def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
+        xp = namespace(x, *params.values())
+        axes = (0,) if len(x.shape) == 2 else (0, 2, 3)
+        shape = (1, -1) if len(x.shape) == 2 else (1, -1, 1, 1)   # broadcast per feature
+
+        def per_feature(v: Any) -> Any:
+            return xp.reshape(v, shape)
+
+        if ctx.train:
+            mean = xp.mean(x, axis=axes)
+            var = xp.mean((x - per_feature(mean)) ** 2, axis=axes)
+        else:
+            if ctx.state is None:
+                raise ValueError(f"{self!r} in eval mode needs its running statistics in "
+                                 "ctx.state (see xbackprop.init_state)")
+            mean, var = ctx.state["mean"], ctx.state["var"]
+        inv_std = 1.0 / xp.sqrt(per_feature(var) + self.eps)
+        x_hat = (x - per_feature(mean)) * inv_std
+        y = per_feature(params["gamma"]) * x_hat + per_feature(params["beta"])
+        stats = (mean, var, x.size // x.shape[1]) if ctx.train else None
+        return y, (x_hat, inv_std, axes, stats)
+
+    def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
+        x_hat, inv_std, axes, stats = cache
+        xp = namespace(x_hat, dy)
+        grads = {"gamma": xp.sum(dy * x_hat, axis=axes), "beta": xp.sum(dy, axis=axes)}
+        shape = (1, -1) if len(dy.shape) == 2 else (1, -1, 1, 1)
+        g = dy * xp.reshape(params["gamma"], shape)
+        if stats is None:                     # eval: statistics are constants
+            return g * inv_std, grads
+        dx = (g - xp.mean(g, axis=axes, keepdims=True)
+              - x_hat * xp.mean(g * x_hat, axis=axes, keepdims=True)) * inv_std
+        return dx, grads
+
+    def next_state(self, state: Any, cache: Any) -> Any:
+        stats = cache[3]
+        if stats is None:
+            return state
+        mean, var, m = stats
+        unbiased = var * (m / max(m - 1, 1))
+        keep = self.momentum
+        return {"mean": keep * state["mean"] + (1 - keep) * mean,
+                "var": keep * state["var"] + (1 - keep) * unbiased}
+
+    @classmethod
+    def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:
+        yield cls(), (int(rng.integers(1, 5)),)
+        yield cls(momentum=0.5), (int(rng.integers(1, 4)), int(rng.integers(1, 4)),
+                                  int(rng.integers(1, 4)))
