@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+Pair = tuple[int, int]
 Array = Any  # an array of some backend: numpy.ndarray, cupy.ndarray, jax.Array (or a tracer)
 
 FLOAT_DTYPES = ("float32", "float64")
@@ -91,37 +92,72 @@ class Backend:
         target[index] += values
         return target
 
-    def im2col(self, x: Array, kernel: tuple[int, int], stride: tuple[int, int],
-               dilation: tuple[int, int], out_hw: tuple[int, int]) -> Array:
-        """Patches of an already padded `x: (N, C, H, W)` as `(N, C*KH*KW, OH*OW)`.
+    def im2col(self, x: Array, kernel: Pair, stride: Pair, dilation: Pair,
+               pads: tuple[Pair, Pair], out_hw: Pair, pad_value: float = 0.0
+               ) -> tuple[Array, int]:
+        """The patches of `x: (N, C, H, W)` as columns: `(cols, row_width)` with
+        `cols: (C·KH·KW, N·OH·row_width)`.
 
-        Row `c*KH*KW + i*KW + j` holds input channel c at kernel offset (i, j) for every
-        output position: `x[n, c, oh*sh + i*dh, ow*sw + j*dw]`.
+        Row `c·KH·KW + i·KW + j` holds input channel c at kernel tap (i, j) for every output
+        position; column `(n·OH + oh)·row_width + ow` is output position (oh, ow) of sample
+        n. `row_width` ≥ OW: columns with ow ≥ OW are junk that callers slice off (and
+        must give zero gradient). `x` is padded with `pad_value` by `pads` first.
+
+        With stride 1 each tap is one contiguous shifted slice of the flattened, padded
+        image, read over full padded rows (row_width = padded W): long copies instead of
+        one short copy per output row. Otherwise taps are strided 2-D slices.
         """
         xp = self.xp
-        (kh, kw), (oh, ow) = kernel, out_hw
-        n, c = x.shape[0], x.shape[1]
-        taps = [x[:, :, _tap(i, stride[0], dilation[0], oh), _tap(j, stride[1], dilation[1], ow)]
-                for i in range(kh) for j in range(kw)]
-        cols = xp.stack(taps, axis=2)  # (N, C, KH*KW, OH, OW)
-        return xp.reshape(cols, (n, c * kh * kw, oh * ow))
+        (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+        n, c, h, w = x.shape
+        (top, bottom), (left, right) = pads
+        wp = w + left + right
+        if (sh, sw) == (1, 1):
+            # the last tap reads oh full rows from row (kh-1)·dh, column (kw-1)·dw: pad the
+            # bottom so that read stays inside the flattened image
+            reach = (kh - 1) * dh * wp + (kw - 1) * dw + oh * wp
+            bottom = max(bottom, -(-reach // wp) - h - top)
+        planes = _padded_planes(xp, x, ((top, bottom), (left, right)), pad_value)  # (C,N,Hp,Wp)
+        if (sh, sw) == (1, 1):
+            flat = xp.reshape(planes, (c, n, planes.shape[2] * wp))
+            taps = [flat[:, :, i * dh * wp + j * dw: i * dh * wp + j * dw + oh * wp]
+                    for i in range(kh) for j in range(kw)]                  # (C, N, OH·Wp)
+            row_width = wp
+        else:
+            taps = [planes[:, :, _tap(i, sh, dh, oh), _tap(j, sw, dw, ow)]
+                    for i in range(kh) for j in range(kw)]                  # (C, N, OH, OW)
+            row_width = ow
+        cols = xp.stack(taps, axis=1)                                      # (C, KH·KW, N, ...)
+        return xp.reshape(cols, (c * kh * kw, n * oh * row_width)), row_width
 
-    def col2im(self, cols: Array, x_shape: Sequence[int], kernel: tuple[int, int],
-               stride: tuple[int, int], dilation: tuple[int, int],
-               out_hw: tuple[int, int]) -> Array:
-        """The adjoint of `im2col`: sum every patch entry back into the (padded) input
-        position it was read from. `cols: (N, C*KH*KW, OH*OW)` -> `(N, C, H, W)`."""
+    def col2im(self, cols: Array, x_shape: Sequence[int], kernel: Pair, stride: Pair,
+               dilation: Pair, pads: tuple[Pair, Pair], out_hw: Pair, row_width: int
+               ) -> Array:
+        """The adjoint of `im2col`: every column entry summed back into the input position
+        it was read from. `cols: (C·KH·KW, N·OH·row_width)` -> `(N, C, H, W)`."""
         xp = self.xp
-        (kh, kw), (oh, ow) = kernel, out_hw
-        n, c = x_shape[0], x_shape[1]
-        cols = xp.reshape(cols, (n, c, kh, kw, oh, ow))
-        dx = xp.zeros(tuple(x_shape), dtype=cols.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                index = (slice(None), slice(None), _tap(i, stride[0], dilation[0], oh),
-                         _tap(j, stride[1], dilation[1], ow))
-                dx = self.slice_add(dx, index, cols[:, :, i, j])
-        return dx
+        (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+        n, c, h, w = x_shape
+        (top, bottom), (left, right) = pads
+        hp, wp = h + top + bottom, w + left + right
+        cols = xp.reshape(cols, (c, kh * kw, n, oh * row_width))
+        if (sh, sw) == (1, 1):
+            length = oh * wp
+            size = max(hp * wp, (kh - 1) * dh * wp + (kw - 1) * dw + length)
+            flat = xp.zeros((c, n, size), dtype=cols.dtype)
+            for t in range(kh * kw):
+                start = (t // kw) * dh * wp + (t % kw) * dw
+                flat = self.slice_add(flat, (slice(None), slice(None),
+                                             slice(start, start + length)), cols[:, t])
+            planes = xp.reshape(flat[:, :, :hp * wp], (c, n, hp, wp))
+        else:
+            cols = xp.reshape(cols, (c, kh * kw, n, oh, ow))
+            planes = xp.zeros((c, n, hp, wp), dtype=cols.dtype)
+            for t in range(kh * kw):
+                index = (slice(None), slice(None), _tap(t // kw, sh, dh, oh),
+                         _tap(t % kw, sw, dw, ow))
+                planes = self.slice_add(planes, index, cols[:, t])
+        return xp.transpose(planes[:, :, top:hp - bottom, left:wp - right], (1, 0, 2, 3))
 
     def compile(self, fn: Callable, donate_argnums: Sequence[int] = ()) -> Callable:
         """Compile a pure function of arrays (JAX: `jax.jit`); other backends run it as is."""
@@ -134,6 +170,17 @@ class Backend:
     def check_dtype(self, dtype: Any) -> np.dtype:
         """The float dtype as a NumPy dtype; raise if this backend cannot hold it."""
         return check_float_dtype(dtype)
+
+
+def _padded_planes(xp: Any, x: Array, pads: tuple[Pair, Pair], value: float) -> Array:
+    """`x: (N, C, H, W)` as `(C, N, H + top + bottom, W + left + right)`, padded with `value`:
+    channel-major, so that patch columns come out in the order the matrix product wants."""
+    (top, bottom), (left, right) = pads
+    planes = xp.transpose(x, (1, 0, 2, 3))
+    if top or bottom or left or right:
+        return xp.pad(planes, ((0, 0), (0, 0), (top, bottom), (left, right)),
+                      constant_values=value)
+    return planes
 
 
 _HOST_TYPES = (np.ndarray, np.generic, int, float, bool, list, tuple)

@@ -10,7 +10,7 @@ the environment variable XBACKPROP_BACKEND (default numpy). Importing xbackprop 
 NumPy only.
 """
 
-from . import data, optim, random, schedules, tree
+from . import data, initializers, optim, random, schedules, tree
 from .backends import (
     Backend,
     BackendError,
@@ -26,6 +26,17 @@ from .backends import (
     to_numpy,
     tree_to_backend,
     use_backend,
+)
+from .gradcheck import (
+    GradientCheckError,
+    GradReport,
+    assert_gradients,
+    assert_layer_gradients,
+    check_function,
+    check_layer,
+    check_loss,
+    check_model,
+    check_parity,
 )
 from .layers import (
     EVAL,
@@ -83,6 +94,9 @@ __all__ = [
     "Sequential", "init_params", "init_state", "count_params", "TrainState", "FitResult",
     "History", "TrainingDivergedError", "fit", "predict", "evaluate", "loss_and_grads",
     "make_train_step",
+    # gradient checking
+    "GradReport", "GradientCheckError", "check_layer", "check_loss", "check_model",
+    "check_function", "check_parity", "assert_layer_gradients", "assert_gradients",
     # submodules
-    "data", "optim", "random", "schedules", "tree",
+    "data", "initializers", "optim", "random", "schedules", "tree",
 ]

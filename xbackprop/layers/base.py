@@ -50,7 +50,7 @@ class Context:
     def require_key(self, layer: Layer) -> Array:
         if self.key is None:
             raise ValueError(
-                f"{layer!r} needs randomness in train mode: pass Context(train=True, "
+                f"{describe(layer)} needs randomness in train mode: pass Context(train=True, "
                 "key=xbackprop.random.make_key(seed)) (fit and make_train_step do this).")
         return self.key
 
@@ -138,11 +138,12 @@ def describe(obj: Any) -> str:
 def check_input(layer: Layer, x: Array, in_shape: Shape | None = None, ndim: int | None = None
                 ) -> None:
     """Raise a ValueError that says what `layer` expects if `x` has the wrong shape."""
+    name = describe(layer)
     if ndim is not None and len(x.shape) != ndim:
-        raise ValueError(f"{layer!r} expects a {ndim}-d input, got shape {tuple(x.shape)}")
+        raise ValueError(f"{name} expects a {ndim}-d input, got shape {tuple(x.shape)}")
     if in_shape is not None and tuple(x.shape[1:]) != tuple(in_shape):
-        raise ValueError(f"{layer!r} expects inputs of shape (N, {', '.join(map(str, in_shape))})"
-                         f", got {tuple(x.shape)}")
+        expected = ", ".join(map(str, in_shape))
+        raise ValueError(f"{name} expects inputs of shape (N, {expected}), got {tuple(x.shape)}")
 
 
 def namespace(*arrays: Array) -> Any:

@@ -1,13 +1,17 @@
 """2-D convolution (cross-correlation, as in every deep-learning library) as a matrix product.
 
-The input's patches are laid out as columns (im2col): `cols: (N, C·KH·KW, OH·OW)`. Then
+The input's patches are laid out as columns (im2col): `cols: (C·KH·KW, M)`, one column per
+output position of every sample (M = N·OH·OW, plus junk columns the backend may add to make
+its copies long; they are sliced off and get zero gradient). Then, with W₂ = W reshaped to
+(F, C·KH·KW) and dy₂ = dy laid out as (F, M):
 
-    forward:   y_n = W₂ cols_n + b                 W₂ = W reshaped to (F, C·KH·KW)
-    backward:  dW₂ = Σ_n dy_n cols_nᵀ,   db = Σ_{n,h,w} dy,   dcols_n = W₂ᵀ dy_n,
+    forward:   y₂ = W₂ cols + b
+    backward:  dW₂ = dy₂ colsᵀ,   db = Σ_{n,h,w} dy,   dcols = W₂ᵀ dy₂,
                dx = col2im(dcols)                  (col2im is the adjoint of im2col)
 
-im2col and col2im are backend primitives, so each backend can use its fastest form; the
-layer keeps only the patch matrix between forward and backward.
+Three single large matrix products per layer. im2col and col2im are backend primitives, so
+each backend can use its fastest form; the layer keeps only the patch matrix between
+forward and backward.
 """
 
 from __future__ import annotations
@@ -20,9 +24,8 @@ import numpy as np
 
 from ..backends import backend_of
 from ..initializers import Initializer, get_initializer
-from .base import EVAL, Context, Layer, Params, Shape
-from .window import Padding, check_nchw, check_padding, crop_nchw, output_hw, pad_nchw, pair, \
-    resolve_padding
+from .base import EVAL, Context, Layer, Params, Shape, describe
+from .window import Padding, check_nchw, check_padding, output_hw, pair, resolve_padding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,40 +78,44 @@ class Conv2D(Layer):
         backend = backend_of(x, *params.values())
         xp, w = backend.xp, params["W"]
         if len(x.shape) != 4 or x.shape[1] != w.shape[1]:
-            raise ValueError(f"{self!r} expects inputs (N, {w.shape[1]}, H, W), got "
+            raise ValueError(f"{describe(self)} expects inputs (N, {w.shape[1]}, H, W), got "
                              f"{tuple(x.shape)}")
-        n = x.shape[0]
+        n, f = x.shape[0], w.shape[0]
         kernel, stride, dilation, pads, (oh, ow) = self._geometry((x.shape[2], x.shape[3]))
-        xp_ = pad_nchw(xp, x, pads)
-        cols = backend.im2col(xp_, kernel, stride, dilation, (oh, ow))   # (N, K, P)
-        w2 = xp.reshape(w, (w.shape[0], -1))                              # (F, K)
-        y = w2 @ cols                                                      # (N, F, P)
+        cols, width = backend.im2col(x, kernel, stride, dilation, pads, (oh, ow))  # (K, M)
+        y = xp.reshape(xp.reshape(w, (f, -1)) @ cols, (f, n, oh, width))[:, :, :, :ow]
         if self.use_bias:
-            y = y + params["b"][:, None]
-        cache = (cols, tuple(xp_.shape), pads, (oh, ow))
-        return xp.reshape(y, (n, w.shape[0], oh, ow)), cache
+            y = y + xp.reshape(params["b"], (f, 1, 1, 1))
+        cache = (cols, tuple(x.shape), pads, (oh, ow), width)
+        return xp.transpose(y, (1, 0, 2, 3)), cache                       # (N, F, OH, OW)
+
+    def _dy_columns(self, xp: Any, dy: Any, width: int) -> Any:
+        """dy: (N, F, OH, OW) as (F, N·OH·width), zero in the junk columns of im2col."""
+        dy = xp.transpose(dy, (1, 0, 2, 3))
+        if width > dy.shape[3]:
+            dy = xp.pad(dy, ((0, 0), (0, 0), (0, 0), (0, width - dy.shape[3])))
+        return xp.reshape(dy, (dy.shape[0], -1))
 
     def param_grads(self, params: Params, cache: Any, dy: Any) -> Params:
-        cols = cache[0]
-        xp = backend_of(cols, dy).xp
-        n, f = dy.shape[0], dy.shape[1]
-        dy2 = xp.reshape(dy, (n, f, -1))                                   # (N, F, P)
-        dw2 = xp.sum(dy2 @ xp.transpose(cols, (0, 2, 1)), axis=0)         # Σ_n dy_n cols_nᵀ
-        grads = {"W": xp.reshape(dw2, params["W"].shape)}
+        xp = backend_of(cache[0], dy).xp
+        return self._param_grads(xp, params, cache[0], self._dy_columns(xp, dy, cache[4]), dy)
+
+    def _param_grads(self, xp: Any, params: Params, cols: Any, dy2: Any, dy: Any) -> Params:
+        grads = {"W": xp.reshape(dy2 @ cols.T, params["W"].shape)}        # dW₂ = dy₂ colsᵀ
         if self.use_bias:
-            grads["b"] = xp.sum(dy2, axis=(0, 2))
+            grads["b"] = xp.sum(dy, axis=(0, 2, 3))
         return grads
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
-        cols, padded_shape, pads, out_hw = cache
+        cols, x_shape, pads, out_hw, width = cache
         backend = backend_of(cols, dy)
         xp, w = backend.xp, params["W"]
-        n, f = dy.shape[0], dy.shape[1]
-        dcols = xp.reshape(w, (f, -1)).T @ xp.reshape(dy, (n, f, -1))     # (N, K, P)
+        dy2 = self._dy_columns(xp, dy, width)
+        dcols = xp.reshape(w, (w.shape[0], -1)).T @ dy2                    # dcols = W₂ᵀ dy₂
         kernel, stride, dilation = (pair(self.kernel_size, "kernel_size"),
                                     pair(self.stride, "stride"), pair(self.dilation, "dilation"))
-        dx = backend.col2im(dcols, padded_shape, kernel, stride, dilation, out_hw)
-        return crop_nchw(dx, pads), self.param_grads(params, cache, dy)
+        dx = backend.col2im(dcols, x_shape, kernel, stride, dilation, pads, out_hw, width)
+        return dx, self._param_grads(xp, params, cols, dy2, dy)
 
     @classmethod
     def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:

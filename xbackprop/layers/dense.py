@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..initializers import Initializer, get_initializer
-from .base import EVAL, Context, Layer, Params, Shape, check_input, namespace
+from .base import EVAL, Context, Layer, Params, Shape, check_input, describe, namespace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +62,6 @@ class Dense(Layer):
 
 def _features(layer: Layer, in_shape: Shape) -> Shape:
     if len(in_shape) != 1:
-        raise ValueError(f"{layer!r} takes inputs of shape (N, features), not (N, "
+        raise ValueError(f"{describe(layer)} takes inputs of shape (N, features), not (N, "
                          f"{', '.join(map(str, in_shape))}); put a Flatten() before it.")
     return tuple(in_shape)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import EVAL, Context, Layer, Params, Shape, namespace
+from .base import EVAL, Context, Layer, Params, Shape, describe, namespace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +34,7 @@ class BatchNorm(Layer):
     @staticmethod
     def _check(layer: BatchNorm, in_shape: Shape) -> int:
         if len(in_shape) not in (1, 3):
-            raise ValueError(f"{layer!r} takes (N, F) or (N, C, H, W) inputs, not per-sample "
+            raise ValueError(f"{describe(layer)} takes (N, F) or (N, C, H, W) inputs, not per-sample "
                              f"shape {tuple(in_shape)}")
         return in_shape[0]
 
@@ -63,7 +63,7 @@ class BatchNorm(Layer):
             var = xp.mean((x - per_feature(mean)) ** 2, axis=axes)
         else:
             if ctx.state is None:
-                raise ValueError(f"{self!r} in eval mode needs its running statistics in "
+                raise ValueError(f"{describe(self)} in eval mode needs its running statistics in "
                                  "ctx.state (see xbackprop.init_state)")
             mean, var = ctx.state["mean"], ctx.state["var"]
         inv_std = 1.0 / xp.sqrt(per_feature(var) + self.eps)

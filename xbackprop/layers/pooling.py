@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 
 from ..backends import Backend, backend_of
-from .base import EVAL, Context, Layer, Params, Shape
-from .window import Padding, check_nchw, check_padding, crop_nchw, output_hw, pad_nchw, pair, \
-    resolve_padding
+from .base import EVAL, Context, Layer, Params, Shape, describe
+from .window import Padding, check_nchw, check_padding, output_hw, pair, resolve_padding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +41,7 @@ class _Pool2D(Layer):
         pads = resolve_padding(self.padding, in_hw, kernel, stride)
         for (before, after), k in zip(pads, kernel):
             if max(before, after) > k // 2:
-                raise ValueError(f"{self!r}: padding {pads} is more than half the window "
+                raise ValueError(f"{describe(self)}: padding {pads} is more than half the window "
                                  f"{kernel}, so some windows would hold only padding")
         return kernel, stride, pads, output_hw(in_hw, kernel, stride, (1, 1), pads, self)
 
@@ -51,24 +50,40 @@ class _Pool2D(Layer):
         return (in_shape[0], *self._geometry((in_shape[1], in_shape[2]))[-1])
 
     def _windows(self, x: Any, pad_value: float) -> tuple[Backend, Any, tuple]:
-        """`(backend, windows: (N·C, KH·KW, OH·OW), geometry)` for `x: (N, C, H, W)`."""
+        """`(backend, windows, geometry)` for `x: (N, C, H, W)`; `windows: (KH·KW, M)` holds
+        one window per column, M = N·C·OH·width (see Backend.im2col)."""
         backend = backend_of(x)
         xp = backend.xp
         if len(x.shape) != 4:
-            raise ValueError(f"{self!r} expects NCHW inputs, got shape {tuple(x.shape)}")
-        n, c = x.shape[0], x.shape[1]
-        kernel, stride, pads, out_hw = self._geometry((x.shape[2], x.shape[3]))
-        padded = pad_nchw(xp, x, pads, pad_value)
-        hp, wp = padded.shape[2], padded.shape[3]
-        cols = backend.im2col(xp.reshape(padded, (n * c, 1, hp, wp)), kernel, stride, (1, 1),
-                              out_hw)
-        return backend, cols, (n, c, hp, wp, kernel, stride, pads, out_hw)
+            raise ValueError(f"{describe(self)} expects NCHW inputs, got shape "
+                             f"{tuple(x.shape)}")
+        n, c, h, w = x.shape
+        kernel, stride, pads, out_hw = self._geometry((h, w))
+        planes = xp.reshape(x, (n * c, 1, h, w))            # every channel on its own
+        cols, width = backend.im2col(planes, kernel, stride, (1, 1), pads, out_hw, pad_value)
+        return backend, cols, (tuple(x.shape), kernel, stride, pads, out_hw, width)
+
+    @staticmethod
+    def _to_output(xp: Any, values: Any, geometry: tuple) -> Any:
+        """Per-window values `(M,)` as `(N, C, OH, OW)`, junk columns dropped."""
+        (n, c, _, _), _, _, _, (oh, ow), width = geometry
+        return xp.reshape(xp.reshape(values, (n * c, oh, width))[:, :, :ow], (n, c, oh, ow))
+
+    @staticmethod
+    def _from_output(xp: Any, dy: Any, geometry: tuple) -> Any:
+        """The inverse layout: dy `(N, C, OH, OW)` as `(1, M)`, zero in junk columns."""
+        (n, c, _, _), _, _, _, (oh, ow), width = geometry
+        dy = xp.reshape(dy, (n * c, oh, ow))
+        if width > ow:
+            dy = xp.pad(dy, ((0, 0), (0, 0), (0, width - ow)))
+        return xp.reshape(dy, (1, -1))
 
     def _unwindow(self, backend: Backend, dcols: Any, geometry: tuple) -> Any:
         """The adjoint of `_windows`: window gradients summed back into dL/dx."""
-        n, c, hp, wp, kernel, stride, pads, out_hw = geometry
-        dx = backend.col2im(dcols, (n * c, 1, hp, wp), kernel, stride, (1, 1), out_hw)
-        return crop_nchw(backend.xp.reshape(dx, (n, c, hp, wp)), pads)
+        (n, c, h, w), kernel, stride, pads, out_hw, width = geometry
+        dx = backend.col2im(dcols, (n * c, 1, h, w), kernel, stride, (1, 1), pads, out_hw,
+                            width)
+        return backend.xp.reshape(dx, (n, c, h, w))
 
     @classmethod
     def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:
@@ -87,19 +102,28 @@ class MaxPool2D(_Pool2D):
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
         backend, cols, geometry = self._windows(x, -np.inf)  # padding never wins
         xp = backend.xp
-        arg = xp.argmax(cols, axis=1)                       # (N·C, P)
-        y = xp.max(cols, axis=1)
-        n, c, _, _, _, _, _, (oh, ow) = geometry
-        return xp.reshape(y, (n, c, oh, ow)), (arg, cols.shape[1], geometry)
+        best = xp.max(cols, axis=0)                          # (M,)
+        return self._to_output(xp, best, geometry), (_first_argmax(xp, cols, best), cols.shape[0],
+                                                     geometry)
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
         arg, window, geometry = cache
         backend = backend_of(arg, dy)
         xp = backend.xp
-        n, c = dy.shape[0], dy.shape[1]
-        routed = arg[:, None, :] == xp.arange(window)[None, :, None]   # one-hot arg-max
-        dcols = routed * xp.reshape(dy, (n * c, 1, -1))
+        routed = xp.arange(window, dtype=arg.dtype)[:, None] == arg[None, :]  # one-hot (KK, M)
+        dcols = routed * self._from_output(xp, dy, geometry)
         return self._unwindow(backend, dcols, geometry), {}
+
+
+def _first_argmax(xp: Any, cols: Any, best: Any) -> Any:
+    """The first row holding each column's maximum `best` (as argmax, ties to the first).
+    A few whole-array passes; NumPy's argmax along axis 0 walks one column at a time."""
+    window = cols.shape[0]
+    dtype = xp.int8 if window <= 127 else xp.int32
+    arg = xp.full(best.shape, window - 1, dtype=dtype)
+    for t in range(window - 2, -1, -1):
+        arg = xp.where(cols[t] == best, xp.asarray(t, dtype=dtype), arg)
+    return arg
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,16 +134,14 @@ class AvgPool2D(_Pool2D):
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
         backend, cols, geometry = self._windows(x, 0.0)
         xp = backend.xp
-        n, c, _, _, _, _, _, (oh, ow) = geometry
-        return xp.reshape(xp.mean(cols, axis=1), (n, c, oh, ow)), (cols.shape[1], geometry)
+        return self._to_output(xp, xp.mean(cols, axis=0), geometry), (cols.shape[0], geometry)
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
         window, geometry = cache
         backend = backend_of(dy)
         xp = backend.xp
-        n, c = dy.shape[0], dy.shape[1]
-        share = xp.reshape(dy, (n * c, 1, -1)) / window
-        dcols = xp.ones((1, window, 1), dtype=dy.dtype) * share
+        share = self._from_output(xp, dy, geometry) / window
+        dcols = xp.ones((window, 1), dtype=dy.dtype) * share
         return self._unwindow(backend, dcols, geometry), {}
 
 
@@ -133,7 +155,7 @@ class GlobalAvgPool2D(Layer):
 
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
         if len(x.shape) != 4:
-            raise ValueError(f"{self!r} expects NCHW inputs, got shape {tuple(x.shape)}")
+            raise ValueError(f"{describe(self)} expects NCHW inputs, got shape {tuple(x.shape)}")
         return backend_of(x).xp.mean(x, axis=(2, 3)), tuple(x.shape)
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:

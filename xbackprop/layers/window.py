@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Union
 
+from .base import describe
+
 Pair = tuple[int, int]
 Padding = Union[int, Pair, str, tuple[Pair, Pair]]
 
@@ -76,7 +78,7 @@ def output_hw(in_hw: Pair, kernel: Pair, stride: Pair, dilation: Pair,
     for size, k, s, d, (before, after) in zip(in_hw, kernel, stride, dilation, pads):
         span = d * (k - 1) + 1
         if size + before + after < span:
-            raise ValueError(f"{layer!r}: input of spatial size {tuple(in_hw)} (padded "
+            raise ValueError(f"{describe(layer)}: input of spatial size {tuple(in_hw)} (padded "
                              f"{size + before + after}) is smaller than the window ({span})")
         out.append((size + before + after - span) // s + 1)
     return out[0], out[1]
@@ -84,20 +86,5 @@ def output_hw(in_hw: Pair, kernel: Pair, stride: Pair, dilation: Pair,
 
 def check_nchw(layer: Any, in_shape: tuple[int, ...]) -> None:
     if len(in_shape) != 3:
-        raise ValueError(f"{layer!r} takes NCHW inputs (N, C, H, W), so a per-sample shape "
+        raise ValueError(f"{describe(layer)} takes NCHW inputs (N, C, H, W), so a per-sample shape "
                          f"(C, H, W), not {tuple(in_shape)}")
-
-
-def pad_nchw(xp: Any, x: Any, pads: tuple[Pair, Pair], value: float = 0.0) -> Any:
-    """`x: (N, C, H, W)` padded on H and W with `value` (a no-op without padding)."""
-    (top, bottom), (left, right) = pads
-    if top == bottom == left == right == 0:
-        return x
-    return xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=value)
-
-
-def crop_nchw(x: Any, pads: tuple[Pair, Pair]) -> Any:
-    """The inverse of `pad_nchw` on gradients: drop the padded border."""
-    (top, bottom), (left, right) = pads
-    h, w = x.shape[2], x.shape[3]
-    return x[:, :, top:h - bottom, left:w - right]

@@ -1,0 +1,70 @@
+"""The patch-extraction primitives every backend provides: im2col reads the right pixels,
+and col2im is exactly its adjoint (<col2im(c), x> = <c, im2col(x)>), for strides,
+dilations, asymmetric padding and windows that do not tile the input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xbackprop.backends import to_numpy
+
+GEOMETRIES = [
+    # (N, C, H, W), kernel, stride, dilation, pads
+    ((2, 3, 5, 6), (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1))),
+    ((1, 2, 7, 5), (2, 3), (2, 1), (1, 1), ((0, 0), (0, 0))),
+    ((3, 1, 6, 7), (3, 2), (1, 2), (2, 1), ((1, 0), (2, 1))),
+    ((2, 2, 8, 8), (3, 3), (2, 2), (1, 1), ((1, 1), (1, 1))),
+    ((1, 1, 4, 4), (1, 1), (1, 1), (1, 1), ((0, 0), (0, 0))),
+    ((2, 1, 5, 5), (2, 2), (1, 1), (2, 2), ((0, 1), (1, 0))),
+]
+
+
+def _out_hw(shape, kernel, stride, dilation, pads):
+    return tuple((shape[2 + a] + sum(pads[a]) - dilation[a] * (kernel[a] - 1) - 1) // stride[a] + 1
+                 for a in range(2))
+
+
+def _reference_patches(x, kernel, stride, dilation, pads, out_hw, pad_value=0.0):
+    """Patches by explicit loops: (C*KH*KW, N, OH, OW)."""
+    n, c, _, _ = x.shape
+    padded = np.pad(x, ((0, 0), (0, 0), pads[0], pads[1]), constant_values=pad_value)
+    kh, kw = kernel
+    out = np.zeros((c * kh * kw, n, *out_hw))
+    for ci in range(c):
+        for i in range(kh):
+            for j in range(kw):
+                for oh in range(out_hw[0]):
+                    for ow in range(out_hw[1]):
+                        out[(ci * kh + i) * kw + j, :, oh, ow] = padded[
+                            :, ci, oh * stride[0] + i * dilation[0], ow * stride[1] + j * dilation[1]]
+    return out
+
+
+@pytest.mark.parametrize("shape,kernel,stride,dilation,pads", GEOMETRIES)
+def test_im2col_reads_the_right_pixels(backend, shape, kernel, stride, dilation, pads):
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    out_hw = _out_hw(shape, kernel, stride, dilation, pads)
+    cols, width = backend.im2col(backend.asarray(x), kernel, stride, dilation, pads, out_hw,
+                                 pad_value=-7.0)
+    cols = to_numpy(cols).reshape(-1, shape[0], out_hw[0], width)
+    assert width >= out_hw[1]
+    expected = _reference_patches(x, kernel, stride, dilation, pads, out_hw, pad_value=-7.0)
+    np.testing.assert_array_equal(cols[..., :out_hw[1]], expected.astype(np.float32))
+
+
+@pytest.mark.parametrize("shape,kernel,stride,dilation,pads", GEOMETRIES)
+def test_col2im_is_the_adjoint_of_im2col(backend, shape, kernel, stride, dilation, pads):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=shape)
+    out_hw = _out_hw(shape, kernel, stride, dilation, pads)
+    cols, width = backend.im2col(backend.asarray(x, dtype="float32"), kernel, stride, dilation,
+                                 pads, out_hw)
+    c = rng.normal(size=(cols.shape[0], shape[0], out_hw[0], width))
+    c[..., out_hw[1]:] = 0.0  # junk columns carry no gradient
+    back = backend.col2im(backend.asarray(c.reshape(cols.shape), dtype="float32"), shape, kernel,
+                          stride, dilation, pads, out_hw, width)
+    assert tuple(back.shape) == shape
+    lhs = float(np.sum(to_numpy(back).astype(np.float64) * x))
+    rhs = float(np.sum(c.reshape(cols.shape) * to_numpy(cols).astype(np.float64)))
+    assert lhs == pytest.approx(rhs, rel=1e-5)
