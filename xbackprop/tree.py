@@ -2,7 +2,8 @@
 
 Parameters, gradients and optimizer state are such trees, so they can be mapped over on
 any backend, jitted by JAX (which knows these same containers), moved between backends and
-saved by name without pickling. `None` is an empty subtree, as in JAX.
+saved by name without pickling. `None` is an empty subtree and dict keys are visited in
+sorted order, as in JAX (so a dict that went through `jax.jit` still matches).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def tree_map(fn: Callable[..., Any], tree: Any, *rest: Any) -> Any:
     if tree is None:
         return None
     if isinstance(tree, dict):
-        return {k: tree_map(fn, v, *(r[k] for r in rest)) for k, v in tree.items()}
+        return {k: tree_map(fn, tree[k], *(r[k] for r in rest)) for k in sorted(tree)}
     if isinstance(tree, (list, tuple)):
         for r in rest:
             if len(r) != len(tree):
@@ -40,8 +41,8 @@ def _walk(tree: Any, prefix: str) -> Iterator[tuple[str, Any]]:
     if tree is None:
         return
     if isinstance(tree, dict):
-        for k, v in tree.items():
-            yield from _walk(v, f"{prefix}.{k}" if prefix else str(k))
+        for k in sorted(tree):
+            yield from _walk(tree[k], f"{prefix}.{k}" if prefix else str(k))
     elif _is_namedtuple(tree):
         for k, v in zip(tree._fields, tree):
             yield from _walk(v, f"{prefix}.{k}" if prefix else k)
