@@ -159,6 +159,10 @@ class Backend:
                 planes = self.slice_add(planes, index, cols[:, t])
         return xp.transpose(planes[:, :, top:hp - bottom, left:wp - right], (1, 0, 2, 3))
 
+    def prepare_training(self) -> None:
+        """Called once when a train step is made for this backend (a hook for host-side
+        settings; see the NumPy backend)."""
+
     def compile(self, fn: Callable, donate_argnums: Sequence[int] = ()) -> Callable:
         """Compile a pure function of arrays (JAX: `jax.jit`); other backends run it as is."""
         return fn

@@ -27,16 +27,18 @@ __all__ = ["Optimizer", "OptState", "sgd", "momentum", "nesterov", "adam", "adam
            "adagrad", "masked", "freeze", "get_optimizer", "OPTIMIZERS"]
 
 Params = Any
-# A rule: (p, g, slots, hyper) -> (new p, new slots), for one array; `hyper` holds the
-# scalars of this update (learning rate, bias corrections), computed once per update.
-Rule = Callable[[Any, Any, tuple, dict], tuple[Any, tuple]]
 
 
 class Optimizer(NamedTuple):
-    """`init(params) -> state` and `update(params, grads, state) -> (params, state)`."""
+    """`init(params) -> state` and `update(params, grads, state) -> (params, state)`.
+
+    `update(..., inplace=True)` may overwrite `params` and `state` with the result instead
+    of allocating new arrays (NumPy, CuPy; ignored on JAX): the same numbers, bit for bit,
+    for a caller that owns those buffers, as a train step with donated state does.
+    """
 
     init: Callable[[Params], Any]
-    update: Callable[[Params, Params, Any], tuple[Params, Any]]
+    update: Callable[..., tuple[Params, Any]]
 
 
 class OptState(NamedTuple):
@@ -44,6 +46,60 @@ class OptState(NamedTuple):
 
     count: Any
     slots: dict[str, Any]
+
+
+class _Pure:
+    """The update arithmetic, returning new arrays."""
+
+    @staticmethod
+    def ema(a: Any, b: Any, decay: float) -> Any:
+        """decay · a + (1 - decay) · b"""
+        return decay * a + (1 - decay) * b
+
+    @staticmethod
+    def scale_add(a: Any, scale: float, b: Any) -> Any:
+        """scale · a + b"""
+        return scale * a + b
+
+    @staticmethod
+    def add(a: Any, b: Any) -> Any:
+        return a + b
+
+    @staticmethod
+    def sub(a: Any, b: Any) -> Any:
+        return a - b
+
+
+class _InPlace:
+    """The same arithmetic, in the same order (so the same bits), written into `a`."""
+
+    @staticmethod
+    def ema(a: Any, b: Any, decay: float) -> Any:
+        a *= decay
+        a += (1 - decay) * b
+        return a
+
+    @staticmethod
+    def scale_add(a: Any, scale: float, b: Any) -> Any:
+        a *= scale
+        a += b
+        return a
+
+    @staticmethod
+    def add(a: Any, b: Any) -> Any:
+        a += b
+        return a
+
+    @staticmethod
+    def sub(a: Any, b: Any) -> Any:
+        a -= b
+        return a
+
+
+# A rule: (p, g, slots, hyper, ops) -> (new p, new slots), for one array; `hyper` holds the
+# scalars of this update (learning rate, bias corrections), computed once per update, and
+# `ops` is _Pure or _InPlace.
+Rule = Callable[[Any, Any, tuple, dict, Any], tuple[Any, tuple]]
 
 
 def _float_count(count: Any, dtype: Any) -> Any:
@@ -70,7 +126,8 @@ def _optimizer(rule: Rule, slots: dict[str, float], lr: float | Schedule,
             return tree_map(lambda p: backend_of(p).xp.full_like(p, value), params)
         return OptState(_zero_count(params), {name: filled(v) for name, v in slots.items()})
 
-    def update(params: Params, grads: Params, state: OptState) -> tuple[Params, OptState]:
+    def update(params: Params, grads: Params, state: OptState, *, inplace: bool = False
+               ) -> tuple[Params, OptState]:
         if not tree_structure_equal(params, grads):
             raise ValueError("gradients do not have the structure of the parameters: "
                              f"{[p for p, _ in tree_paths(grads)]} vs "
@@ -78,6 +135,8 @@ def _optimizer(rule: Rule, slots: dict[str, float], lr: float | Schedule,
         p_leaves, structure = tree_flatten(params)
         g_leaves = tree_leaves(grads)
         slot_leaves = [tree_leaves(state.slots[name]) for name in slots]
+        mutable = bool(p_leaves) and backend_of(*p_leaves).mutable_arrays
+        ops = _InPlace if inplace and mutable else _Pure
         dtype = p_leaves[0].dtype if p_leaves else np.float32
         count = state.count + 1
         hyper = {"lr": schedule(_float_count(state.count, dtype))}
@@ -85,7 +144,7 @@ def _optimizer(rule: Rule, slots: dict[str, float], lr: float | Schedule,
             hyper.update(prepare(_float_count(count, dtype)))
         new_p, new_slots = [], [[] for _ in slots]
         for i, (p, g) in enumerate(zip(p_leaves, g_leaves)):
-            p, s = rule(p, g, tuple(sl[i] for sl in slot_leaves), hyper)
+            p, s = rule(p, g, tuple(sl[i] for sl in slot_leaves), hyper, ops)
             new_p.append(p)
             for column, value in zip(new_slots, s):
                 column.append(value)
@@ -106,15 +165,14 @@ def sgd(lr: float | Schedule = 0.01, momentum: float = 0.0, nesterov: bool = Fal
     if nesterov and momentum <= 0:
         raise ValueError("nesterov=True needs a momentum > 0")
 
-    def rule(p, g, slots, h):
+    def rule(p, g, slots, h, ops):
         if weight_decay:
             g = g + weight_decay * p
         if not momentum:
-            return p - h["lr"] * g, ()
-        (v,) = slots
-        v = g + momentum * v
+            return ops.sub(p, h["lr"] * g), ()
+        v = ops.scale_add(slots[0], momentum, g)
         d = g + momentum * v if nesterov else v
-        return p - h["lr"] * d, (v,)
+        return ops.sub(p, h["lr"] * d), (v,)
 
     return _optimizer(rule, {"trace": 0.0} if momentum else {}, lr)
 
@@ -136,17 +194,16 @@ def _adam(lr, b1, b2, eps, weight_decay, decoupled) -> Optimizer:
         # bias corrections 1 - β^t (Kingma & Ba, 2015, Algorithm 1)
         return {"bc1": 1 - b1 ** t, "sqrt_bc2": (1 - b2 ** t) ** 0.5}
 
-    def rule(p, g, slots, h):
-        m, v = slots
+    def rule(p, g, slots, h, ops):
         if weight_decay and not decoupled:
             g = g + weight_decay * p
-        m = b1 * m + (1 - b1) * g                      # first moment
-        v = b2 * v + (1 - b2) * (g * g)                # second moment
+        m = ops.ema(slots[0], g, b1)                    # first moment
+        v = ops.ema(slots[1], g * g, b2)                # second moment
         xp = backend_of(v).xp
         d = (m / h["bc1"]) / (xp.sqrt(v) / h["sqrt_bc2"] + eps)   # m̂ / (√v̂ + ε)
         if weight_decay and decoupled:
             d = d + weight_decay * p
-        return p - h["lr"] * d, (m, v)
+        return ops.sub(p, h["lr"] * d), (m, v)
 
     return _optimizer(rule, {"mu": 0.0, "nu": 0.0}, lr, prepare)
 
@@ -171,15 +228,15 @@ def rmsprop(lr: float | Schedule = 1e-3, decay: float = 0.9, eps: float = 1e-8,
     with momentum μ: v ← d + μ v, d = v. (ε outside the root, as PyTorch and Keras;
     optax's `rmsprop(..., eps_in_sqrt=False)`.)"""
 
-    def rule(p, g, slots, h):
+    def rule(p, g, slots, h, ops):
         if weight_decay:
             g = g + weight_decay * p
-        nu = decay * slots[0] + (1 - decay) * (g * g)
+        nu = ops.ema(slots[0], g * g, decay)
         d = g / (backend_of(nu).xp.sqrt(nu) + eps)
         if not momentum:
-            return p - h["lr"] * d, (nu,)
-        v = d + momentum * slots[1]
-        return p - h["lr"] * v, (nu, v)
+            return ops.sub(p, h["lr"] * d), (nu,)
+        v = ops.scale_add(slots[1], momentum, d)
+        return ops.sub(p, h["lr"] * v), (nu, v)
 
     return _optimizer(rule, {"nu": 0.0, "trace": 0.0} if momentum else {"nu": 0.0}, lr)
 
@@ -189,11 +246,11 @@ def adagrad(lr: float | Schedule = 0.01, initial_accumulator: float = 0.1, eps: 
     """AdaGrad (Duchi et al., 2011): G ← G + g²;  p ← p - lr · g / √(G + ε).
     Defaults as optax.adagrad (the accumulator starts at 0.1)."""
 
-    def rule(p, g, slots, h):
+    def rule(p, g, slots, h, ops):
         if weight_decay:
             g = g + weight_decay * p
-        acc = slots[0] + g * g
-        return p - h["lr"] * g / backend_of(acc).xp.sqrt(acc + eps), (acc,)
+        acc = ops.add(slots[0], g * g)
+        return ops.sub(p, h["lr"] * g / backend_of(acc).xp.sqrt(acc + eps)), (acc,)
 
     return _optimizer(rule, {"sum": initial_accumulator}, lr)
 
@@ -202,7 +259,9 @@ def masked(optimizer: Optimizer, trainable: Callable[[str], bool]) -> Optimizer:
     """`optimizer` applied only to the parameters whose path (e.g. "2.W", see
     `xbackprop.tree.tree_paths`) `trainable(path)` accepts; the others stay as they are."""
 
-    def update(params: Params, grads: Params, state: Any) -> tuple[Params, Any]:
+    def update(params: Params, grads: Params, state: Any, *, inplace: bool = False
+               ) -> tuple[Params, Any]:
+        # never in place: the frozen parameters must keep their old values
         new_params, state = optimizer.update(params, grads, state)
         keep = [trainable(path) for path, _ in tree_paths(params)]
         leaves, structure = tree_flatten(params)

@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .backends import Array, Backend, backend_of, get_backend, to_numpy, tree_to_backend
+from .backends import Array, Backend, backend_of, get_backend, owner_of, to_numpy, \
+    tree_to_backend
 from .layers.base import Context, Layer
 from .losses import BinaryCrossEntropyWithLogits, Loss, get_loss
 from .metrics import correct_count
@@ -25,7 +26,7 @@ from .model import init_params, init_state
 from .optim import Optimizer
 from .progress import ProgressBar
 from .random import fold_in, make_key
-from .tree import tree_leaves
+from .tree import tree_leaves, tree_map
 
 __all__ = ["TrainState", "TrainingDivergedError", "History", "FitResult", "loss_and_grads",
            "make_train_step", "fit", "predict", "evaluate"]
@@ -66,12 +67,16 @@ def loss_and_grads(model: Layer, loss: Loss, params: Any, batch: Batch, ctx: Con
 
 
 def make_train_step(model: Layer, loss: Loss | str, optimizer: Optimizer, *,
-                    backend: str | Backend | None = None, jit: bool = True
+                    backend: str | Backend | None = None, jit: bool = True,
+                    donate: bool = False
                     ) -> Callable[[TrainState, Batch], tuple[TrainState, Array]]:
-    """The pure train step for `model`, compiled for `backend` when it compiles (JAX).
+    """The pure train step `(state, (x, y)) -> (state, loss)` for `model`, compiled for
+    `backend` when it compiles (JAX).
 
-    The step consumes its input state: on JAX with a GPU its buffers are donated, so keep
-    using the state it returns, not the one you passed in.
+    donate=True lets the step reuse the input state's buffers for its output: the optimizer
+    updates parameters and slots in place on NumPy and CuPy, and JAX may donate them on
+    GPUs. The numbers are the same; the state you passed in is then stale, so keep only
+    the one the step returns (fit does this).
     """
     loss = get_loss(loss)
     stochastic = getattr(model, "stochastic", False)
@@ -80,11 +85,16 @@ def make_train_step(model: Layer, loss: Loss | str, optimizer: Optimizer, *,
         key = fold_in(state.key, state.step) if stochastic else None
         ctx = Context(train=True, key=key, state=state.model_state)
         value, grads, caches = loss_and_grads(model, loss, state.params, batch, ctx)
-        params, opt_state = optimizer.update(state.params, grads, state.opt_state)
+        params, opt_state = optimizer.update(state.params, grads, state.opt_state,
+                                             inplace=donate)
         model_state = model.next_state(state.model_state, caches)
         return TrainState(params, opt_state, model_state, state.step + 1, state.key), value
 
-    return get_backend(backend).compile(step, donate_argnums=(0,)) if jit else step
+    target = get_backend(backend)
+    target.prepare_training()
+    if not jit:
+        return step
+    return target.compile(step, donate_argnums=(0,) if donate else ())
 
 
 @functools.lru_cache(maxsize=64)
@@ -165,6 +175,11 @@ class FitResult(NamedTuple):
         return self.state.params
 
 
+def _copy(leaf: Any) -> Any:
+    owner = owner_of(leaf)
+    return leaf if owner is None else owner.xp.asarray(leaf, copy=True)
+
+
 def _prepare_data(x: Any, y: Any, dtype: np.dtype, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Check (x, y) and return them as host arrays: x as `dtype`, labels as int32."""
     x_host, y_host = to_numpy(x), to_numpy(y)
@@ -203,13 +218,16 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
     Parameters come from `state`, else `params`, else `init_params(model, seed, ...)`.
     Each epoch shuffles with a generator seeded by (seed, epoch), so a run is reproducible.
     `callbacks` are called as `cb(epoch, logs, state)` after each epoch; one that returns
-    True stops training. Raises TrainingDivergedError when the loss becomes NaN or inf.
+    True stops training. The state they get is live (later steps update its arrays in
+    place on NumPy and CuPy): copy what you keep. Raises TrainingDivergedError when the
+    loss becomes NaN or inf. Your `params` and `state` are copied, never changed.
     """
     loss = get_loss(loss)
     target = get_backend(backend)
     if state is not None:
         target = backend_of(*tree_leaves(state.params))
         dtype = tree_leaves(state.params)[0].dtype
+        state = tree_map(_copy, state)  # the steps below consume their state; keep yours
     dt = target.check_dtype(dtype)
     if batch_size < 1 or epochs < 0:
         raise ValueError(f"batch_size must be >= 1 and epochs >= 0 (got {batch_size}, {epochs})")
@@ -228,11 +246,12 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
     if state is None:
         if params is None:
             params = init_params(model, seed, input_shape, dtype=dt, backend=target)
-        params = tree_to_backend(params, target)
+        else:  # moved, and copied: training updates its own parameters in place
+            params = tree_map(_copy, tree_to_backend(params, target, dtype=dt))
         mstate = init_state(model, input_shape, dtype=dt, backend=target)
         state = TrainState.create(params, optimizer, mstate, seed=seed)
 
-    step = make_train_step(model, loss, optimizer, backend=target, jit=jit)
+    step = make_train_step(model, loss, optimizer, backend=target, jit=jit, donate=True)
     history = History()
     n = x_host.shape[0]
     steps_per_epoch = math.ceil(n / batch_size)
