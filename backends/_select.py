@@ -145,22 +145,33 @@ def available_backends() -> list[str]:
 
 # -- whose array is this? ----------------------------------------------------------------
 
+_owner_by_type: dict[type, Backend | None] = {}
+
+
 def owner_of(x: Any) -> Backend | None:
     """The backend whose array `x` is, or None for non-arrays (Python and NumPy scalars
-    count as nobody's: they mix with any backend's arrays without harm)."""
-    if type(x) is np.ndarray:  # the hot path: one type check
+    count as nobody's: they mix with any backend's arrays without harm).
+
+    Ownership is a property of the type, so the answer is cached per type: the hot path of
+    every layer call is one dict lookup.
+    """
+    t = type(x)
+    try:
+        return _owner_by_type[t]
+    except KeyError:
+        owner = _find_owner(x)
+        _owner_by_type[t] = owner
+        return owner
+
+
+def _find_owner(x: Any) -> Backend | None:
+    if isinstance(x, np.ndarray):  # np.ndarray and subclasses such as np.memmap
         return _instance("numpy", "an array argument")
     for name, (_, module) in _REGISTRY.items():
-        if module in sys.modules and name != "numpy":
-            backend = _instances.get(name)
-            if backend is None:
-                if not _looks_like(name, x):
-                    continue
-                backend = _instance(name, "an array argument")
+        if module in sys.modules and name != "numpy" and _looks_like(name, x):
+            backend = _instance(name, "an array argument")
             if backend.is_array(x):
                 return backend
-    if isinstance(x, np.ndarray):  # subclasses such as np.memmap
-        return _instance("numpy", "an array argument")
     return None
 
 
@@ -179,8 +190,10 @@ def backend_of(*arrays: Any, default: str | Backend | None = None) -> Backend:
     found: Backend | None = None
     found_at = -1
     for i, x in enumerate(arrays):
-        owner = owner_of(x)
-        if owner is None or owner is found:
+        owner = _owner_by_type.get(type(x), _UNSEEN)
+        if owner is _UNSEEN:
+            owner = owner_of(x)
+        if owner is None or owner is found or (found is not None and owner.name == found.name):
             continue
         if found is not None:
             raise MixedBackendError(
@@ -190,6 +203,9 @@ def backend_of(*arrays: Any, default: str | Backend | None = None) -> Backend:
                 f"xbackprop.asarray(x, backend={found.name!r}).")
         found, found_at = owner, i
     return found if found is not None else get_backend(default)
+
+
+_UNSEEN: Any = object()
 
 
 def _type_name(x: Any) -> str:

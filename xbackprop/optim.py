@@ -20,8 +20,8 @@ import numpy as np
 
 from .backends import backend_of
 from .schedules import Schedule, as_schedule
-from .tree import tree_flatten, tree_leaves, tree_map, tree_paths, tree_structure_equal, \
-    tree_unflatten
+from .tree import first_leaf, tree_flatten, tree_leaves, tree_map, tree_map_n, tree_paths, \
+    tree_structure_equal, tree_unflatten
 
 __all__ = ["Optimizer", "OptState", "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop",
            "adagrad", "masked", "freeze", "get_optimizer", "OPTIMIZERS"]
@@ -118,7 +118,7 @@ def _zero_count(params: Params) -> Any:
 def _optimizer(rule: Rule, slots: dict[str, float], lr: float | Schedule,
                prepare: Callable[[Any], dict] | None = None) -> Optimizer:
     """Build an Optimizer from a per-array `rule`, its slots (name -> initial value) and a
-    `prepare(t)` giving the per-update scalars for update number t (1, 2, ...)."""
+    `prepare(t, lr)` giving the per-update scalars for update number t (1, 2, ...)."""
     schedule = as_schedule(lr)
 
     def init(params: Params) -> OptState:
@@ -128,29 +128,28 @@ def _optimizer(rule: Rule, slots: dict[str, float], lr: float | Schedule,
 
     def update(params: Params, grads: Params, state: OptState, *, inplace: bool = False
                ) -> tuple[Params, OptState]:
-        if not tree_structure_equal(params, grads):
-            raise ValueError("gradients do not have the structure of the parameters: "
-                             f"{[p for p, _ in tree_paths(grads)]} vs "
-                             f"{[p for p, _ in tree_paths(params)]}")
-        p_leaves, structure = tree_flatten(params)
-        g_leaves = tree_leaves(grads)
-        slot_leaves = [tree_leaves(state.slots[name]) for name in slots]
-        mutable = bool(p_leaves) and backend_of(*p_leaves).mutable_arrays
-        ops = _InPlace if inplace and mutable else _Pure
-        dtype = p_leaves[0].dtype if p_leaves else np.float32
+        leaf = first_leaf(params)
+        dtype = np.float32 if leaf is None else leaf.dtype
         count = state.count + 1
         hyper = {"lr": schedule(_float_count(state.count, dtype))}
         if prepare is not None:
-            hyper.update(prepare(_float_count(count, dtype)))
-        new_p, new_slots = [], [[] for _ in slots]
-        for i, (p, g) in enumerate(zip(p_leaves, g_leaves)):
-            p, s = rule(p, g, tuple(sl[i] for sl in slot_leaves), hyper, ops)
-            new_p.append(p)
-            for column, value in zip(new_slots, s):
-                column.append(value)
-        rebuilt = {name: tree_unflatten(structure, column)
-                   for name, column in zip(slots, new_slots)}
-        return tree_unflatten(structure, new_p), OptState(count, rebuilt)
+            hyper.update(prepare(_float_count(count, dtype), hyper["lr"]))
+
+        def one(p: Any, g: Any, *slot_values: Any) -> tuple:
+            ops = _InPlace if inplace and backend_of(p).mutable_arrays else _Pure
+            p, new_slots = rule(p, g, slot_values, hyper, ops)
+            return (p, *new_slots)
+
+        try:
+            new_params, *new_slots = tree_map_n(one, 1 + len(slots), params, grads,
+                                                *(state.slots[name] for name in slots))
+        except (KeyError, ValueError) as e:
+            if tree_structure_equal(params, grads):
+                raise
+            raise ValueError("gradients do not have the structure of the parameters: "
+                             f"{[p for p, _ in tree_paths(grads)]} vs "
+                             f"{[p for p, _ in tree_paths(params)]}") from e
+        return new_params, OptState(count, dict(zip(slots, new_slots)))
 
     return Optimizer(init, update)
 
@@ -190,9 +189,10 @@ def nesterov(lr: float | Schedule = 0.01, momentum: float = 0.9,
 
 
 def _adam(lr, b1, b2, eps, weight_decay, decoupled) -> Optimizer:
-    def prepare(t):
-        # bias corrections 1 - β^t (Kingma & Ba, 2015, Algorithm 1)
-        return {"bc1": 1 - b1 ** t, "sqrt_bc2": (1 - b2 ** t) ** 0.5}
+    def prepare(t, lr):
+        # bias corrections 1 - β^t (Kingma & Ba, 2015, Algorithm 1) folded into scalars:
+        # lr · m̂ / (√v̂ + ε) = (lr / (1 - β1^t)) · m / (√v · (1 - β2^t)^-½ + ε)
+        return {"step": lr / (1 - b1 ** t), "inv_sqrt_bc2": (1 - b2 ** t) ** -0.5}
 
     def rule(p, g, slots, h, ops):
         if weight_decay and not decoupled:
@@ -200,10 +200,10 @@ def _adam(lr, b1, b2, eps, weight_decay, decoupled) -> Optimizer:
         m = ops.ema(slots[0], g, b1)                    # first moment
         v = ops.ema(slots[1], g * g, b2)                # second moment
         xp = backend_of(v).xp
-        d = (m / h["bc1"]) / (xp.sqrt(v) / h["sqrt_bc2"] + eps)   # m̂ / (√v̂ + ε)
+        delta = h["step"] * m / (xp.sqrt(v) * h["inv_sqrt_bc2"] + eps)
         if weight_decay and decoupled:
-            d = d + weight_decay * p
-        return ops.sub(p, h["lr"] * d), (m, v)
+            delta = delta + (h["lr"] * weight_decay) * p
+        return ops.sub(p, delta), (m, v)
 
     return _optimizer(rule, {"mu": 0.0, "nu": 0.0}, lr, prepare)
 

@@ -138,12 +138,13 @@ def describe(obj: Any) -> str:
 def check_input(layer: Layer, x: Array, in_shape: Shape | None = None, ndim: int | None = None
                 ) -> None:
     """Raise a ValueError that says what `layer` expects if `x` has the wrong shape."""
-    name = describe(layer)
     if ndim is not None and len(x.shape) != ndim:
-        raise ValueError(f"{name} expects a {ndim}-d input, got shape {tuple(x.shape)}")
+        raise ValueError(f"{describe(layer)} expects a {ndim}-d input, got shape "
+                         f"{tuple(x.shape)}")
     if in_shape is not None and tuple(x.shape[1:]) != tuple(in_shape):
         expected = ", ".join(map(str, in_shape))
-        raise ValueError(f"{name} expects inputs of shape (N, {expected}), got {tuple(x.shape)}")
+        raise ValueError(f"{describe(layer)} expects inputs of shape (N, {expected}), got "
+                         f"{tuple(x.shape)}")
 
 
 def namespace(*arrays: Array) -> Any:
