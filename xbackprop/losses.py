@@ -113,6 +113,13 @@ _LOG_FLOOR = -100.0  # PyTorch's BCELoss floor for log(p): finite loss at p = 0 
 _EPS = 1e-12
 
 
+def _floored_log(xp: Any, p: Array) -> Array:
+    """max(log p, -100), and -100 at p = 0 without computing log(0) (no warning, no -inf)."""
+    positive = p > 0
+    return xp.where(positive, xp.maximum(xp.log(xp.where(positive, p, 1.0)), _LOG_FLOOR),
+                    _LOG_FLOOR)
+
+
 @dataclasses.dataclass(frozen=True)
 class BinaryCrossEntropy(Loss):
     """On probabilities p ∈ [0, 1]: L = -[t log p + (1 - t) log(1 - p)] (logs floored at
@@ -123,8 +130,7 @@ class BinaryCrossEntropy(Loss):
     def forward(self, pred: Array, target: Array) -> tuple[Array, Any]:
         _check_same_shape(self, pred, target)
         xp = namespace(pred, target)
-        log_p = xp.maximum(xp.log(pred), _LOG_FLOOR)
-        log_1mp = xp.maximum(xp.log(1 - pred), _LOG_FLOOR)
+        log_p, log_1mp = _floored_log(xp, pred), _floored_log(xp, 1 - pred)
         per_item = -(target * log_p + (1 - target) * log_1mp)
         loss, factor = self._reduce(xp, per_item, pred.size)
         return loss, (pred, target, factor)

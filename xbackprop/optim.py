@@ -136,7 +136,8 @@ def _optimizer(rule: Rule, slots: dict[str, float], lr: float | Schedule,
             hyper.update(prepare(_float_count(count, dtype), hyper["lr"]))
 
         def one(p: Any, g: Any, *slot_values: Any) -> tuple:
-            ops = _InPlace if inplace and backend_of(p).mutable_arrays else _Pure
+            backend = backend_of(p, g, *slot_values)  # never move p to g's backend silently
+            ops = _InPlace if inplace and backend.mutable_arrays else _Pure
             p, new_slots = rule(p, g, slot_values, hyper, ops)
             return (p, *new_slots)
 
