@@ -9,6 +9,7 @@ adjoint, compiling a step, and waiting for the device before reading a clock.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -166,6 +167,11 @@ class Backend:
     def compile(self, fn: Callable, donate_argnums: Sequence[int] = ()) -> Callable:
         """Compile a pure function of arrays (JAX: `jax.jit`); other backends run it as is."""
         return fn
+
+    def numerics(self) -> contextlib.AbstractContextManager[None]:
+        """A scope for eager code that should compute exactly as compiled steps do (JAX on a
+        GPU: full float32 matrix products); nothing to do elsewhere."""
+        return contextlib.nullcontext()
 
     def synchronize(self, tree: Any = None) -> Any:
         """Wait until the device has finished computing `tree` (for honest timings)."""

@@ -4,6 +4,7 @@ skipped with the reason printed (pytest -ra shows it), never silently replaced."
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -22,9 +23,12 @@ def _backend_or_skip(name: str) -> backends.Backend:
 
 
 @pytest.fixture(params=backends.BACKEND_NAMES)
-def backend(request: pytest.FixtureRequest) -> backends.Backend:
-    """Each backend in turn (numpy, jax, cupy); skipped with the reason where unavailable."""
-    return _backend_or_skip(request.param)
+def backend(request: pytest.FixtureRequest) -> Iterator[backends.Backend]:
+    """Each backend in turn (numpy, jax, cupy); skipped with the reason where unavailable.
+    Eager code in the test computes as compiled steps do (JAX on a GPU: full float32)."""
+    backend = _backend_or_skip(request.param)
+    with backend.numerics():
+        yield backend
 
 
 @pytest.fixture

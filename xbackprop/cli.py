@@ -83,7 +83,7 @@ def _train(args: argparse.Namespace) -> int:
     lr = args.lr if args.lr is not None else recipe.lr
     optimizer = optim.get_optimizer(name, lr)
     epochs = args.epochs if args.epochs is not None else recipe.epochs
-    batch_size = args.batch_size or recipe.batch_size
+    batch_size = args.batch_size if args.batch_size is not None else recipe.batch_size
     print(f"xbackprop train {recipe.name}: {recipe.description}")
     print(f"backend {backend.name} ({backend.device}), {args.dtype}, {name} lr={lr}, "
           f"{epochs} epochs, batch {batch_size}, seed {args.seed}; "

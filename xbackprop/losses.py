@@ -70,12 +70,20 @@ class Loss:
         return iter(())
 
 
-def _check_same_shape(loss: Loss, pred: Array, target: Array) -> None:
+def _target_like(loss: Loss, pred: Array, target: Array) -> Array:
+    """`target` checked to have the prediction's shape and cast to its dtype: integer or
+    float64 targets would otherwise promote a float32 model's loss, gradients and
+    parameters to float64 on NumPy and CuPy (JAX keeps float32)."""
     if tuple(pred.shape) != tuple(target.shape):
         raise ValueError(
             f"{type(loss).__name__}: prediction {tuple(pred.shape)} and target "
             f"{tuple(target.shape)} differ in shape; reshape the target (e.g. y[:, None]) "
             "rather than let them broadcast.")
+    return _as_dtype(target, pred.dtype)
+
+
+def _as_dtype(x: Array, dtype: Any) -> Array:
+    return x if x.dtype == dtype else x.astype(dtype)
 
 
 def _shape2(rng: np.random.Generator) -> tuple[int, int]:
@@ -93,7 +101,7 @@ class MSE(Loss):
     classification = False
 
     def forward(self, pred: Array, target: Array) -> tuple[Array, Any]:
-        _check_same_shape(self, pred, target)
+        target = _target_like(self, pred, target)
         xp = namespace(pred, target)
         diff = pred - target
         loss, factor = self._reduce(xp, diff * diff, diff.size)
@@ -128,7 +136,7 @@ class BinaryCrossEntropy(Loss):
     pred_range = (0.05, 0.95)  # away from 0 and 1, where the floor cuts the gradient
 
     def forward(self, pred: Array, target: Array) -> tuple[Array, Any]:
-        _check_same_shape(self, pred, target)
+        target = _target_like(self, pred, target)
         xp = namespace(pred, target)
         log_p, log_1mp = _floored_log(xp, pred), _floored_log(xp, 1 - pred)
         per_item = -(target * log_p + (1 - target) * log_1mp)
@@ -151,7 +159,7 @@ class BinaryCrossEntropyWithLogits(Loss):
     overflow);  dL/dz = σ(z) - t."""
 
     def forward(self, pred: Array, target: Array) -> tuple[Array, Any]:
-        _check_same_shape(self, pred, target)
+        target = _target_like(self, pred, target)
         xp = namespace(pred, target)
         per_item = xp.maximum(pred, 0) - pred * target + xp.log1p(xp.exp(-xp.abs(pred)))
         loss, factor = self._reduce(xp, per_item, pred.size)
@@ -209,7 +217,7 @@ def _as_probabilities(xp: Any, logits: Array, target: Array) -> Array:
         classes = xp.arange(k)
         return (target[:, None] == classes[None, :]).astype(logits.dtype)
     if tuple(target.shape) == (n, k):
-        return target
+        return _as_dtype(target, logits.dtype)
     raise ValueError(f"SoftmaxCrossEntropy: for logits {(n, k)} the target is integer labels "
                      f"of shape ({n},) or probabilities of shape ({n}, {k}), not "
                      f"{tuple(target.shape)}")

@@ -92,9 +92,21 @@ def make_train_step(model: Layer, loss: Loss | str, optimizer: Optimizer, *,
 
     target = get_backend(backend)
     target.prepare_training()
-    if not jit:
-        return step
-    return target.compile(step, donate_argnums=(0,) if donate else ())
+    return _compiled(target, step, jit, donate_argnums=(0,) if donate else ())
+
+
+def _compiled(backend: Backend, fn: Callable, jit: bool, donate_argnums: tuple[int, ...] = ()
+              ) -> Callable:
+    """`fn` compiled by `backend` (JAX: jit), or with jit=False run op by op in the same
+    numerics (JAX on a GPU: full float32 matrix products either way)."""
+    if jit:
+        return backend.compile(fn, donate_argnums=donate_argnums)
+
+    @functools.wraps(fn)
+    def eager(*args: Any) -> Any:
+        with backend.numerics():
+            return fn(*args)
+    return eager
 
 
 @functools.lru_cache(maxsize=64)
@@ -102,7 +114,7 @@ def _forward_fn(model: Layer, backend: Backend, jit: bool) -> Callable[[Any, Any
     """`(params, model_state, x) -> y` in eval mode; compiled once per model and backend."""
     def forward(params: Any, model_state: Any, x: Array) -> Array:
         return model.forward(params, x, Context(train=False, state=model_state))[0]
-    return backend.compile(forward) if jit else forward
+    return _compiled(backend, forward, jit)
 
 
 @functools.lru_cache(maxsize=64)
@@ -116,7 +128,7 @@ def _score_fn(model: Layer, loss: Loss, backend: Backend, jit: bool) -> Callable
         total = value * out.shape[0] if loss.reduction == "mean" else value
         correct = correct_count(out, y, threshold) if loss.classification else 0
         return total, correct
-    return backend.compile(score) if jit else score
+    return _compiled(backend, score, jit)
 
 
 def _batches(n: int, batch_size: int) -> range:
@@ -231,6 +243,9 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
     dt = target.check_dtype(dtype)
     if batch_size < 1 or epochs < 0:
         raise ValueError(f"batch_size must be >= 1 and epochs >= 0 (got {batch_size}, {epochs})")
+    if len(x) == 0 or len(y) == 0:
+        raise ValueError(f"fit: the training data has no samples (x: {tuple(np.shape(x))}, "
+                         f"y: {tuple(np.shape(y))})")
     input_shape = tuple(np.shape(x)[1:])
     _check_labels(model, loss, input_shape, np.asarray(to_numpy(y)))
     x_host, y_host = _prepare_data(x, y, dt, "training data")

@@ -125,7 +125,9 @@ def _first_argmax(xp: Any, cols: Any, best: Any) -> Any:
     """
     window = cols.shape[0]
     dtype = xp.uint8 if window < 256 else xp.int32
-    scores = xp.reshape(xp.arange(window, 0, -1, dtype=dtype), (window, 1))
+    # K - [0, 1, ..., K-1] rather than arange(K, 0, -1): CuPy's arange cannot step an
+    # unsigned dtype downwards
+    scores = xp.reshape(window - xp.arange(window, dtype=dtype), (window, 1))
     return window - xp.max((cols == best) * scores, axis=0)
 
 

@@ -1,0 +1,187 @@
+"""Time every workload for xbackprop and its peers in one process and print one table.
+
+    python -m benchmarks.compare [--workloads mlp cnn xor gemm] [--repeat 7] [--json out.json]
+
+Each implementation is warmed up (JIT compilation excluded) and checked to learn, then
+timed in `--repeat` rounds of enough synchronised steps to last `--min-time`; the median
+round gives the time per step. Implementations are timed one after the other with an idle
+pause between them, not interleaved: NumPy's OpenBLAS, PyTorch's OpenMP and XLA's thread
+pools each keep their threads spinning for a while after a call, and interleaving them on
+a small machine measured the contention (a CNN step at 20x its real time), not the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from typing import Any
+
+from benchmarks.conftest import check_learns
+from benchmarks.workloads import GEMM_N, IMPLS, TARGETS, WORKLOADS, Runner, Unavailable, make, \
+    mlp_flops
+
+
+IDLE_SECONDS = 0.5
+
+
+def _per_step(runner: Runner, steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        runner.step()
+    runner.sync()
+    return (time.perf_counter() - start) / steps
+
+
+def time_workload(workload: str, impls: list[str], repeat: int, min_time: float
+                  ) -> dict[str, dict[str, Any]]:
+    runners: dict[str, Runner] = {}
+    results: dict[str, dict[str, Any]] = {}
+    for impl in impls:
+        try:
+            runner = make(workload, impl)
+            if workload != "gemm":
+                check_learns(runner)
+        except Unavailable as e:
+            results[impl] = {"skipped": str(e)}
+            continue
+        runners[impl] = runner
+        one = _per_step(runner, 1)  # warm-up (and compilation) done above; calibrate
+        results[impl] = {"device": runner.device,
+                         "steps": max(1, math.ceil(min_time / max(one, 1e-6)))}
+    for impl, runner in runners.items():
+        time.sleep(IDLE_SECONDS)  # let the previous library's worker threads go to sleep
+        _per_step(runner, results[impl]["steps"])
+        times = [_per_step(runner, results[impl]["steps"]) for _ in range(repeat)]
+        results[impl].update(ms=1e3 * statistics.median(times), best_ms=1e3 * min(times))
+    return results
+
+
+def peak_memory_mb(workload: str, impl: str) -> float | None:
+    """Peak traced host memory (MB) of one step above what lives between steps."""
+    try:
+        runner = make(workload, impl)
+    except Unavailable:
+        return None
+    runner.step()
+    runner.step()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        runner.step()
+        return (tracemalloc.get_traced_memory()[1] - base) / 1e6
+    finally:
+        tracemalloc.stop()
+
+
+def machine() -> dict[str, str]:
+    info = {"python": platform.python_version(), "platform": platform.platform(),
+            "cores": str(os.cpu_count())}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f
+                               if line.startswith("model name"))
+    except (OSError, StopIteration):
+        info["cpu"] = platform.processor() or "?"
+    for name in ["numpy", "jax", "torch", "cupy"]:
+        module = sys.modules.get(name)
+        if module is not None:
+            info[name] = getattr(module, "__version__", "?")
+    if "jax" in sys.modules:
+        info["jax devices"] = ", ".join(str(d) for d in sys.modules["jax"].devices())
+    return info
+
+
+def ratios(results: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    rows = []
+    for workload, pairs in TARGETS.items():
+        for ours, peer, target in pairs:
+            a = results.get(workload, {}).get(ours, {}).get("ms")
+            b = results.get(workload, {}).get(peer, {}).get("ms")
+            if a is not None and b is not None:
+                rows.append({"workload": workload, "xbackprop": ours, "peer": peer,
+                             "ratio": a / b, "target": target, "met": a / b <= target})
+    return rows
+
+
+def gemm_fractions(results: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The MLP step's GFLOP/s as a fraction of the same backend's 1024^3 GEMM."""
+    rows = []
+    for impl in IMPLS:
+        mlp = results.get("mlp", {}).get(impl, {}).get("best_ms")
+        gemm = results.get("gemm", {}).get(impl, {}).get("best_ms")
+        if mlp and gemm:
+            achieved = mlp_flops() / (mlp * 1e6)
+            peak = 2 * GEMM_N ** 3 / (gemm * 1e6)
+            rows.append({"impl": impl, "mlp_gflops": achieved, "gemm_gflops": peak,
+                         "fraction": achieved / peak})
+    return rows
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = ["Machine: " + ", ".join(f"{k} {v}" for k, v in report["machine"].items()), ""]
+    lines += ["| workload | implementation | device | ms / step |", "|---|---|---|---:|"]
+    for workload, results in report["results"].items():
+        for impl, r in results.items():
+            if "ms" in r:
+                lines.append(f"| {workload} | {impl} | {r['device']} | {r['ms']:.3f} |")
+    lines += ["", "| workload | xbackprop | peer | ratio | target | met |",
+              "|---|---|---|---:|---:|:---:|"]
+    for r in report["ratios"]:
+        lines.append(f"| {r['workload']} | {r['xbackprop']} | {r['peer']} | {r['ratio']:.2f}x "
+                     f"| <= {r['target']:.2f}x | {'yes' if r['met'] else 'no'} |")
+    if report["gemm"]:
+        lines += ["", "| implementation | MLP GFLOP/s | GEMM GFLOP/s | fraction (target >= 0.70) |",
+                  "|---|---:|---:|---:|"]
+        for r in report["gemm"]:
+            lines.append(f"| {r['impl']} | {r['mlp_gflops']:.1f} | {r['gemm_gflops']:.1f} | "
+                         f"{r['fraction']:.2f} |")
+    mem = report.get("memory_mb", {})
+    if mem:
+        lines += ["", "Peak host memory of one MLP step (tracemalloc, target xbackprop <= 1.5x "
+                  "plain): " + ", ".join(f"{k} {v:.1f} MB" for k, v in mem.items()
+                                         if v is not None)]
+    skipped = [f"{w}/{i}: {r['skipped']}" for w, res in report["results"].items()
+               for i, r in res.items() if "skipped" in r]
+    if skipped:
+        lines += ["", "Skipped:"] + [f"- {s}" for s in skipped]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
+    parser.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS))
+    parser.add_argument("--repeat", type=int, default=7, help="timed rounds per implementation")
+    parser.add_argument("--min-time", type=float, default=0.25,
+                        help="seconds each timed round lasts at least")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+
+    results = {}
+    for workload in args.workloads:
+        print(f"timing {workload} ...", file=sys.stderr, flush=True)
+        results[workload] = time_workload(workload, args.impls, args.repeat, args.min_time)
+    memory = {}
+    if "mlp" in args.workloads:
+        memory = {impl: peak_memory_mb("mlp", impl) for impl in ["xbackprop-numpy", "numpy-plain"]
+                  if impl in args.impls}
+    report = {"machine": machine(), "results": results, "ratios": ratios(results),
+              "gemm": gemm_fractions(results), "memory_mb": memory}
+    print(render(report))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
