@@ -168,6 +168,11 @@ class Backend:
         """Compile a pure function of arrays (JAX: `jax.jit`); other backends run it as is."""
         return fn
 
+    def fused_update(self, name: str) -> Callable | None:
+        """A one-kernel, in-place form of optimizer rule `name` (see `xbackprop.optim`), or
+        None to run the rule op by op."""
+        return None
+
     def numerics(self) -> contextlib.AbstractContextManager[None]:
         """A scope for eager code that should compute exactly as compiled steps do (JAX on a
         GPU: full float32 matrix products); nothing to do elsewhere."""

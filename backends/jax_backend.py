@@ -25,7 +25,8 @@ from ._base import Array, Backend, BackendUnavailableError, DtypeError, check_fl
 class JaxBackend(Backend):
     name = "jax"
     mutable_arrays = False
-    #: precision of float32 matrix products inside `compile` and `numerics()`: a name that
+    #: precision of float32 matrix products in `numerics()` and in functions compiled after
+    #: it is set: a name that
     #: `jax.default_matmul_precision` takes ("float32", "tensorfloat32", "bfloat16"), or
     #: "default" for JAX's own choice (TensorFloat-32 on NVIDIA GPUs)
     matmul_precision: str = "float32"
@@ -55,16 +56,17 @@ class JaxBackend(Backend):
         return target.at[index].add(values)
 
     def compile(self, fn: Callable, donate_argnums: Sequence[int] = ()) -> Callable:
-        jitted = self._jax.jit(fn, donate_argnums=tuple(donate_argnums) if self._donate else ())
+        donate = tuple(donate_argnums) if self._donate else ()
         if self._cpu:
-            return jitted
+            return self._jax.jit(fn, donate_argnums=donate)
 
         @functools.wraps(fn)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            # the precision is part of jit's cache key, so tracing and lowering see it
+        def traced(*args: Any, **kwargs: Any) -> Any:
+            # JAX fixes a product's precision when it is traced, so the scope is needed
+            # here only, not around every call (which would cost microseconds per step)
             with self.numerics():
-                return jitted(*args, **kwargs)
-        return run
+                return fn(*args, **kwargs)
+        return self._jax.jit(traced, donate_argnums=donate)
 
     @contextlib.contextmanager
     def numerics(self) -> Iterator[None]:

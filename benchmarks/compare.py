@@ -47,12 +47,13 @@ def time_workload(workload: str, impls: list[str], repeat: int, min_time: float
         try:
             runner = make(workload, impl)
             if workload != "gemm":
-                check_learns(runner)
+                check_learns(runner)  # also the warm-up: compilation, first allocations
         except Unavailable as e:
             results[impl] = {"skipped": str(e)}
             continue
         runners[impl] = runner
-        one = _per_step(runner, 1)  # warm-up (and compilation) done above; calibrate
+        _per_step(runner, 3)  # (the GEMM's warm-up)
+        one = _per_step(runner, 3)  # calibrate
         results[impl] = {"device": runner.device,
                          "steps": max(1, math.ceil(min_time / max(one, 1e-6)))}
     for impl, runner in runners.items():

@@ -9,7 +9,6 @@ All float32, fixed seeds, synthetic data of the right shapes.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Callable
 from typing import Any
@@ -192,19 +191,22 @@ def _jax(workload: str, impl: str) -> Runner:
                           ) from e
     x, y = (jnp.asarray(a) for a in _data(workload))
     device = str(jax.devices()[0])
-    # full float32 matrix products, as xbackprop asks for (JAX's GPU default is TF32)
-    # (on CPU it changes nothing, so it is left out of the timed call there)
     gpu = jax.devices()[0].platform != "cpu"
 
-    def precision() -> Any:
-        return jax.default_matmul_precision("float32") if gpu else contextlib.nullcontext()
+    def full_float32(fn: Callable) -> Callable:
+        """`fn` traced with full float32 matrix products, as xbackprop traces its steps
+        (JAX's default on NVIDIA GPUs is TF32); JAX fixes the precision at trace time."""
+        def traced(*args: Any) -> Any:
+            with jax.default_matmul_precision("float32"):
+                return fn(*args)
+        return traced
+
     if workload == "gemm":
-        matmul = jax.jit(jnp.matmul)
+        matmul = jax.jit(full_float32(jnp.matmul))
         out = [None]
 
         def gemm() -> None:
-            with precision():
-                out[0] = matmul(x, y)
+            out[0] = matmul(x, y)
         return Runner(gemm, lambda: jax.block_until_ready(out[0]), lambda: 0.0, device)
     params, forward = _jax_model(workload, jax, jnp)
     if workload == "xor":
@@ -222,12 +224,11 @@ def _jax(workload: str, impl: str) -> Runner:
         updates, s = tx.update(grads, s, p)
         return optax.apply_updates(p, updates), s, value
 
-    step = jax.jit(_step, donate_argnums=donate)
+    step = jax.jit(full_float32(_step), donate_argnums=donate)
     holder = {"p": params, "s": tx.init(params), "loss": None}
 
     def run() -> None:
-        with precision():
-            holder["p"], holder["s"], holder["loss"] = step(holder["p"], holder["s"], x, y)
+        holder["p"], holder["s"], holder["loss"] = step(holder["p"], holder["s"], x, y)
 
     return Runner(run, lambda: jax.block_until_ready(holder["loss"]),
                   lambda: float(holder["loss"]), device)

@@ -69,6 +69,10 @@ class _Pure:
     def sub(a: Any, b: Any) -> Any:
         return a - b
 
+    @staticmethod
+    def fused(p: Any, name: str) -> Callable | None:
+        return None
+
 
 class _InPlace:
     """The same arithmetic, in the same order (so the same bits), written into `a`."""
@@ -94,6 +98,11 @@ class _InPlace:
     def sub(a: Any, b: Any) -> Any:
         a -= b
         return a
+
+    @staticmethod
+    def fused(p: Any, name: str) -> Callable | None:
+        """The backend's one-kernel form of update rule `name`, if it has one (CuPy)."""
+        return backend_of(p).fused_update(name)
 
 
 # A rule: (p, g, slots, hyper, ops) -> (new p, new slots), for one array; `hyper` holds the
@@ -196,6 +205,12 @@ def _adam(lr, b1, b2, eps, weight_decay, decoupled) -> Optimizer:
         return {"step": lr / (1 - b1 ** t), "inv_sqrt_bc2": (1 - b2 ** t) ** -0.5}
 
     def rule(p, g, slots, h, ops):
+        kernel = ops.fused(p, "adam")
+        if kernel is not None:  # the arithmetic below, in one pass, bit for bit (CuPy)
+            l2, decay = (0.0, h["lr"] * weight_decay) if decoupled else (weight_decay, 0.0)
+            kernel(g, b1, 1 - b1, b2, 1 - b2, h["step"], h["inv_sqrt_bc2"], eps, l2, decay,
+                   p, slots[0], slots[1])
+            return p, slots
         if weight_decay and not decoupled:
             g = g + weight_decay * p
         m = ops.ema(slots[0], g, b1)                    # first moment
