@@ -160,6 +160,11 @@ class Backend:
                 planes = self.slice_add(planes, index, cols[:, t])
         return xp.transpose(planes[:, :, top:hp - bottom, left:wp - right], (1, 0, 2, 3))
 
+    def first_argmax(self, x: Array, x_max: Array) -> Array:
+        """For `x: (K, M)` and its column maxima `x_max: (M,)`, the first row holding each
+        column's maximum (ties go to the first, on every backend)."""
+        return self.xp.argmax(x, axis=0)
+
     def prepare_training(self) -> None:
         """Called once when a train step is made for this backend (a hook for host-side
         settings; see the NumPy backend)."""

@@ -23,6 +23,15 @@ class NumpyBackend(Backend):
     def prepare_training(self) -> None:
         keep_freed_buffers()
 
+    def first_argmax(self, x: Array, x_max: Array) -> Array:
+        """By scores: rows that hit the maximum score K, K-1, ..., 1 and the highest score
+        wins, in three whole-array passes; NumPy's argmax along axis 0 walks one column at
+        a time (7x slower for pooling windows)."""
+        rows = x.shape[0]
+        dtype = np.uint8 if rows < 256 else np.int32
+        scores = (rows - np.arange(rows, dtype=dtype))[:, None]
+        return rows - np.max((x == x_max) * scores, axis=0)
+
 
 _MALLOC_TUNED = False
 KEEP_BUFFERS_ENV = "XBACKPROP_KEEP_MALLOC"

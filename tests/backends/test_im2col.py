@@ -68,3 +68,16 @@ def test_col2im_is_the_adjoint_of_im2col(backend, shape, kernel, stride, dilatio
     lhs = float(np.sum(to_numpy(back).astype(np.float64) * x))
     rhs = float(np.sum(c.reshape(cols.shape) * to_numpy(cols).astype(np.float64)))
     assert lhs == pytest.approx(rhs, rel=1e-5)
+
+
+@pytest.mark.parametrize("rows", [3, 300])  # NumPy scores rows in uint8 below 256, int32 above
+def test_first_argmax_takes_the_first_of_tied_maxima(backend, rows):
+    x = np.zeros((rows, 5), np.float32)
+    x[1, 0] = x[2, 0] = 7       # tie: row 1 wins
+    x[:, 1] = 4                 # all tied: row 0
+    x[rows - 1, 2] = 1          # the last row
+    x[:, 3] = -np.arange(rows)  # row 0
+    x[rows // 2, 4] = 2
+    a = backend.asarray(x)
+    got = backend.to_numpy(backend.first_argmax(a, backend.xp.max(a, axis=0)))
+    np.testing.assert_array_equal(got, [1, 0, rows - 1, 0, rows // 2])
