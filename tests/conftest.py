@@ -43,3 +43,12 @@ def x64():
     jax = pytest.importorskip("jax", reason="JAX: not installed (pip install 'xbackprop[jax]')")
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture
+def clean_backend_choice(monkeypatch):
+    """No process-wide backend choice and no env variable, before and after the test."""
+    monkeypatch.delenv(backends.ENV_VAR, raising=False)
+    backends.set_backend(None)
+    yield
+    backends.set_backend(None)

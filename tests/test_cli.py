@@ -19,13 +19,7 @@ from xbackprop.cli import main
 
 ENV = backends.ENV_VAR
 
-
-@pytest.fixture(autouse=True)
-def clean_choice(monkeypatch):
-    monkeypatch.delenv(ENV, raising=False)
-    xb.set_backend(None)
-    yield
-    xb.set_backend(None)
+pytestmark = pytest.mark.usefixtures("clean_backend_choice")
 
 
 def scores(out: str) -> dict[str, dict[str, float]]:

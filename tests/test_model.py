@@ -16,11 +16,7 @@ def mlp():
                           xb.ReLU(), xb.Dense(3)])
 
 
-@pytest.fixture(autouse=True)
-def clean_choice():
-    xb.set_backend(None)
-    yield
-    xb.set_backend(None)
+pytestmark = pytest.mark.usefixtures("clean_backend_choice")
 
 
 def test_params_are_keyed_by_layer():

@@ -16,11 +16,7 @@ from xbackprop import backends
 from xbackprop.backends import owner_of
 
 
-@pytest.fixture(autouse=True)
-def clean_choice():
-    xb.set_backend(None)
-    yield
-    xb.set_backend(None)
+pytestmark = pytest.mark.usefixtures("clean_backend_choice")
 
 
 class Pair(NamedTuple):

@@ -17,14 +17,7 @@ from xbackprop.backends import _select
 
 ENV = backends.ENV_VAR
 
-
-@pytest.fixture(autouse=True)
-def clean_choice(monkeypatch):
-    """No process-wide choice and no env variable, before and after each test."""
-    monkeypatch.delenv(ENV, raising=False)
-    xb.set_backend(None)
-    yield
-    xb.set_backend(None)
+pytestmark = pytest.mark.usefixtures("clean_backend_choice")
 
 
 def test_env_var_name_and_names():
