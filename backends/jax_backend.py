@@ -26,9 +26,8 @@ class JaxBackend(Backend):
     name = "jax"
     mutable_arrays = False
     #: precision of float32 matrix products in `numerics()` and in functions compiled after
-    #: it is set: a name that
-    #: `jax.default_matmul_precision` takes ("float32", "tensorfloat32", "bfloat16"), or
-    #: "default" for JAX's own choice (TensorFloat-32 on NVIDIA GPUs)
+    #: it is set: a name `jax.default_matmul_precision` takes ("float32", "tensorfloat32",
+    #: "bfloat16"), or "default" for JAX's own choice (TensorFloat-32 on NVIDIA GPUs)
     matmul_precision: str = "float32"
 
     def __init__(self) -> None:

@@ -117,9 +117,9 @@ def _timing(seconds: float, epoch_times: list[float], steps_per_epoch: int) -> s
     line = f"trained in {seconds:.1f} s"
     if len(epoch_times) > 1:
         later = sorted(epoch_times[1:])[len(epoch_times[1:]) // 2]  # median epoch
-        line += (f"; {1e3 * later / steps_per_epoch:.2f} ms per step after the first epoch "
-                 f"(which took {epoch_times[0]:.1f} s, compilation included; "
-                 "validation included)")
+        line += (f"; {1e3 * later / steps_per_epoch:.2f} ms per step after the first epoch, "
+                 f"validation included (the first took {epoch_times[0]:.1f} s, with any "
+                 "compilation)")
     return line
 
 
