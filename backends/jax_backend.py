@@ -42,8 +42,8 @@ class JaxBackend(Backend):
         self.xp = jnp
         dev = jax.devices()[0]
         self.device = f"{dev.platform}:{dev.id}"
-        self._donate = dev.platform != "cpu"  # XLA:CPU cannot reuse donated buffers
-        self._cpu = dev.platform == "cpu"  # XLA:CPU always multiplies in full float32
+        # XLA:CPU cannot reuse donated buffers, and always multiplies in full float32
+        self._cpu = dev.platform == "cpu"
 
     def is_array(self, x: Any) -> bool:
         return isinstance(x, self._jax.Array)  # tracers included
@@ -55,7 +55,7 @@ class JaxBackend(Backend):
         return target.at[index].add(values)
 
     def compile(self, fn: Callable, donate_argnums: Sequence[int] = ()) -> Callable:
-        donate = tuple(donate_argnums) if self._donate else ()
+        donate = () if self._cpu else tuple(donate_argnums)
         if self._cpu:
             return self._jax.jit(fn, donate_argnums=donate)
 

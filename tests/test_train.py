@@ -60,18 +60,22 @@ def test_fit_learns_with_mini_batches_and_validation(backend, capsys):
     assert capsys.readouterr().err == ""  # progress=False prints nothing
 
 
-def test_last_partial_batch_is_used():
-    seen = []
-
+def spy(record):
+    """An identity layer that calls `record(x)` on every training forward pass."""
     class Spy(xb.Identity):
         abstract = True
 
         def forward(self, params, x, ctx=xb.EVAL):
             if ctx.train:
-                seen.append(x.shape[0])
+                record(x)
             return x, None
 
-    xb.fit(xb.Sequential([Spy(), xb.Dense(3)]), X[:70], Y[:70], loss="cross_entropy",
+    return Spy()
+
+
+def test_last_partial_batch_is_used():
+    seen = []
+    xb.fit(xb.Sequential([spy(lambda x: seen.append(x.shape[0])), xb.Dense(3)]), X[:70], Y[:70], loss="cross_entropy",
            optimizer=optim.sgd(0.1), epochs=2, batch_size=32, progress=False, jit=False)
     assert seen == [32, 32, 6, 32, 32, 6]
 
@@ -94,16 +98,8 @@ def test_shuffling_is_reproducible_for_a_seed():
 
 def test_each_epoch_sees_a_new_order():
     orders = []
-
-    class Spy(xb.Identity):
-        abstract = True
-
-        def forward(self, params, x, ctx=xb.EVAL):
-            if ctx.train:
-                orders.append(np.array(x[:, 0]))
-            return x, None
-
-    xb.fit(xb.Sequential([Spy(), xb.Dense(3)]), X[:8], Y[:8], loss="cross_entropy",
+    net = xb.Sequential([spy(lambda x: orders.append(np.array(x[:, 0]))), xb.Dense(3)])
+    xb.fit(net, X[:8], Y[:8], loss="cross_entropy",
            optimizer=optim.sgd(0.0), epochs=2, batch_size=8, progress=False, jit=False)
     first, second = orders
     assert sorted(first) == sorted(second) == sorted(X[:8, 0])
