@@ -187,6 +187,12 @@ class Backend:
         """Wait until the device has finished computing `tree` (for honest timings)."""
         return tree
 
+    def dtype_scope(self, dtype: Any) -> contextlib.AbstractContextManager[None]:
+        """A scope in which this backend can hold `dtype` (JAX: 64-bit mode on for float64,
+        restored on exit); nothing to do where every float dtype is always available."""
+        check_float_dtype(dtype)
+        return contextlib.nullcontext()
+
     def check_dtype(self, dtype: Any) -> np.dtype:
         """The float dtype as a NumPy dtype; raise if this backend cannot hold it."""
         return check_float_dtype(dtype)

@@ -79,6 +79,11 @@ class JaxBackend(Backend):
     def synchronize(self, tree: Any = None) -> Any:
         return self._jax.block_until_ready(tree)
 
+    def dtype_scope(self, dtype: Any) -> contextlib.AbstractContextManager[None]:
+        if check_float_dtype(dtype) == np.float64 and not self.x64_enabled():
+            return self._jax.enable_x64(True)
+        return contextlib.nullcontext()
+
     def x64_enabled(self) -> bool:
         """True where JAX would keep float64 (global `jax_enable_x64` or `jax.enable_x64()`)."""
         return self._jax.dtypes.canonicalize_dtype(np.float64) == np.float64

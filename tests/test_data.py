@@ -8,6 +8,7 @@ import pytest
 
 import xbackprop as xb
 from xbackprop import data
+from xbackprop.data import shipped as shipped_module
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_split_is_stratified_and_complete(digits):
     np.testing.assert_array_equal(test_counts, np.round(full * 0.2).astype(int))
     assert len(digits.x_test) == int(np.round(full * 0.2).sum())
     # every image exactly once: train + test is the shipped set, as a multiset of rows
-    raw = data._read_npz("digits.npz")
+    raw = shipped_module._read_npz("digits.npz")
     shipped = np.concatenate([raw["images"].reshape(-1, 64) / 16.0, raw["labels"][:, None]], 1)
     split = np.concatenate([
         np.concatenate([digits.x_train, digits.y_train[:, None]], 1),
@@ -97,9 +98,9 @@ def test_a_data_file_with_objects_is_refused(monkeypatch, tmp_path):
         def joinpath(self, name):
             return tmp_path / name
 
-    monkeypatch.setattr(data.resources, "files", lambda package: Folder())
+    monkeypatch.setattr(shipped_module.resources, "files", lambda package: Folder())
     with pytest.raises(ValueError, match="allow_pickle"):
-        data._read_npz("evil.npz")
+        shipped_module._read_npz("evil.npz")
 
 
 def test_train_test_split_unstratified_for_float_targets():

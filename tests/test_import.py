@@ -27,7 +27,7 @@ def run_python(code: str, env_update: dict | None = None, cwd=None):
 def test_import_does_not_import_jax_or_cupy():
     out = run_python("""
         import sys
-        import xbackprop, xbackprop.cli, xbackprop.recipes, xbackprop.gradcheck
+        import xbackprop, xbackprop.cli, xbackprop.cli.train, xbackprop.cli.gradcheck, xbackprop.recipes, xbackprop.gradcheck
         bad = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'cupy'))
         assert not bad, bad
         print('ok')

@@ -10,10 +10,30 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-from . import backends
-from .gradcheck import Case, GradReport, builtin_cases, layer_cases, loss_cases
-from .layers.base import layer_classes
-from .losses import loss_classes
+from .. import backends
+from ..gradcheck import Case, GradReport, builtin_cases, layer_cases, loss_cases
+from ..layers.base import layer_classes
+from ..losses import loss_classes
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    check = sub.add_parser(
+        "gradcheck", help="prove every hand-written gradient against JAX and finite differences",
+        description="Check the backward pass of every built-in layer and loss (or of the layers "
+        "in your own module) against an oracle, on every available backend, and print a table "
+        "per tensor. Exits 1 if any gradient is wrong.")
+    check.add_argument("--backend", action="append", choices=backends.BACKEND_NAMES,
+                       help="backend to check (repeatable; default: every available one)")
+    check.add_argument("--layer", action="append", metavar="NAME",
+                       help="only this layer or loss class (repeatable)")
+    check.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                       help="dtype of the hand-written pass (oracles always run in float64)")
+    check.add_argument("--oracle", choices=["auto", "jax", "fd", "both"], default="auto",
+                       help="jax: jax.vjp; fd: finite differences; auto: jax if installed")
+    check.add_argument("--seed", type=int, default=0, help="seed for shapes and values")
+    check.add_argument("--module", metavar="FILE.py",
+                       help="check the Layer and Loss classes defined in this file instead")
+    check.add_argument("--verbose", "-v", action="store_true", help="print every table")
 
 
 def _load_module(path: str) -> ModuleType:
@@ -55,7 +75,7 @@ def _summary(report: GradReport) -> str:
     return f"{'ok  ' if report.ok else 'FAIL'}  {report.backend:5s}  {report.subject}  {detail}"
 
 
-def run_gradcheck(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     names = args.backend or backends.available_backends()
     chosen = [backends.get_backend(n) for n in names]  # a missing one is an error, not a skip
     cases = _user_cases(args.module, args.seed) if args.module else builtin_cases(args.seed)

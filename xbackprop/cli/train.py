@@ -1,38 +1,22 @@
-"""The `xbackprop` command: a thin layer over the public API.
-
-    xbackprop train digits [--backend jax] [--epochs 30] [--lr 0.001] ...
-    xbackprop gradcheck [--backend numpy] [--layer Conv2D] [--module my_layers.py]
-    xbackprop backends
-"""
+"""`xbackprop train JOB`: train a built-in model on data that ships with xbackprop."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from collections.abc import Sequence
 
-from . import backends
-from .recipes import RECIPES, get_recipe
-
-
-def _add_backend_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=backends.BACKEND_NAMES, default=None,
-                   help=f"array backend (default: ${backends.ENV_VAR}, else numpy)")
+from .. import backends
+from ..recipes import RECIPES, get_recipe
+from . import add_backend_option
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="xbackprop",
-        description="Neural networks with hand-written backprop on NumPy, JAX and CuPy.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_parser(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser(
         "train", help="train a model on data that ships with xbackprop",
         description="Train a built-in model and print its train and test accuracy. Jobs: " +
         "; ".join(f"{r.name}: {r.description}" for r in RECIPES.values()))
     train.add_argument("job", choices=sorted(RECIPES), help="what to train")
-    _add_backend_option(train)
+    add_backend_option(train)
     train.add_argument("--epochs", type=int, help="passes over the training data")
     train.add_argument("--batch-size", type=int, help="samples per step")
     train.add_argument("--lr", type=float, help="learning rate")
@@ -44,31 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--no-jit", action="store_true", help="JAX: run the step op by op")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    check = sub.add_parser(
-        "gradcheck", help="prove every hand-written gradient against JAX and finite differences",
-        description="Check the backward pass of every built-in layer and loss (or of the layers "
-        "in your own module) against an oracle, on every available backend, and print a table "
-        "per tensor. Exits 1 if any gradient is wrong.")
-    check.add_argument("--backend", action="append", choices=backends.BACKEND_NAMES,
-                       help="backend to check (repeatable; default: every available one)")
-    check.add_argument("--layer", action="append", metavar="NAME",
-                       help="only this layer or loss class (repeatable)")
-    check.add_argument("--dtype", choices=["float64", "float32"], default="float64",
-                       help="dtype of the hand-written pass (oracles always run in float64)")
-    check.add_argument("--oracle", choices=["auto", "jax", "fd", "both"], default="auto",
-                       help="jax: jax.vjp; fd: finite differences; auto: jax if installed")
-    check.add_argument("--seed", type=int, default=0, help="seed for shapes and values")
-    check.add_argument("--module", metavar="FILE.py",
-                       help="check the Layer and Loss classes defined in this file instead")
-    check.add_argument("--verbose", "-v", action="store_true", help="print every table")
 
-    sub.add_parser("backends", help="list the backends and whether they can run here")
-    return parser
-
-
-def _train(args: argparse.Namespace) -> int:
-    from . import optim
-    from .train import evaluate, fit
+def run(args: argparse.Namespace) -> int:
+    from .. import optim
+    from ..train import evaluate, fit
 
     recipe = get_recipe(args.job)
     backend = backends.get_backend(args.backend)
@@ -121,37 +84,3 @@ def _timing(seconds: float, epoch_times: list[float], steps_per_epoch: int) -> s
                  f"validation included (the first took {epoch_times[0]:.1f} s, with any "
                  "compilation)")
     return line
-
-
-def _list_backends() -> int:
-    for name in backends.BACKEND_NAMES:
-        try:
-            b = backends.get_backend(name)
-            print(f"{name:6s} ok    {b.device}")
-        except backends.BackendError as e:
-            print(f"{name:6s} no    {e}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        if args.command == "train":
-            return _train(args)
-        if args.command == "gradcheck":
-            from .gradcheck_cli import run_gradcheck
-
-            return run_gradcheck(args)
-        if args.command == "backends":
-            return _list_backends()
-    except (backends.BackendError, ValueError, FloatingPointError) as e:
-        print(f"xbackprop: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\nxbackprop: interrupted", file=sys.stderr)
-        return 130
-    raise AssertionError(args.command)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Files written all or nothing: a reader sees the old file or the whole new one, never half.
+
+Used for checkpoints and downloads. The bytes go to a temporary file in the target's own
+directory (so the final rename never crosses file systems), which is flushed and fsynced,
+then `os.replace`d over the target, and the directory is fsynced so the rename itself
+survives a power cut. If the writer fails or the process is killed, the target is untouched
+and at most a `.tmp` file is left behind (cleaned up on failure where Python still runs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+__all__ = ["atomic_write", "TMP_SUFFIX"]
+
+#: temporary files end in this, so a folder listing never mistakes one for a real file
+TMP_SUFFIX = ".tmp"
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[IO[bytes]]:
+    """`with atomic_write(path) as f: f.write(...)`: `path` gets the bytes written to `f`
+    only if the block finishes without an exception. The directory must exist."""
+    target = Path(path)
+    folder = target.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot write {target}: the folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

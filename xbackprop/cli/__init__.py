@@ -1,0 +1,63 @@
+"""The `xbackprop` command: a thin layer over the public API.
+
+    xbackprop train digits [--backend jax] [--epochs 30] [--lr 0.001] ...
+    xbackprop example --list | NAME [--backend B] [--out DIR] [--quick]
+    xbackprop gradcheck [--backend numpy] [--layer Conv2D] [--module my_layers.py]
+    xbackprop backends
+
+Each command is a module of this package with `add_parser(subparsers)` and `run(args)`;
+registering one is its module plus one entry in `COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from .. import backends
+
+#: command -> its module in this package, in the order `xbackprop --help` lists them
+COMMANDS = {
+    "train": "train",
+    "example": "example",
+    "gradcheck": "gradcheck",
+    "backends": "list_backends",
+}
+
+
+def add_backend_option(p: argparse.ArgumentParser) -> None:
+    """The `--backend` option every command that computes takes."""
+    p.add_argument("--backend", choices=backends.BACKEND_NAMES, default=None,
+                   help=f"array backend (default: ${backends.ENV_VAR}, else numpy)")
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict]:
+    parser = argparse.ArgumentParser(
+        prog="xbackprop",
+        description="Neural networks with hand-written backprop on NumPy, JAX and CuPy.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    modules = {}
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        module.add_parser(sub)
+        modules[name] = module
+    return parser, modules
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, modules = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return modules[args.command].run(args)
+    except (backends.BackendError, ValueError, FloatingPointError) as e:
+        print(f"xbackprop: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nxbackprop: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
