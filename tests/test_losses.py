@@ -259,3 +259,58 @@ def test_jit_and_vmap_give_the_eager_results(jax_backend, name):
         ev, eg = value_and_grad(ps[i], ts[i])
         np.testing.assert_allclose(float(vv[i]), float(ev), rtol=1e-6)
         np.testing.assert_allclose(np.asarray(vg[i]), np.asarray(eg), rtol=1e-6, atol=1e-7)
+
+
+# -- masks: padded samples count for nothing --------------------------------------------------
+
+MASK = np.array([1, 1, 0, 1, 0, 1])
+REAL = MASK == 1
+
+
+@pytest.mark.parametrize("name", ["mse-scaled", "bce", "bce-logits", "softmax-ce-labels",
+                                  "softmax-ce-probs"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_a_mask_gives_the_loss_and_gradient_of_the_real_samples(backend, name, reduction):
+    """The masked loss on a padded batch equals the loss on the real samples alone, and the
+    gradient is the real samples' gradient with zero rows for the padding."""
+    make, pred, target = CASES[name][:3]
+    loss = make(reduction)
+    dt = "float32"
+    masked, cache = loss.forward(*_on(backend, pred, target, dt), backend.asarray(MASK, dtype=dt))
+    dpred = xb.to_numpy(loss.backward(cache, 2.0))
+    real, real_cache = loss.forward(*_on(backend, pred[REAL], target[REAL], dt))
+    np.testing.assert_allclose(float(masked), float(real), rtol=1e-5)
+    np.testing.assert_allclose(dpred[REAL], xb.to_numpy(loss.backward(real_cache, 2.0)),
+                               rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(dpred[~REAL], 0.0)
+
+
+@pytest.mark.parametrize("name", ["mse", "bce-logits", "softmax-ce-labels"])
+def test_masked_gradient_against_the_oracle(backend, name):
+    """The masked loss's hand-written gradient against jax.vjp (or finite differences)."""
+    make, pred, target = CASES[name][:3]
+    loss = make("mean")
+
+    def forward(pred, target, mask):
+        return loss.forward(pred, target, mask)
+
+    def backward(cache, dy):
+        return {"pred": loss.backward(cache, dy)}
+
+    def checked(pred):  # targets and mask are fixed: only pred is differentiated
+        xp = xb.backend_of(pred).xp
+        t = xp.asarray(target) if target.dtype.kind == "i" else xp.asarray(target,
+                                                                            dtype=pred.dtype)
+        return forward(pred, t, xp.asarray(MASK, dtype=pred.dtype))
+
+    report = xb.check_function(checked, backward, {"pred": pred}, backend=backend,
+                               oracle="both" if _have_jax() else "fd")
+    assert report.ok, report
+
+
+def _have_jax():
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        return False
+    return True

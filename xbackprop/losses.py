@@ -1,14 +1,19 @@
-"""Losses with hand-written gradients: `forward(pred, target) -> (loss, cache)` and
-`backward(cache, dloss=1.0) -> dpred`.
+"""Losses with hand-written gradients: `forward(pred, target, mask=None) -> (loss, cache)`
+and `backward(cache, dloss=1.0) -> dpred`.
 
 `reduction="mean"` averages over the batch (MSE and the binary losses: over every element,
 as PyTorch does); `"sum"` adds them up, as the classic backprop derivations do. Targets never
 get a gradient. Every loss is stable at extreme inputs (logits of ±1e4 give finite values).
+
+`mask: (N,)` weighs samples: 1 for a real sample, 0 for padding that fills a batch up to a
+fixed size (so a compiled step sees one shape). Padded samples add nothing to the loss, to
+the count a mean divides by, or to the gradient.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -35,6 +40,9 @@ class Loss:
     abstract: ClassVar[bool] = True
     #: True where predictions are class scores, so accuracy means something
     classification: ClassVar[bool] = True
+    #: for one output per sample: the score above which a prediction means class 1
+    #: (0.5 for probabilities, 0 for logits)
+    threshold: ClassVar[float] = 0.5
     #: where the gradient checker draws predictions: None for any real number
     pred_range: ClassVar[tuple[float, float] | None] = None
 
@@ -47,21 +55,43 @@ class Loss:
         if self.reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, not {self.reduction!r}")
 
-    def forward(self, pred: Array, target: Array) -> tuple[Array, Any]:
+    @property
+    def task(self) -> str:
+        """"classification" or "regression": which metrics describe this loss's predictions."""
+        return "classification" if self.classification else "regression"
+
+    def forward(self, pred: Array, target: Array, mask: Array | None = None
+                ) -> tuple[Array, Any]:
         raise NotImplementedError
 
     def backward(self, cache: Any, dloss: Any = 1.0) -> Array:
         raise NotImplementedError
 
-    def __call__(self, pred: Array, target: Array) -> Array:
-        return self.forward(pred, target)[0]
+    def __call__(self, pred: Array, target: Array, mask: Array | None = None) -> Array:
+        return self.forward(pred, target, mask)[0]
 
-    def _reduce(self, xp: Any, per_item: Array, count: int) -> tuple[Array, float]:
-        """The reduced loss and the factor d(loss)/d(per_item) that the reduction applies."""
-        total = xp.sum(per_item)
+    def _reduce(self, xp: Any, per_item: Array, mask: Array | None, ndim: int
+                ) -> tuple[Array, Any]:
+        """The reduced loss and the factor d(loss)/d(per_item) that the reduction applies.
+
+        per_item: (N, ...) losses; the factor broadcasts against an (N, ...) prediction of
+        `ndim` axes: a number without a mask, the per-sample weights w / Σ(w · items per
+        sample) (mean) or w (sum) with one.
+        """
+        if mask is None:
+            total = xp.sum(per_item)
+            if self.reduction == "sum":
+                return total, 1.0
+            count = math.prod(per_item.shape)
+            return total / count, 1.0 / count
+        n = per_item.shape[0]
+        w = _as_dtype(mask, per_item.dtype)
+        total = xp.sum(per_item * xp.reshape(w, (n,) + (1,) * (len(per_item.shape) - 1)))
+        factor = xp.reshape(w, (n,) + (1,) * (ndim - 1))
         if self.reduction == "sum":
-            return total, 1.0
-        return total / count, 1.0 / count
+            return total, factor
+        count = xp.maximum(xp.sum(w), 1) * (math.prod(per_item.shape) // max(n, 1))
+        return total / count, factor / count
 
     @classmethod
     def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Loss, tuple[int, ...],
@@ -100,11 +130,12 @@ class MSE(Loss):
     scale: float = 1.0
     classification = False
 
-    def forward(self, pred: Array, target: Array) -> tuple[Array, Any]:
+    def forward(self, pred: Array, target: Array, mask: Array | None = None
+                ) -> tuple[Array, Any]:
         target = _target_like(self, pred, target)
         xp = namespace(pred, target)
         diff = pred - target
-        loss, factor = self._reduce(xp, diff * diff, diff.size)
+        loss, factor = self._reduce(xp, diff * diff, mask, len(pred.shape))
         return self.scale * loss, (diff, factor)
 
     def backward(self, cache: Any, dloss: Any = 1.0) -> Array:
@@ -135,12 +166,13 @@ class BinaryCrossEntropy(Loss):
 
     pred_range = (0.05, 0.95)  # away from 0 and 1, where the floor cuts the gradient
 
-    def forward(self, pred: Array, target: Array) -> tuple[Array, Any]:
+    def forward(self, pred: Array, target: Array, mask: Array | None = None
+                ) -> tuple[Array, Any]:
         target = _target_like(self, pred, target)
         xp = namespace(pred, target)
         log_p, log_1mp = _floored_log(xp, pred), _floored_log(xp, 1 - pred)
         per_item = -(target * log_p + (1 - target) * log_1mp)
-        loss, factor = self._reduce(xp, per_item, pred.size)
+        loss, factor = self._reduce(xp, per_item, mask, len(pred.shape))
         return loss, (pred, target, factor)
 
     def backward(self, cache: Any, dloss: Any = 1.0) -> Array:
@@ -158,11 +190,14 @@ class BinaryCrossEntropyWithLogits(Loss):
     """On logits z: L = max(z, 0) - z t + log(1 + e^-|z|) (= BCE(σ(z), t), without
     overflow);  dL/dz = σ(z) - t."""
 
-    def forward(self, pred: Array, target: Array) -> tuple[Array, Any]:
+    threshold = 0.0  # σ(z) > ½ ⇔ z > 0
+
+    def forward(self, pred: Array, target: Array, mask: Array | None = None
+                ) -> tuple[Array, Any]:
         target = _target_like(self, pred, target)
         xp = namespace(pred, target)
         per_item = xp.maximum(pred, 0) - pred * target + xp.log1p(xp.exp(-xp.abs(pred)))
-        loss, factor = self._reduce(xp, per_item, pred.size)
+        loss, factor = self._reduce(xp, per_item, mask, len(pred.shape))
         return loss, (pred, target, factor)
 
     def backward(self, cache: Any, dloss: Any = 1.0) -> Array:
@@ -180,7 +215,8 @@ class SoftmaxCrossEntropy(Loss):
     """On logits z: (N, K) and integer labels (N,) or target probabilities (N, K):
     L_n = logsumexp(z_n) - Σ_k t_nk z_nk;  dL/dz = softmax(z) - t."""
 
-    def forward(self, pred: Array, target: Array) -> tuple[Array, Any]:
+    def forward(self, pred: Array, target: Array, mask: Array | None = None
+                ) -> tuple[Array, Any]:
         xp = namespace(pred, target)
         if len(pred.shape) != 2:
             raise ValueError(f"SoftmaxCrossEntropy takes logits of shape (N, classes), got "
@@ -190,7 +226,7 @@ class SoftmaxCrossEntropy(Loss):
         e = xp.exp(shifted)
         sum_e = xp.sum(e, axis=1, keepdims=True)
         per_item = xp.log(sum_e[:, 0]) - xp.sum(t * shifted, axis=1)
-        loss, factor = self._reduce(xp, per_item, pred.shape[0])
+        loss, factor = self._reduce(xp, per_item, mask, 2)
         return loss, (e / sum_e, t, factor)
 
     def backward(self, cache: Any, dloss: Any = 1.0) -> Array:

@@ -98,7 +98,7 @@ class Sequential(Layer):
         caches = []
         for i, (layer, p) in enumerate(zip(self.layers, params)):
             sub = ctx.child(i, states[i]) if (ctx.key is not None or ctx.state is not None) \
-                else ctx
+                else ctx  # (no key and no state: the context, and its mask, pass unchanged)
             x, cache = layer.forward(p, x, sub)
             caches.append(cache)
         return x, caches

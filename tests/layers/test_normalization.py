@@ -80,3 +80,70 @@ def test_fit_carries_running_statistics_in_the_train_state(backend):
 def test_per_sample_shape_must_be_features_or_chw():
     with pytest.raises(ValueError, match=r"\(N, F\) or \(N, C, H, W\)"):
         xb.BatchNorm().init(np.random.default_rng(0), (3, 4))
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (5, 2, 3, 2)])
+def test_a_mask_gives_the_statistics_and_gradients_of_the_real_samples(backend, shape):
+    """Train mode on a batch padded with junk rows and masked equals train mode on the real
+    rows alone: outputs, parameter gradients, input gradients (zero for the padding) and the
+    running-statistics update."""
+    rng = np.random.default_rng(3)
+    mask = np.ones(shape[0])
+    mask[[1, shape[0] - 1]] = 0
+    real = mask == 1
+    x = rng.normal(2.0, 3.0, size=shape)
+    x[~real] = 1e3 * rng.normal(size=x[~real].shape)  # junk that must not leak in
+    dy = rng.normal(size=shape)  # the padded rows' dy must be ignored
+    layer = xb.BatchNorm(momentum=0.5)
+    params = xb.tree_to_backend({"gamma": rng.normal(size=shape[1]),
+                                 "beta": rng.normal(size=shape[1])}, backend, "float32")
+    dt = params["gamma"].dtype
+    state = {"mean": backend.asarray(np.zeros(shape[1]), dtype=dt),
+             "var": backend.asarray(np.ones(shape[1]), dtype=dt)}
+
+    def run(x, dy, mask):
+        ctx = xb.Context(train=True, state=state,
+                         mask=None if mask is None else backend.asarray(mask, dtype=dt))
+        y, cache = layer.forward(params, backend.asarray(x, dtype=dt), ctx)
+        dx, grads = layer.backward(params, cache, backend.asarray(dy, dtype=dt))
+        return xb.to_numpy((y, dx, grads, layer.next_state(state, cache)))
+
+    y, dx, grads, new_state = run(x, dy, mask)
+    y_r, dx_r, grads_r, state_r = run(x[real], dy[real], None)
+    assert np.isfinite(y).all()
+    tol = dict(rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(y[real], y_r, **tol)
+    np.testing.assert_allclose(dx[real], dx_r, **tol)
+    np.testing.assert_array_equal(dx[~real], 0.0)
+    for name in ("gamma", "beta"):
+        np.testing.assert_allclose(grads[name], grads_r[name], **tol)
+    for name in ("mean", "var"):
+        np.testing.assert_allclose(new_state[name], state_r[name], **tol)
+
+
+def test_masked_batch_norm_gradients_against_the_oracle(backend):
+    """The masked train-mode backward against jax.vjp / finite differences."""
+    rng = np.random.default_rng(4)
+    mask = np.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    layer = xb.BatchNorm()
+
+    def forward(x, gamma, beta):
+        xp = xb.backend_of(x).xp
+        ctx = xb.Context(train=True, mask=xp.asarray(mask, dtype=x.dtype))
+        return layer.forward({"gamma": gamma, "beta": beta}, x, ctx)
+
+    def backward(cache, dy):
+        dx, grads = layer.backward(cache[0], cache[1], dy)
+        return {"x": dx, **grads}
+
+    def forward_keeping_params(x, gamma, beta):
+        # the padded rows' outputs are unused downstream (a masked loss ignores them): the
+        # checked function zeroes them, so its exact VJP is what the layer must compute
+        y, cache = forward(x, gamma, beta)
+        return y * xb.backend_of(y).xp.asarray(mask[:, None], dtype=y.dtype), (
+            {"gamma": gamma, "beta": beta}, cache)
+
+    inputs = {"x": rng.normal(size=(6, 3)), "gamma": rng.normal(size=3),
+              "beta": rng.normal(size=3)}
+    report = xb.check_function(forward_keeping_params, backward, inputs, backend=backend)
+    assert report.ok, report

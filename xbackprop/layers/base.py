@@ -41,11 +41,14 @@ class Context:
     train: bool = False
     key: Array | None = None  # uint32[2] random key (xbackprop.random); None: no randomness
     state: Any = None  # this layer's non-trainable state (see Layer.init_state)
+    #: (N,) 1 for real samples, 0 for padding that fills a batch to a fixed size; layers that
+    #: mix samples (BatchNorm's batch statistics) must ignore the padded ones
+    mask: Array | None = None
 
     def child(self, index: int, state: Any = None) -> Context:
         """The context for sub-layer `index` of a container: its own key and state."""
         key = None if self.key is None else fold_in(self.key, index)
-        return Context(self.train, key, state)
+        return Context(self.train, key, state, self.mask)
 
     def require_key(self, layer: Layer) -> Array:
         if self.key is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,10 @@ class BatchNorm(Layer):
 
     Backward in train mode, with x̂ = (x - μ) / σ, m items per feature, g = dy · γ:
         dx = (g - mean(g) - x̂ · mean(g · x̂)) / σ,   dγ = Σ dy · x̂,   dβ = Σ dy
+
+    With `ctx.mask` (padded batches), the statistics and the means above run over the real
+    samples only; padded outputs are treated as unused (their dy is dropped) and padded
+    inputs get no gradient.
     """
 
     momentum: float = 0.9
@@ -58,9 +63,19 @@ class BatchNorm(Layer):
         def per_feature(v: Any) -> Any:
             return xp.reshape(v, shape)
 
+        w = None
         if ctx.train:
-            mean = xp.mean(x, axis=axes)
-            var = xp.mean((x - per_feature(mean)) ** 2, axis=axes)
+            per_sample = math.prod(x.shape) // (x.shape[0] * x.shape[1])   # H·W, or 1
+            if ctx.mask is None:
+                m = x.shape[0] * per_sample                   # items per feature
+                mean = xp.mean(x, axis=axes)
+                var = xp.mean((x - per_feature(mean)) ** 2, axis=axes)
+            else:                                             # padded samples count for 0
+                w = xp.reshape(ctx.mask, (x.shape[0],) + (1,) * (len(x.shape) - 1))
+                w = w if w.dtype == x.dtype else w.astype(x.dtype)
+                m = xp.sum(w) * per_sample
+                mean = xp.sum(x * w, axis=axes) / m
+                var = xp.sum((x - per_feature(mean)) ** 2 * w, axis=axes) / m
         else:
             if ctx.state is None:
                 raise ValueError(f"{describe(self)} in eval mode needs its running statistics in "
@@ -69,27 +84,36 @@ class BatchNorm(Layer):
         inv_std = 1.0 / xp.sqrt(per_feature(var) + self.eps)
         x_hat = (x - per_feature(mean)) * inv_std
         y = per_feature(params["gamma"]) * x_hat + per_feature(params["beta"])
-        stats = (mean, var, x.size // x.shape[1]) if ctx.train else None
+        stats = (mean, var, m, w) if ctx.train else None
         return y, (x_hat, inv_std, axes, stats)
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
         x_hat, inv_std, axes, stats = cache
         xp = namespace(x_hat, dy)
+        w = None if stats is None else stats[3]
+        if w is not None:
+            dy = dy * w  # padded outputs are ignored downstream: no gradient flows from them
         grads = {"gamma": xp.sum(dy * x_hat, axis=axes), "beta": xp.sum(dy, axis=axes)}
         shape = (1, -1) if len(dy.shape) == 2 else (1, -1, 1, 1)
         g = dy * xp.reshape(params["gamma"], shape)
         if stats is None:                     # eval: statistics are constants
             return g * inv_std, grads
-        dx = (g - xp.mean(g, axis=axes, keepdims=True)
-              - x_hat * xp.mean(g * x_hat, axis=axes, keepdims=True)) * inv_std
-        return dx, grads
+        m = stats[2]
+        if w is None:
+            return (g - xp.mean(g, axis=axes, keepdims=True)
+                    - x_hat * xp.mean(g * x_hat, axis=axes, keepdims=True)) * inv_std, grads
+        # the same with means over the real samples only; padded samples get no gradient
+        mean_g = xp.sum(g * w, axis=axes, keepdims=True) / m
+        mean_gx = xp.sum(g * x_hat * w, axis=axes, keepdims=True) / m
+        return (g - mean_g - x_hat * mean_gx) * inv_std * w, grads
 
     def next_state(self, state: Any, cache: Any) -> Any:
         stats = cache[3]
         if stats is None:
             return state
-        mean, var, m = stats
-        unbiased = var * (m / max(m - 1, 1))
+        mean, var, m, _ = stats
+        bessel = m / max(m - 1, 1) if isinstance(m, int) else m / namespace(var).maximum(m - 1, 1)
+        unbiased = var * bessel
         keep = self.momentum
         return {"mean": keep * state["mean"] + (1 - keep) * mean,
                 "var": keep * state["var"] + (1 - keep) * unbiased}
