@@ -234,12 +234,16 @@ def test_fit_accepts_arrays_of_another_backend(jax_backend):
     assert_trees_equal(a.params, b.params)
 
 
-def test_regression_has_no_accuracy():
+def test_regression_reports_regression_metrics_not_accuracy():
     x = X[:, :2]
     y = (x[:, :1] - 2 * x[:, 1:]).astype(np.float32)
     result = xb.fit(xb.Sequential([xb.Dense(1)]), x, y, loss=xb.MSE(), optimizer=optim.sgd(0.05),
                     epochs=30, batch_size=32, progress=False, validation_data=(x, y))
-    assert set(result.history) == {"loss", "val_loss", "time"}
+    assert set(result.history) == {"loss", "val_loss", "val_mse", "val_rmse", "val_mae",
+                                   "val_r2", "time"}
+    assert result.history["val_r2"][-1] > 0.999
+    assert result.history["val_rmse"][-1] == pytest.approx(
+        result.history["val_mse"][-1] ** 0.5, rel=1e-9)
     assert result.history["loss"][-1] < 1e-3
     w = host(result.params)[0]["W"][:, 0]
     np.testing.assert_allclose(w, [1.0, -2.0], atol=0.02)
@@ -388,6 +392,37 @@ def test_evaluate_binary_thresholds():
                         xb.BinaryCrossEntropy())
     assert probs["accuracy"] == 0.75
     assert "accuracy" not in xb.evaluate(net, params, x, y, xb.MSE())
+
+
+def test_evaluate_regression_metrics_per_output(backend):
+    """Two outputs: MSE, RMSE, MAE and R² per output and averaged, against NumPy float64,
+    over batches whose last one is padded."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(70, 3)).astype(np.float32)
+    y = np.stack([x @ [1.0, 2.0, 0.0], 10 + x @ [0.0, 1.0, -1.0]], axis=1).astype(np.float32)
+    net = xb.Sequential([xb.Dense(2)])
+    params = xb.init_params(net, 0, (3,), backend=backend)
+    got = xb.evaluate(net, params, x, y, xb.MSE(), batch_size=32)
+    pred = net(host(params), x).astype(np.float64)
+    err = pred - y
+    want = {"mse": (err ** 2).mean(0), "mae": np.abs(err).mean(0),
+            "r2": 1 - (err ** 2).sum(0) / ((y - y.mean(0)) ** 2).sum(0)}
+    want["rmse"] = np.sqrt(want["mse"])
+    for name, per_output in want.items():
+        assert got[name] == pytest.approx(per_output.mean(), rel=1e-4)
+        for k in range(2):
+            assert got[f"{name}[{k}]"] == pytest.approx(per_output[k], rel=1e-4)
+    assert got["loss"] == pytest.approx(got["mse"], rel=1e-5)  # MSE's mean over elements
+
+
+def test_evaluate_sees_every_sample_once_with_a_padded_last_batch(backend):
+    net = model()
+    params = xb.init_params(net, 1, (4,), backend=backend)
+    full = xb.evaluate(net, params, X, Y, "cross_entropy", batch_size=96)
+    for size in (7, 32, 95):
+        batched = xb.evaluate(net, params, X, Y, "cross_entropy", batch_size=size)
+        assert batched["accuracy"] == full["accuracy"]
+        assert batched["loss"] == pytest.approx(full["loss"], rel=1e-5)
 
 
 def test_history_append():

@@ -10,7 +10,7 @@ the environment variable XBACKPROP_BACKEND (default numpy). Importing xbackprop 
 NumPy only.
 """
 
-from . import data, initializers, optim, random, schedules, tree
+from . import data, initializers, metrics, optim, random, schedules, tree
 from .backends import (
     Backend,
     BackendError,
@@ -27,6 +27,7 @@ from .backends import (
     tree_to_backend,
     use_backend,
 )
+from .callbacks import EarlyStopping
 from .gradcheck import (
     GradientCheckError,
     GradReport,
@@ -93,10 +94,10 @@ __all__ = [
     # models and training
     "Sequential", "init_params", "init_state", "count_params", "TrainState", "FitResult",
     "History", "TrainingDivergedError", "fit", "predict", "evaluate", "loss_and_grads",
-    "make_train_step",
+    "make_train_step", "EarlyStopping",
     # gradient checking
     "GradReport", "GradientCheckError", "check_layer", "check_loss", "check_model",
     "check_function", "check_parity", "assert_layer_gradients", "assert_gradients",
     # submodules
-    "data", "initializers", "optim", "random", "schedules", "tree",
+    "data", "initializers", "metrics", "optim", "random", "schedules", "tree",
 ]

@@ -12,16 +12,17 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from .backends import Array, Backend, backend_of, get_backend, owner_of, to_numpy, \
     tree_to_backend
+from .callbacks import EarlyStopping
 from .layers.base import Context, Layer
-from .losses import BinaryCrossEntropyWithLogits, Loss, get_loss
-from .metrics import correct_count
+from .losses import Loss, get_loss
+from .metrics import batch_stats, combine, scores
 from .model import init_params, init_state
 from .optim import Optimizer
 from .progress import ProgressBar
@@ -119,20 +120,42 @@ def _forward_fn(model: Layer, backend: Backend, jit: bool) -> Callable[[Any, Any
 
 @functools.lru_cache(maxsize=64)
 def _score_fn(model: Layer, loss: Loss, backend: Backend, jit: bool) -> Callable:
-    """`(params, model_state, x, y) -> (loss summed over the batch, correct count)`."""
-    threshold = 0.0 if isinstance(loss, BinaryCrossEntropyWithLogits) else 0.5
-
-    def score(params: Any, model_state: Any, x: Array, y: Array) -> tuple[Array, Array]:
+    """`(params, model_state, x, y, mask) -> (loss summed over the real samples, metric
+    statistics)` in eval mode; padded rows (mask 0) count for nothing."""
+    def score(params: Any, model_state: Any, x: Array, y: Array, mask: Array
+              ) -> tuple[Array, dict[str, Array]]:
         out = model.forward(params, x, Context(train=False, state=model_state))[0]
-        value = loss(out, y)
-        total = value * out.shape[0] if loss.reduction == "mean" else value
-        correct = correct_count(out, y, threshold) if loss.classification else 0
-        return total, correct
+        value = loss(out, y, mask)
+        stats = batch_stats(out, y, loss.task, threshold=loss.threshold, mask=mask)
+        total = value * stats["count"] if loss.reduction == "mean" else value
+        return total, stats
     return _compiled(backend, score, jit)
 
 
 def _batches(n: int, batch_size: int) -> range:
     return range(0, n, batch_size)
+
+
+def _padded(xp: Any, a: Array, size: int) -> Array:
+    """`a: (n, ...)` with zero rows appended up to `size` rows."""
+    if a.shape[0] == size:
+        return a
+    pad = xp.zeros((size - a.shape[0],) + tuple(a.shape[1:]), dtype=a.dtype)
+    return xp.concatenate([a, pad], axis=0)
+
+
+def _eval_batches(backend: Backend, arrays: Sequence[Array], batch_size: int
+                  ) -> Iterator[tuple[Array, ...]]:
+    """Batches of `arrays` (each (N, ...)) plus a mask (N,), all of one shape: the last
+    batch is padded (mask 0) when there are several, so a compiled evaluation compiles
+    once instead of once more for the ragged end."""
+    xp = backend.xp
+    n = arrays[0].shape[0]
+    size = min(batch_size, n)
+    for i in _batches(n, size):
+        parts = [a[i:i + size] for a in arrays]
+        mask = xp.asarray(np.arange(size) < parts[0].shape[0], dtype=arrays[0].dtype)
+        yield (*(_padded(xp, p, size) for p in parts), mask)
 
 
 def predict(model: Layer, params: Any, x: Any, *, model_state: Any = None,
@@ -141,27 +164,31 @@ def predict(model: Layer, params: Any, x: Any, *, model_state: Any = None,
     backend = backend_of(*tree_leaves(params))
     fn = _forward_fn(model, backend, jit)
     x = backend.asarray(x, dtype=tree_leaves(params)[0].dtype)
-    outs = [fn(params, model_state, x[i:i + batch_size]) for i in _batches(len(x), batch_size)]
-    return backend.xp.concatenate(outs, axis=0)
+    outs = [fn(params, model_state, xb_) for xb_, _ in _eval_batches(backend, [x], batch_size)]
+    return backend.xp.concatenate(outs, axis=0)[:x.shape[0]]
 
 
 def evaluate(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str, *,
              model_state: Any = None, batch_size: int = 1024, jit: bool = True
              ) -> dict[str, float]:
-    """`{"loss": ..., "accuracy": ...}` of the model on (x, y) in eval mode (accuracy only
-    for classification losses). The loss is averaged over samples for reduction "mean"."""
+    """The loss and metrics of the model on (x, y) in eval mode.
+
+    Classification losses: `{"loss", "accuracy"}`. Regression losses: `{"loss", "mse",
+    "rmse", "mae", "r2"}` (means over the outputs) and, for several outputs, the same per
+    output as `"rmse[k]"` etc. The loss is averaged over samples for reduction "mean".
+    """
     loss = get_loss(loss)
     backend = backend_of(*tree_leaves(params))
     fn = _score_fn(model, loss, backend, jit)
     x, y = backend.asarray(x, dtype=tree_leaves(params)[0].dtype), backend.asarray(y)
-    scores = [fn(params, model_state, x[i:i + batch_size], y[i:i + batch_size])
-              for i in _batches(len(x), batch_size)]
-    n = len(x)
-    total = sum(float(t) for t, _ in scores)
-    result = {"loss": total / n if loss.reduction == "mean" else total}
-    if loss.classification:
-        result["accuracy"] = sum(int(c) for _, c in scores) / n
-    return result
+    total_loss, total = 0.0, None
+    for batch in _eval_batches(backend, [x, y], batch_size):
+        value, stats = fn(params, model_state, *batch)
+        total_loss += float(value)
+        total = combine(total, to_numpy(stats))
+    n = float(total["count"])
+    return {"loss": total_loss / n if loss.reduction == "mean" else total_loss,
+            **scores(total, loss.task)}
 
 
 class History(dict):
@@ -223,7 +250,8 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
         state: TrainState | None = None, validation_data: tuple[Any, Any] | None = None,
         backend: str | Backend | None = None, dtype: Any = "float32", shuffle: bool = True,
         progress: bool = True, jit: bool = True,
-        callbacks: Sequence[Callable[[int, dict, TrainState], Any]] = ()) -> FitResult:
+        callbacks: Sequence[Callable[[int, dict, TrainState], Any]] = (),
+        early_stopping: EarlyStopping | int | None = None) -> FitResult:
     """Train `model` on (x, y) with mini-batches; returns the final state and the history.
 
     x: (N, ...) inputs; y: (N,) integer labels or (N, ...) targets (NumPy or any backend).
@@ -233,6 +261,12 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
     True stops training. The state they get is live (later steps update its arrays in
     place on NumPy and CuPy): copy what you keep. Raises TrainingDivergedError when the
     loss becomes NaN or inf. Your `params` and `state` are copied, never changed.
+
+    early_stopping: an `EarlyStopping` (or a patience in epochs, monitoring "val_loss")
+    stops when the monitored metric stops improving and returns the best epoch's state.
+    Metrics in the history: "loss", and "accuracy" for classification losses; with
+    validation data also "val_loss" and "val_accuracy", or for regression losses
+    "val_mse", "val_rmse", "val_mae", "val_r2" (and per output, "val_r2[k]", ...).
     """
     loss = get_loss(loss)
     target = get_backend(backend)
@@ -265,6 +299,16 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
             params = tree_map(_copy, tree_to_backend(params, target, dtype=dt))
         mstate = init_state(model, input_shape, dtype=dt, backend=target)
         state = TrainState.create(params, optimizer, mstate, seed=seed)
+
+    if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
+        early_stopping = EarlyStopping(patience=early_stopping)
+    if early_stopping is not None:
+        early_stopping.reset()
+        reported = ["loss"] + (["accuracy"] if loss.classification else [])
+        if val is not None:
+            reported += [f"val_{k}" for k in ["loss", *_metric_names(loss, val[1])]]
+        early_stopping.check_logs(reported)
+        callbacks = [*callbacks, early_stopping]
 
     step = make_train_step(model, loss, optimizer, backend=target, jit=jit, donate=True)
     history = History()
@@ -299,12 +343,23 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
             logs["accuracy"] = evaluate(model, state.params, x_src, y_src, loss,
                                         model_state=state.model_state, jit=jit)["accuracy"]
         if val is not None:
-            scores = evaluate(model, state.params, *val, loss, model_state=state.model_state,
-                              jit=jit)
-            logs.update({f"val_{k}": v for k, v in scores.items()})
+            val_scores = evaluate(model, state.params, *val, loss,
+                                  model_state=state.model_state, jit=jit)
+            logs.update({f"val_{k}": v for k, v in val_scores.items()})
         logs["time"] = time.perf_counter() - t0
         history.append(logs)
         bar.close(**{k: v for k, v in logs.items() if k != "time"})
-        if any(cb(epoch, logs, state) for cb in callbacks):
+        if any([cb(epoch, logs, state) for cb in callbacks]):  # every callback runs
             break
+    if early_stopping is not None and early_stopping.best_state is not None:
+        state = early_stopping.best_state
     return FitResult(state, history)
+
+
+def _metric_names(loss: Loss, y: np.ndarray) -> list[str]:
+    """The metrics `evaluate` reports for `loss` on targets `y` (besides "loss")."""
+    if loss.classification:
+        return ["accuracy"]
+    names = ["mse", "rmse", "mae", "r2"]
+    outputs = int(np.prod(y.shape[1:])) if y.ndim > 1 else 1
+    return names + ([f"{m}[{k}]" for m in names for k in range(outputs)] if outputs > 1 else [])
