@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import xbackprop as xb
-from xbackprop.metrics import batch_stats, classification_scores, combine, correct_count, \
+from xbackprop.metrics import batch_stats, classification_scores, correct_count, reduce_stats, \
     regression_scores, scores
 
 
@@ -72,21 +72,35 @@ def test_regression_scores_per_output_and_averaged():
 def test_batches_combine_to_the_whole(backend):
     """Statistics of batches of 2, 2 and 1 (the last padded to 2 and masked), computed on
     the backend and combined on the host, give the scores of all five at once."""
-    total = None
+    batches = []
     for i in range(0, 5, 2):
         p, t = REG_PRED[i:i + 2], REG_TRUE[i:i + 2]
         mask = np.ones(2)
         if len(p) < 2:  # pad with junk that the mask must drop
             p, t, mask = (np.concatenate([p, [[1e6, -1e6]]]), np.concatenate([t, [[7.0, 7.0]]]),
                           np.array([1.0, 0.0]))
-        stats = batch_stats(backend.asarray(p, dtype="float32"),
-                            backend.asarray(t, dtype="float32"), "regression",
-                            mask=backend.asarray(mask, dtype="float32"))
-        total = combine(total, xb.to_numpy(stats))
-    got = scores(total, "regression")
+        batches.append(xb.to_numpy(batch_stats(backend.asarray(p, dtype="float32"),
+                                               backend.asarray(t, dtype="float32"),
+                                               "regression",
+                                               mask=backend.asarray(mask, dtype="float32"))))
+    got = scores(reduce_stats(batches), "regression")
     want = regression_scores(REG_PRED, REG_TRUE)
     for name in want:
         assert got[name] == pytest.approx(want[name], rel=1e-5), name
+
+
+def test_runs_of_batches_reduce_at_once():
+    """Many consecutive runs (the epochs of a training chunk) in one call give what each
+    run gives alone."""
+    rng = np.random.default_rng(1)
+    batches = [batch_stats(rng.normal(size=(4, 2)), 5 + rng.normal(size=(4, 2)), "regression")
+               for _ in range(7)]
+    starts = [0, 3, 4]
+    together = scores(reduce_stats(batches, starts), "regression")
+    for run, (a, b) in enumerate(zip(starts, starts[1:] + [7])):
+        alone = scores(reduce_stats(batches[a:b]), "regression")
+        for name, value in alone.items():
+            assert together[name][run] == pytest.approx(value, rel=1e-12), (run, name)
 
 
 def test_r2_is_accurate_for_targets_far_from_zero():
@@ -94,10 +108,9 @@ def test_r2_is_accurate_for_targets_far_from_zero():
     rng = np.random.default_rng(0)
     true = 1e6 + rng.normal(size=(400, 1))
     pred = true + 0.1 * rng.normal(size=(400, 1))
-    total = None
-    for i in range(0, 400, 64):
-        total = combine(total, batch_stats(pred[i:i + 64], true[i:i + 64], "regression"))
-    assert scores(total, "regression")["r2"] == pytest.approx(
+    batches = [batch_stats(pred[i:i + 64], true[i:i + 64], "regression")
+               for i in range(0, 400, 64)]
+    assert scores(reduce_stats(batches), "regression")["r2"] == pytest.approx(
         reference_regression(pred, true)["r2"][0], rel=1e-9)
 
 

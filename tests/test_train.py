@@ -239,8 +239,8 @@ def test_regression_reports_regression_metrics_not_accuracy():
     y = (x[:, :1] - 2 * x[:, 1:]).astype(np.float32)
     result = xb.fit(xb.Sequential([xb.Dense(1)]), x, y, loss=xb.MSE(), optimizer=optim.sgd(0.05),
                     epochs=30, batch_size=32, progress=False, validation_data=(x, y))
-    assert set(result.history) == {"loss", "val_loss", "val_mse", "val_rmse", "val_mae",
-                                   "val_r2", "time"}
+    assert set(result.history) == {"loss", "mse", "rmse", "mae", "r2", "val_loss", "val_mse",
+                                   "val_rmse", "val_mae", "val_r2", "time"}
     assert result.history["val_r2"][-1] > 0.999
     assert result.history["val_rmse"][-1] == pytest.approx(
         result.history["val_mse"][-1] ** 0.5, rel=1e-9)

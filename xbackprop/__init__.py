@@ -66,17 +66,9 @@ from .losses import (
     SoftmaxCrossEntropy,
 )
 from .model import Sequential, count_params, init_params, init_state
-from .train import (
-    FitResult,
-    History,
-    TrainingDivergedError,
-    TrainState,
-    evaluate,
-    fit,
-    loss_and_grads,
-    make_train_step,
-    predict,
-)
+from .evaluate import evaluate, predict
+from .fit import FitResult, History, fit
+from .train import TrainingDivergedError, TrainState, loss_and_grads, make_train_step
 
 __version__ = "0.1.0"
 

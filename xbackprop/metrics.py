@@ -1,14 +1,15 @@
 """Metrics in two halves, so that they are exact over many batches and cheap on a device.
 
     stats = batch_stats(pred, target, task, mask=mask)   # on the device, inside a step
-    total = combine(total, to_numpy(stats))               # on the host, in float64
-    scores(total, task)                                   # {"accuracy": ...} or {"rmse": ...}
+    totals = reduce_stats([to_numpy(s) for s in ...])     # on the host, in float64
+    scores(totals, task)                                  # {"accuracy": ...} or {"rmse": ...}
 
-`batch_stats` gives sums (and, for regression, per-batch centred second moments) as small
-device arrays; `combine` merges batches exactly (Chan, Golub & LeVeque's pairwise update for
-the target variance, so R² stays accurate for targets far from zero); `scores` turns the
-totals into numbers. `mask: (N,)` marks real samples (1) and padding (0): padded rows count
-for nothing.
+`batch_stats` gives sums (and, for regression, per-batch target means and centred second
+moments) as small device arrays; `reduce_stats` merges batches exactly (the pairwise
+variance update of Chan, Golub & LeVeque, so R² stays accurate for targets far from zero),
+for one run of batches or for many consecutive runs at once (the epochs of a training
+chunk); `scores` turns the totals into numbers. `mask: (N,)` marks real samples (1) and
+padding (0): padded rows count for nothing.
 
 Classification: accuracy. Regression: MSE, RMSE, MAE and R² averaged over the outputs and,
 for K > 1 outputs, per output as "mse[k]", "rmse[k]", "mae[k]", "r2[k]".
@@ -16,13 +17,14 @@ for K > 1 outputs, per output as "mse[k]", "rmse[k]", "mae[k]", "r2[k]".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .layers.base import namespace
 
-__all__ = ["correct_count", "batch_stats", "combine", "scores", "regression_scores",
+__all__ = ["correct_count", "batch_stats", "reduce_stats", "scores", "regression_scores",
            "classification_scores", "TASKS"]
 
 TASKS = ("classification", "regression")
@@ -74,42 +76,60 @@ def batch_stats(pred: Any, target: Any, task: str, *, threshold: float = 0.5,
             "mean": mean, "m2": xp.sum(centred * centred, axis=0)}
 
 
-def combine(total: dict[str, np.ndarray] | None, batch: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Merge one batch's statistics (host arrays) into the running totals, in float64."""
-    batch = {k: np.asarray(v, dtype=np.float64) for k, v in batch.items()}
-    if total is None:
-        return batch
-    merged = {k: total[k] + batch[k] for k in total if k not in ("mean", "m2")}
-    if "mean" in total:
-        # pairwise variance update: M2 = M2_a + M2_b + δ² n_a n_b / n
-        na, nb = total["count"], batch["count"]
-        n = na + nb
-        delta = batch["mean"] - total["mean"]
-        share = nb / n if n > 0 else 0.0
-        merged["mean"] = total["mean"] + delta * share
-        merged["m2"] = total["m2"] + batch["m2"] + delta * delta * na * share
-    return merged
+def reduce_stats(batches: Sequence[dict[str, Any]] | dict[str, np.ndarray],
+                 starts: Sequence[int] | np.ndarray = (0,)) -> dict[str, np.ndarray]:
+    """Totals of consecutive runs of batches, in float64.
+
+    batches: a list of per-batch statistics (host arrays), or the same stacked (one batch
+    per row). Runs start at the rows `starts` (np.add.reduceat's convention; the default is
+    one run of all batches). Returns the totals with one row per run.
+    """
+    if not isinstance(batches, dict):
+        batches = {k: np.stack([np.asarray(b[k], dtype=np.float64) for b in batches])
+                   for k in batches[0]}
+    rows = {k: np.asarray(v, dtype=np.float64) for k, v in batches.items()}
+    starts = np.asarray(starts, dtype=np.intp)
+    out = {k: np.add.reduceat(v, starts, axis=0) for k, v in rows.items()
+           if k not in ("mean", "m2")}
+    if "mean" in rows:
+        n = rows["count"][:, None]                                         # (S, 1)
+        n_run = np.maximum(out["count"], 1)[:, None]                       # (G, 1)
+        mean = np.add.reduceat(n * rows["mean"], starts, axis=0) / n_run   # (G, K)
+        run_of_row = np.repeat(np.arange(len(starts)),
+                               np.diff(np.append(starts, len(n))))
+        # M2 = Σ M2_b + Σ n_b (mean_b - mean)²: each batch's spread plus its offset
+        offset = rows["mean"] - mean[run_of_row]
+        out["mean"] = mean
+        out["m2"] = (np.add.reduceat(rows["m2"], starts, axis=0)
+                     + np.add.reduceat(n * offset * offset, starts, axis=0))
+    return out
 
 
-def scores(total: dict[str, np.ndarray], task: str) -> dict[str, float]:
-    """The metrics from combined statistics: {"accuracy"} or {"mse", "rmse", "mae", "r2"}
-    (means over outputs, plus "name[k]" per output when there are several)."""
-    n = float(total["count"])
-    if n <= 0:
+def scores(totals: dict[str, np.ndarray], task: str) -> dict[str, Any]:
+    """The metrics from totals: {"accuracy"} or {"mse", "rmse", "mae", "r2"} (means over
+    outputs, plus "name[k]" per output when there are several). Totals of one run (as
+    `reduce_stats` returns by default, or unstacked) give floats; of several runs, arrays
+    with one value per run."""
+    one = np.ndim(totals["count"]) == 0 or np.shape(totals["count"]) == (1,)
+    t = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in totals.items()}
+    n = t["count"]
+    if (n <= 0).any():
         raise ValueError("no samples to score")
     if task == "classification":
-        return {"accuracy": float(total["correct"]) / n}
-    mse = total["sq"] / n
-    mae = total["abs"] / n
-    # R² = 1 - SS_res / SS_tot; a constant target (SS_tot = 0) has no R²: NaN, not a crash
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(total["m2"] > 0, 1.0 - total["sq"] / total["m2"], np.nan)
-    per_output = {"mse": mse, "rmse": np.sqrt(mse), "mae": mae, "r2": r2}
-    out = {name: float(np.mean(values)) for name, values in per_output.items()}
-    if mse.size > 1:
-        for name, values in per_output.items():
-            out.update({f"{name}[{k}]": float(v) for k, v in enumerate(values)})
-    return out
+        out = {"accuracy": t["correct"] / n}
+    else:
+        if t["sq"].ndim == 1:  # unstacked totals of one run: outputs on the only axis
+            t = {k: v[None] if k != "count" else v for k, v in t.items()}
+        mse = t["sq"] / n[:, None]
+        # R² = 1 - SS_res / SS_tot; a constant target (SS_tot = 0) has no R²: NaN
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(t["m2"] > 0, 1.0 - t["sq"] / t["m2"], np.nan)
+        per_output = {"mse": mse, "rmse": np.sqrt(mse), "mae": t["abs"] / n[:, None], "r2": r2}
+        out = {name: values.mean(axis=-1) for name, values in per_output.items()}
+        if mse.shape[-1] > 1:
+            for name, values in per_output.items():
+                out.update({f"{name}[{k}]": values[:, k] for k in range(values.shape[-1])})
+    return {k: float(v[0]) for k, v in out.items()} if one else out
 
 
 def regression_scores(pred: Any, target: Any) -> dict[str, float]:

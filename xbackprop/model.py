@@ -8,7 +8,7 @@ walks the layers in reverse, each turning dL/d(output) into dL/d(input) and its 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -94,14 +94,28 @@ class Sequential(Layer):
     def forward(self, params: list[Params], x: Array, ctx: Context = EVAL
                 ) -> tuple[Array, list[Any]]:
         _check_params(self, params)
-        states = ctx.state if ctx.state is not None else [None] * len(self.layers)
         caches = []
         for i, (layer, p) in enumerate(zip(self.layers, params)):
-            sub = ctx.child(i, states[i]) if (ctx.key is not None or ctx.state is not None) \
-                else ctx  # (no key and no state: the context, and its mask, pass unchanged)
-            x, cache = layer.forward(p, x, sub)
+            x, cache = layer.forward(p, x, self._context(ctx, i))
             caches.append(cache)
         return x, caches
+
+    def _context(self, ctx: Context, i: int) -> Context:
+        """Layer i's context: its own random key and state (with neither, the context, and
+        its mask, pass unchanged)."""
+        if ctx.key is None and ctx.state is None:
+            return ctx
+        return ctx.child(i, None if ctx.state is None else ctx.state[i])
+
+    def forward_layers(self, params: list[Params], x: Array, ctx: Context = EVAL
+                       ) -> Iterator[tuple[int, Layer, Array, Array, Any]]:
+        """The forward pass one layer at a time, for looking inside it: yields
+        `(index, layer, input, output, cache)` in order; the same numbers as `forward`."""
+        _check_params(self, params)
+        for i, (layer, p) in enumerate(zip(self.layers, params)):
+            y, cache = layer.forward(p, x, self._context(ctx, i))
+            yield i, layer, x, y, cache
+            x = y
 
     def backward(self, params: list[Params], caches: list[Any], dy: Array
                  ) -> tuple[Array, list[Params]]:
@@ -109,6 +123,15 @@ class Sequential(Layer):
         for i in range(len(self.layers) - 1, -1, -1):
             dy, grads[i] = self.layers[i].backward(params[i], caches[i], dy)
         return dy, grads
+
+    def backward_layers(self, params: list[Params], caches: list[Any], dy: Array
+                        ) -> Iterator[tuple[int, Layer, Array, Array, Params]]:
+        """The backward pass one layer at a time, last layer first: yields `(index, layer,
+        dL/d(output), dL/d(input), parameter gradients)`; the same numbers as `backward`."""
+        for i in range(len(self.layers) - 1, -1, -1):
+            dx, grads = self.layers[i].backward(params[i], caches[i], dy)
+            yield i, self.layers[i], dy, dx, grads
+            dy = dx
 
     def param_grads(self, params: list[Params], caches: list[Any], dy: Array) -> list[Params]:
         """The gradients without dL/d(input), which the first layer then need not compute."""

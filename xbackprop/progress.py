@@ -49,6 +49,13 @@ class ProgressBar:
         if self.enabled:
             self._draw(metrics, final=True)
 
+    def write(self, line: str) -> None:
+        """Print a line of its own (a log line) without garbling the bar: on a terminal the
+        bar's line is cleared first and redrawn at the next refresh."""
+        self.file.write(("\r\033[K" if self.interactive else "") + line + "\n")
+        self.file.flush()
+        self._last_draw = 0.0  # redraw the bar under the line at the next update
+
     def _draw(self, metrics: dict[str, Any], final: bool) -> None:
         now = time.perf_counter()
         self._last_draw = now

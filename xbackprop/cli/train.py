@@ -31,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import optim
-    from ..train import evaluate, fit
+    from ..evaluate import evaluate
+    from ..fit import fit
 
     recipe = get_recipe(args.job)
     backend = backends.get_backend(args.backend)

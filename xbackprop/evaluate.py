@@ -1,0 +1,99 @@
+"""Using a model: `predict` its outputs and `evaluate` its loss and metrics, in batches.
+
+Both run the model in eval mode, compiled once per model and backend on JAX. Batches have
+one shape: when the data take several batches, the last one is padded and masked, so JAX
+compiles once and not once more for the ragged end.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from .backends import Array, Backend, backend_of, to_numpy
+from .layers.base import Context, Layer
+from .losses import Loss, get_loss
+from .metrics import batch_stats, reduce_stats, scores
+from .train import _compiled
+from .tree import tree_leaves
+
+__all__ = ["predict", "evaluate"]
+
+
+@functools.lru_cache(maxsize=64)
+def _forward_fn(model: Layer, backend: Backend, jit: bool) -> Callable[[Any, Any, Array], Array]:
+    """`(params, model_state, x) -> y` in eval mode; compiled once per model and backend."""
+    def forward(params: Any, model_state: Any, x: Array) -> Array:
+        return model.forward(params, x, Context(train=False, state=model_state))[0]
+    return _compiled(backend, forward, jit)
+
+
+@functools.lru_cache(maxsize=64)
+def _score_fn(model: Layer, loss: Loss, backend: Backend, jit: bool) -> Callable:
+    """`(params, model_state, x, y, mask) -> (loss summed over the real samples, metric
+    statistics)` in eval mode; padded rows (mask 0) count for nothing."""
+    def score(params: Any, model_state: Any, x: Array, y: Array, mask: Array
+              ) -> tuple[Array, dict[str, Array]]:
+        out = model.forward(params, x, Context(train=False, state=model_state))[0]
+        value = loss(out, y, mask)
+        stats = batch_stats(out, y, loss.task, threshold=loss.threshold, mask=mask)
+        total = value * stats["count"] if loss.reduction == "mean" else value
+        return total, stats
+    return _compiled(backend, score, jit)
+
+
+def padded(xp: Any, a: Array, size: int) -> Array:
+    """`a: (n, ...)` with zero rows appended up to `size` rows."""
+    if a.shape[0] == size:
+        return a
+    pad = xp.zeros((size - a.shape[0],) + tuple(a.shape[1:]), dtype=a.dtype)
+    return xp.concatenate([a, pad], axis=0)
+
+
+def fixed_batches(backend: Backend, arrays: Sequence[Array], batch_size: int
+                  ) -> Iterator[tuple[Array, ...]]:
+    """Batches of `arrays` (each (N, ...)) plus a mask (N,), all of one shape: the last
+    batch is padded (mask 0) when there are several."""
+    xp = backend.xp
+    n = arrays[0].shape[0]
+    size = min(batch_size, n)
+    for i in range(0, n, size):
+        parts = [a[i:i + size] for a in arrays]
+        mask = xp.asarray(np.arange(size) < parts[0].shape[0], dtype=arrays[0].dtype)
+        yield (*(padded(xp, p, size) for p in parts), mask)
+
+
+def predict(model: Layer, params: Any, x: Any, *, model_state: Any = None,
+            batch_size: int = 1024, jit: bool = True) -> Array:
+    """The model's outputs for `x: (N, ...)` in eval mode, in batches, on `params`' backend."""
+    backend = backend_of(*tree_leaves(params))
+    fn = _forward_fn(model, backend, jit)
+    x = backend.asarray(x, dtype=tree_leaves(params)[0].dtype)
+    outs = [fn(params, model_state, xb) for xb, _ in fixed_batches(backend, [x], batch_size)]
+    return backend.xp.concatenate(outs, axis=0)[:x.shape[0]]
+
+
+def evaluate(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str, *,
+             model_state: Any = None, batch_size: int = 1024, jit: bool = True
+             ) -> dict[str, float]:
+    """The loss and metrics of the model on (x, y) in eval mode.
+
+    Classification losses: `{"loss", "accuracy"}`. Regression losses: `{"loss", "mse",
+    "rmse", "mae", "r2"}` (means over the outputs) and, for several outputs, the same per
+    output as `"rmse[k]"` etc. The loss is averaged over samples for reduction "mean".
+    """
+    loss = get_loss(loss)
+    backend = backend_of(*tree_leaves(params))
+    fn = _score_fn(model, loss, backend, jit)
+    x, y = backend.asarray(x, dtype=tree_leaves(params)[0].dtype), backend.asarray(y)
+    results = [fn(params, model_state, *batch)
+               for batch in fixed_batches(backend, [x, y], batch_size)]
+    values, stats = to_numpy([v for v, _ in results]), to_numpy([s for _, s in results])
+    totals = reduce_stats(stats)
+    total_loss = float(np.sum(values, dtype=np.float64))
+    n = float(totals["count"][0])
+    return {"loss": total_loss / n if loss.reduction == "mean" else total_loss,
+            **scores(totals, loss.task)}

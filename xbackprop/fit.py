@@ -1,0 +1,509 @@
+"""`fit`: a thin loop around the train step — batching, shuffling, validation, history, a
+progress bar, early stopping, callbacks — that costs next to nothing per step.
+
+The data move to the backend once; each step gathers its batch from them by index (inside
+the compiled step on JAX), so a step transfers only its batch's indices.
+
+The data order is a function of the step count: step s is batch s mod E of epoch s // E (E
+steps per epoch), and each epoch's order comes from a generator seeded by (seed, epoch). A
+run continued from a saved state therefore sees exactly the batches, and the dropout masks
+(their keys derive from the step too), of the run it continues.
+
+On backends that compile (JAX) the last, partial batch of an epoch is padded to the batch
+size and masked, so one compiled step serves every batch.
+
+The loop reads nothing back from the device per step. Each step returns small statistics
+(its loss, whether it stayed finite, metric sums) that wait on the device until the loop
+needs them: at the end of an epoch that something reports (a progress line, validation, a
+callback, a log line), and at least every few thousand steps. Epochs reported together are
+summed up together, vectorised.
+
+Every step checks that its loss and gradients are finite. On NumPy, whose values are on the
+host anyway, it checks before it updates, so the state stays the last good one. Elsewhere
+the flags are read with the statistics, and the steps since the last read are replayed from
+the state copied then, to recover the last good state. Either way the error names the
+step, the epoch and the first layer whose output or gradient went non-finite.
+`on_nonfinite="skip"` skips such batches instead and counts them ("skipped" in the history).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .backends import Array, Backend, backend_of, get_backend, owner_of, to_numpy, \
+    tree_to_backend
+from .callbacks import EarlyStopping
+from .diagnose import find_nonfinite
+from .evaluate import evaluate
+from .layers.base import Context, Layer
+from .losses import Loss, get_loss
+from .metrics import reduce_stats, scores
+from .model import init_params, init_state
+from .optim import Optimizer
+from .progress import ProgressBar, format_metrics
+from .random import fold_in
+from .train import TrainingDivergedError, TrainState, _compiled, _step
+from .tree import tree_leaves, tree_map
+
+__all__ = ["fit", "FitResult", "History"]
+
+#: the longest the loop lets step statistics wait on the device, in steps
+MAX_PENDING = 4096
+#: shuffling tiny data sets draws the orders of this many samples' worth of epochs at once
+ORDER_BLOCK_SAMPLES = 256
+
+
+class History(dict):
+    """Per-epoch lists: `history["loss"]`, `["val_loss"]`, `["accuracy"]`, `["time"]`, ..."""
+
+    def append(self, logs: dict[str, float]) -> None:
+        for name, value in logs.items():
+            self.setdefault(name, []).append(value)
+
+    def plot(self, path: str, title: str = "training history") -> str:
+        """Save loss (and accuracy) curves to `path` (PNG, needs matplotlib); returns path."""
+        from .plot import plot_history
+
+        return plot_history(self, path, title=title)
+
+
+class FitResult(NamedTuple):
+    state: TrainState
+    history: History
+
+    @property
+    def params(self) -> Any:
+        return self.state.params
+
+
+class DataOrder:
+    """Which samples each step trains on: a pure function of the step count.
+
+    Epoch e is a permutation drawn from a generator seeded by (seed, e); for tiny data sets
+    (n ≤ 128) one generator seeded by (seed, block) draws a block of 256 // n consecutive
+    epochs at once, so they do not pay for a new generator every epoch. Step s is batch
+    s mod E of epoch s // E.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool) -> None:
+        self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
+        self.steps_per_epoch = -(-n // batch_size)
+        self.block = max(1, ORDER_BLOCK_SAMPLES // n) if shuffle else 1
+        self._cached: tuple[int, np.ndarray] | None = None
+
+    def epoch(self, epoch: int) -> np.ndarray:
+        """The sample order of `epoch`: (n,) indices."""
+        if not self.shuffle:
+            return np.arange(self.n)
+        if self.block == 1:
+            return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        block, row = divmod(epoch, self.block)
+        if self._cached is None or self._cached[0] != block:
+            rng = np.random.default_rng([self.seed, block])
+            orders = rng.permuted(np.tile(np.arange(self.n), (self.block, 1)), axis=1)
+            self._cached = (block, orders)
+        return self._cached[1][row]
+
+    def indices(self, step: int) -> np.ndarray:
+        """The samples of `step`'s batch (fewer than the batch size for an epoch's last)."""
+        epoch, i = divmod(step, self.steps_per_epoch)
+        return self.epoch(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
+
+
+def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
+        epochs: int = 10, batch_size: int = 32, seed: int = 0, params: Any = None,
+        state: TrainState | None = None, validation_data: tuple[Any, Any] | None = None,
+        backend: str | Backend | None = None, dtype: Any = "float32", shuffle: bool = True,
+        progress: bool | str = True, log_every: int | None = None, jit: bool = True,
+        callbacks: Sequence[Callable[[int, dict, TrainState], Any]] = (),
+        early_stopping: EarlyStopping | int | None = None, max_steps: int | None = None,
+        on_nonfinite: str = "raise") -> FitResult:
+    """Train `model` on (x, y) with mini-batches; returns the final state and the history.
+
+    x: (N, ...) inputs; y: (N,) integer labels or (N, ...) targets (NumPy or any backend).
+    Parameters come from `state` (training continues where it left off: step count, data
+    order, optimizer state), else `params`, else `init_params(model, seed, ...)`. Your
+    `params` and `state` are copied, never changed. `epochs` more epochs are trained (an
+    epoch the state is in the middle of counts as one); `max_steps` stops at that total
+    step count.
+
+    History (one entry per completed epoch): "loss" (the mean over the epoch's samples; the
+    total for reduction "sum") and the metrics of the steps' own outputs — "accuracy" for
+    classification losses; "mse", "rmse", "mae", "r2" (and per output "r2[k]", ...) for
+    regression losses — then with `validation_data` the same on it as "val_loss",
+    "val_accuracy", ... (in eval mode, after the epoch), and "time" in seconds.
+
+    progress: True shows a bar per epoch, or one bar over the epochs when an epoch is a
+    single step (full-batch training); "steps" or "epochs" chooses; False shows none.
+    log_every=k prints the metrics every k epochs (on standard error, with the bar).
+    callbacks are called as `cb(epoch, logs, state)` after each epoch; one that returns True
+    stops training. The state they get is live (later steps update its arrays in place on
+    NumPy and CuPy): copy what you keep. early_stopping: an `EarlyStopping` (or a patience
+    in epochs on "val_loss") stops when its metric stops improving and returns the best
+    epoch's state.
+
+    A non-finite loss or gradient raises TrainingDivergedError naming the step, the epoch
+    and the first layer where the values went non-finite; the error's `state` is the last
+    good state and its `history` the epochs before. on_nonfinite="skip" skips such batches
+    instead (counted per epoch in "skipped").
+    """
+    loss = get_loss(loss)
+    _check_settings(epochs, batch_size, log_every, max_steps, on_nonfinite, progress)
+    target = get_backend(backend)
+    if state is not None:
+        target = backend_of(*tree_leaves(state.params))
+        dtype = tree_leaves(state.params)[0].dtype
+        state = tree_map(_copy, state)  # the steps below consume their state; keep yours
+    dt = target.check_dtype(dtype)
+    if len(x) == 0 or len(y) == 0:
+        raise ValueError(f"fit: the training data has no samples (x: {tuple(np.shape(x))}, "
+                         f"y: {tuple(np.shape(y))})")
+    input_shape = tuple(np.shape(x)[1:])
+    x_host, y_host = _prepare_data(x, y, dt, "training data")
+    _check_labels(model, loss, input_shape, y_host)
+    data = (target.asarray(x_host), target.asarray(y_host))  # moved once
+    val = None
+    if validation_data is not None:
+        val = tuple(target.asarray(a) for a in _prepare_data(*validation_data, dt,
+                                                             "validation data"))
+    if state is None:
+        if params is None:
+            params = init_params(model, seed, input_shape, dtype=dt, backend=target)
+        else:  # moved, and copied: training updates its own parameters in place
+            params = tree_map(_copy, tree_to_backend(params, target, dtype=dt))
+        mstate = init_state(model, input_shape, dtype=dt, backend=target)
+        state = TrainState.create(params, optimizer, mstate, seed=seed)
+
+    callbacks = list(callbacks)
+    if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
+        early_stopping = EarlyStopping(patience=early_stopping)
+    if early_stopping is not None:
+        early_stopping.reset()
+        early_stopping.check_logs(_log_names(loss, y_host, val is not None))
+        callbacks.append(early_stopping)
+
+    order = DataOrder(len(x_host), batch_size, seed, shuffle)
+    loop = _Loop(model, loss, optimizer, target, data, order, jit=jit,
+                 skip=on_nonfinite == "skip", val=val)
+    start = int(state.step)
+    spe = order.steps_per_epoch
+    end = (start // spe + epochs) * spe
+    if max_steps is not None:
+        end = min(end, max_steps)
+    history = History()
+    if end <= start:
+        return FitResult(state, history)
+    reporter = _Reporter(progress, log_every, spe, first=start // spe,
+                         last=-(-end // spe))
+    try:
+        state = loop.run(state, start, end, history, reporter, callbacks)
+    finally:
+        reporter.close()
+    if early_stopping is not None and early_stopping.best_state is not None:
+        state = early_stopping.best_state
+    if loop.skipped:
+        warnings.warn(f"fit skipped {loop.skipped} batch{'es' * (loop.skipped != 1)} whose loss "
+                      "or gradients were not finite (on_nonfinite='skip'); see "
+                      "history['skipped'].", RuntimeWarning, stacklevel=2)
+    return FitResult(state, history)
+
+
+class _Loop:
+    """The steps of one `fit` call, the statistics waiting on the device, and turning them
+    into epochs of history."""
+
+    def __init__(self, model: Layer, loss: Loss, optimizer: Optimizer, backend: Backend,
+                 data: tuple[Array, Array], order: DataOrder, *, jit: bool, skip: bool,
+                 val: tuple[Array, Array] | None) -> None:
+        self.model, self.loss, self.backend, self.data, self.order = (model, loss, backend,
+                                                                      data, order)
+        self.val, self.jit, self.skip = val, jit, skip
+        self.skipped = 0
+        compiles = not backend.mutable_arrays
+        self.host_values = backend.mutable_arrays and backend.device == "cpu"
+        self.pad = compiles  # one batch shape for every step where steps are compiled
+        if self.host_values or not compiles:
+            guard = "check-skip" if skip else ("check" if self.host_values else None)
+        else:
+            guard = "select" if skip else None
+        self.check_each_step = guard in ("check", "check-skip")
+        core = _step(model, loss, optimizer, donate=True, aux=True, guard=guard)
+
+        def fit_step(state: TrainState, data: tuple[Array, Array], idx: Array,
+                     n_real: Any) -> tuple[TrainState, dict[str, Array]]:
+            x, y = data
+            xp = backend_of(x).xp
+            mask = None
+            if n_real is not None:  # padded: the first n_real rows are real
+                mask = xp.asarray(xp.arange(idx.shape[0]) < n_real, dtype=x.dtype)
+            return core(state, (xp.take(x, idx, axis=0), xp.take(y, idx, axis=0), mask))
+
+        backend.prepare_training()
+        self.step = _compiled(backend, fit_step, jit, donate_argnums=(0,))
+
+    def batch(self, step: int) -> tuple[Array, Any]:
+        """The step's batch indices on the device, and the count of real rows (None when
+        batches are not padded)."""
+        idx = self.order.indices(step)
+        if not self.pad:
+            return self.backend.asarray(idx), None
+        real = len(idx)
+        if real < self.order.batch_size:
+            idx = np.concatenate([idx, np.zeros(self.order.batch_size - real, idx.dtype)])
+        return self.backend.asarray(idx.astype(np.int32)), real
+
+    def run(self, state: TrainState, start: int, end: int, history: History,
+            reporter: _Reporter, callbacks: list) -> TrainState:
+        spe = self.order.steps_per_epoch
+        pending: list[tuple[int, Any]] = []   # (step, statistics still on the device)
+        rows: list[tuple[int, dict]] = []     # (step, statistics on the host), unreported
+        anchor = (start, state if self.check_each_step else tree_map(_copy, state))
+        clock = time.perf_counter()
+        s = start
+        while s < end:
+            state, aux = self.step(state, self.data, *self.batch(s))
+            if self.check_each_step and not aux["finite"]:
+                if not self.skip:
+                    rows += [(st, to_numpy(a)) for st, a in pending] + [(s, to_numpy(aux))]
+                    self._report(rows, s // spe, history, None, None, clock, [])
+                    raise self._diverged(s, state, history)
+            pending.append((s, aux))
+            s += 1
+            epoch_done = s % spe == 0 or s == end
+            reporter.step(pending)
+            if not epoch_done:
+                continue
+            epoch = (s - 1) // spe
+            if not (s == end or len(pending) >= MAX_PENDING
+                    or reporter.wants(epoch) or callbacks or self.val is not None):
+                continue
+            # read the statistics back; find the first step that went non-finite, if any
+            host = to_numpy([aux for _, aux in pending])
+            bad = next((i for i, h in enumerate(host) if not h["finite"]), None)
+            if bad is not None and not self.skip:
+                bad_step = pending[bad][0]
+                good = self._replay(anchor, bad_step)
+                rows += [(st, h) for (st, _), h in zip(pending[:bad], host[:bad])]
+                self._report(rows, bad_step // spe, history, None, None, clock, [])
+                raise self._diverged(bad_step, good, history)
+            rows += [(st, h) for (st, _), h in zip(pending, host)]
+            pending = []
+            complete = s if s % spe == 0 else s - s % spe   # steps of whole epochs
+            stop = self._report(rows, complete // spe, history, state, reporter, clock,
+                                callbacks)
+            clock = time.perf_counter()
+            if stop:
+                break
+            if not self.check_each_step:
+                anchor = (s, tree_map(_copy, state))
+        return state
+
+    def _report(self, rows: list, upto_epoch: int, history: History, state: Any,
+                reporter: _Reporter | None, clock: float, callbacks: list) -> bool:
+        """Append the epochs before `upto_epoch` whose steps are all in `rows` to the
+        history (removing their rows); validate, report and call back on the last of them
+        when `state` is given. Returns True if a callback asks to stop."""
+        spe = self.order.steps_per_epoch
+        done = [r for r in rows if r[0] < upto_epoch * spe]
+        if not done:
+            return False
+        del rows[:len(done)]
+        steps = np.array([st for st, _ in done])
+        epochs = steps // spe
+        starts = np.flatnonzero(np.r_[True, epochs[1:] != epochs[:-1]])
+        stats = [h for _, h in done]
+        stacked = {k: np.stack([np.asarray(h[k], dtype=np.float64) for h in stats])
+                   for k in stats[0]}
+        metric_keys = [k for k in stacked if k not in ("loss", "finite")]
+        totals = reduce_stats({k: stacked[k] for k in metric_keys}, starts)
+        losses = np.add.reduceat(stacked["loss"] * (stacked["count"] if
+                                                    self.loss.reduction == "mean" else 1.0),
+                                 starts)
+        if self.loss.reduction == "mean":
+            losses = losses / totals["count"]
+        metrics = scores(totals, self.loss.task) if len(starts) > 1 else {
+            k: np.atleast_1d(v) for k, v in scores(totals, self.loss.task).items()}
+        skipped = np.add.reduceat(1.0 - stacked["finite"], starts)
+        self.skipped += int(skipped.sum())
+        seconds = (time.perf_counter() - clock) / len(starts)
+        stop = False
+        for j, epoch in enumerate(epochs[starts]):
+            logs = {"loss": float(losses[j]), **{k: float(v[j]) for k, v in metrics.items()}}
+            if self.skip:
+                logs["skipped"] = int(skipped[j])
+            last = j == len(starts) - 1
+            if last and state is not None and self.val is not None:
+                val = evaluate(self.model, state.params, *self.val, self.loss,
+                               model_state=state.model_state, jit=self.jit)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            logs["time"] = seconds
+            history.append(logs)
+            if reporter is not None:
+                reporter.epoch(int(epoch), logs)
+            if last and state is not None:
+                stop = any([cb(int(epoch), logs, state) for cb in callbacks])  # all run
+        return stop
+
+    def _replay(self, anchor: tuple[int, TrainState], bad_step: int) -> TrainState:
+        """The state before `bad_step`: the steps from the anchor's, replayed."""
+        step, state = anchor
+        state = tree_map(_copy, state)  # the anchor itself stays as it was
+        for s in range(step, bad_step):
+            state, _ = self.step(state, self.data, *self.batch(s))
+        return state
+
+    def _diverged(self, step: int, state: TrainState, history: History
+                  ) -> TrainingDivergedError:
+        """The error for a step whose loss or gradients went non-finite, from the state
+        before it."""
+        spe = self.order.steps_per_epoch
+        epoch, i = divmod(step, spe)
+        idx = self.order.indices(step)
+        x, y = (to_numpy(a)[idx] for a in self.data)
+        backend = self.backend
+        batch = (backend.asarray(x), backend.asarray(y))
+        key = fold_in(state.key, state.step) if getattr(self.model, "stochastic", False) \
+            else None
+        ctx = Context(train=True, key=key, state=state.model_state)
+        with backend.numerics():
+            where = find_nonfinite(self.model, self.loss, state.params, batch, ctx)
+        culprit = (f"The first non-finite value is {where}." if where else
+                   "Replayed eagerly, the step stays finite: the compiled step differs "
+                   "(try jit=False to compare).")
+        advice = ("Clean the data." if where and where.startswith("the batch's") else
+                  "The learning rate is probably too high for this model (lower it, e.g. "
+                  "10x), or the targets are out of the range the loss takes.")
+        error = TrainingDivergedError(
+            f"training stopped at step {step + 1} (epoch {epoch + 1}, batch {i + 1} of "
+            f"{spe}): its loss or gradients are NaN or infinite. {culprit} {advice} The "
+            "error's .state holds the parameters from before that step; "
+            "fit(..., on_nonfinite='skip') would skip such batches instead.")
+        error.state, error.history, error.step = state, history, step
+        return error
+
+
+class _Reporter:
+    """The progress bar(s) and log lines of one fit call."""
+
+    def __init__(self, progress: bool | str, log_every: int | None, steps_per_epoch: int,
+                 first: int, last: int) -> None:
+        mode = progress
+        if progress is True:
+            mode = "epochs" if steps_per_epoch == 1 else "steps"
+        self.mode, self.log_every, self.spe = mode or None, log_every, steps_per_epoch
+        self.first, self.last = first, last
+        self.bar: ProgressBar | None = None
+        if self.mode == "epochs":
+            self.bar = ProgressBar(last - first, "epochs")
+
+    def wants(self, epoch: int) -> bool:
+        """True when `epoch`'s logs must be shown now."""
+        return (self.mode == "steps" or (self.log_every is not None
+                                         and (epoch + 1) % self.log_every == 0)
+                or (self.bar is not None and self.bar.needs_refresh()))
+
+    def step(self, pending: list) -> None:
+        if self.mode != "steps":
+            return
+        if self.bar is None:
+            epoch = pending[-1][0] // self.spe
+            total = self.spe - pending[-1][0] % self.spe
+            self.bar = ProgressBar(total, f"epoch {epoch + 1}/{self.last}")
+        if self.bar.needs_refresh():
+            self.bar.update(loss=float(pending[-1][1]["loss"]))
+        else:
+            self.bar.update()
+
+    def epoch(self, epoch: int, logs: dict[str, float]) -> None:
+        shown = {k: v for k, v in logs.items() if k != "time"}
+        if self.mode == "steps" and self.bar is not None:
+            self.bar.close(**shown)
+            self.bar = None
+        elif self.mode == "epochs":
+            self.bar.count = epoch + 1 - self.first
+            if self.bar.needs_refresh():
+                self.bar.update(0, **shown)
+        if self.log_every is not None and (epoch + 1) % self.log_every == 0:
+            line = f"epoch {epoch + 1}/{self.last}  {format_metrics(shown)}"
+            if self.bar is not None:
+                self.bar.write(line)
+            else:
+                print(line, file=sys.stderr, flush=True)
+        self._last = shown
+
+    def close(self) -> None:
+        if self.mode == "epochs" and self.bar is not None:
+            self.bar.close(**getattr(self, "_last", {}))
+            self.bar = None
+
+
+def _check_settings(epochs: int, batch_size: int, log_every: int | None, max_steps: int | None,
+                    on_nonfinite: str, progress: bool | str) -> None:
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1 or \
+            not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"batch_size must be >= 1 and epochs >= 0 (got {batch_size}, {epochs})")
+    if log_every is not None and (not isinstance(log_every, int) or log_every < 1):
+        raise ValueError(f"log_every is a number of epochs >= 1 (or None), not {log_every!r}")
+    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 0):
+        raise ValueError(f"max_steps is a step count >= 0 (or None), not {max_steps!r}")
+    if on_nonfinite not in ("raise", "skip"):
+        raise ValueError(f"on_nonfinite must be 'raise' or 'skip', not {on_nonfinite!r}")
+    if progress not in (True, False, "steps", "epochs"):
+        raise ValueError(f"progress is True, False, 'steps' or 'epochs', not {progress!r}")
+
+
+def _copy(leaf: Any) -> Any:
+    owner = owner_of(leaf)
+    return leaf if owner is None else owner.xp.asarray(leaf, copy=True)
+
+
+def _prepare_data(x: Any, y: Any, dtype: np.dtype, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Check (x, y) and return them as host arrays: x as `dtype`, labels as int32."""
+    x_host, y_host = np.asarray(to_numpy(x)), np.asarray(to_numpy(y))
+    if x_host.shape[0] != y_host.shape[0]:
+        raise ValueError(f"{name}: x has {x_host.shape[0]} samples but y has {y_host.shape[0]}")
+    if x_host.shape[0] == 0:
+        raise ValueError(f"{name}: no samples")
+    for what, a in (("x", x_host), ("y", y_host)):
+        if a.dtype.kind not in "biuf":
+            raise ValueError(f"{name}: {what} holds {a.dtype} values; it must be numbers")
+        if a.dtype.kind == "f":
+            bad = ~np.isfinite(a)
+            if bad.any():
+                raise ValueError(
+                    f"{name}: {what} has {int(bad.sum())} NaN or infinite values (first at "
+                    f"index {tuple(int(i) for i in np.argwhere(bad)[0])}); clean the data")
+    y_dtype = np.int32 if y_host.dtype.kind in "iub" else dtype
+    return x_host.astype(dtype, copy=False), y_host.astype(y_dtype, copy=False)
+
+
+def _check_labels(model: Layer, loss: Loss, input_shape: tuple, y: np.ndarray) -> None:
+    """Integer labels for a softmax loss must index the model's outputs."""
+    if y.dtype.kind not in "iu" or y.ndim != 1:
+        return
+    out = model.output_shape(input_shape)
+    if len(out) == 1 and out[0] > 1 and (y.min() < 0 or y.max() >= out[0]):
+        raise ValueError(f"labels run from {y.min()} to {y.max()} but the model has {out[0]} "
+                         f"outputs; labels must be in [0, {out[0]})")
+
+
+def _metric_names(loss: Loss, y: np.ndarray) -> list[str]:
+    """The metrics reported for `loss` on targets `y` (besides "loss")."""
+    if loss.classification:
+        return ["accuracy"]
+    names = ["mse", "rmse", "mae", "r2"]
+    outputs = int(np.prod(y.shape[1:])) if y.ndim > 1 else 1
+    return names + ([f"{m}[{k}]" for m in names for k in range(outputs)] if outputs > 1 else [])
+
+
+def _log_names(loss: Loss, y: np.ndarray, validation: bool) -> list[str]:
+    """Every key of fit's per-epoch logs (for checking what a callback monitors)."""
+    train = ["loss", *_metric_names(loss, y)]
+    return train + ([f"val_{k}" for k in train] if validation else [])
+
