@@ -10,7 +10,7 @@ the environment variable XBACKPROP_BACKEND (default numpy). Importing xbackprop 
 NumPy only.
 """
 
-from . import data, initializers, optim, random, schedules, tree
+from . import config, data, initializers, optim, random, schedules, tree
 from .backends import (
     Backend,
     BackendError,
@@ -77,6 +77,18 @@ from .train import (
     predict,
 )
 
+from .checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointManager,
+    SavedModel,
+    checkpoint_info,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+    save_model,
+)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -97,6 +109,9 @@ __all__ = [
     # gradient checking
     "GradReport", "GradientCheckError", "check_layer", "check_loss", "check_model",
     "check_function", "check_parity", "assert_layer_gradients", "assert_gradients",
+    # checkpoints and saved models
+    "save_checkpoint", "load_checkpoint", "checkpoint_info", "Checkpoint", "CheckpointManager",
+    "CheckpointError", "save_model", "load_model", "SavedModel",
     # submodules
-    "data", "initializers", "optim", "random", "schedules", "tree",
+    "checkpoint", "config", "data", "initializers", "optim", "random", "schedules", "tree",
 ]
