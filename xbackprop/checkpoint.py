@@ -198,11 +198,11 @@ _MAGIC = [(b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"),
 def _sniff(head: bytes) -> str | None:
     """What a file that is not safetensors is, from its first bytes, if it is recognisable."""
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-        return ("a Python pickle; xbackprop never unpickles files (unpickling can run any "
-                "code), so ask for its arrays in a safe format")
+        return ("a Python pickle, not an xbackprop checkpoint; xbackprop never unpickles "
+                "files (unpickling can run any code)")
     for magic, what in _MAGIC:
         if head.startswith(magic):
-            return what
+            return f"{what}, not an xbackprop checkpoint"
     return None
 
 
@@ -225,7 +225,7 @@ class _SafetensorsFile:
                 raise self.not_ours("is empty (0 bytes): it was created but never written")
             what = _sniff(head)
             if what:
-                raise self.not_ours(f"is {what}, not an xbackprop checkpoint")
+                raise self.not_ours(f"is {what}")
             if self.size < 8 or n > _MAX_HEADER or head[8:9] not in (b"{", b""):
                 raise self.not_ours("is not a safetensors file (it does not start with a "
                                     "header length and a JSON header), so not a checkpoint")
