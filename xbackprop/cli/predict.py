@@ -69,12 +69,14 @@ def run(args: argparse.Namespace) -> int:
         from ..atomic import atomic_write
 
         with atomic_write(args.output) as f:
-            f.write(_csv(header, rows).encode())
+            text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+            _write_csv(text, header, rows)
+            text.detach()  # flushed; atomic_write closes the file
         print(f"wrote {len(rows)} predictions ({', '.join(header[:3])}"
               f"{', ...' if len(header) > 3 else ''}) to {args.output}")
         return 0
     try:
-        sys.stdout.write(_csv(header, rows))
+        _write_csv(sys.stdout, header, rows)
         sys.stdout.flush()
     except BrokenPipeError:  # `xbackprop predict ... | head`: the reader has had enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -202,9 +204,8 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _csv(header: list[str], rows: list[list[str]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+def _write_csv(stream: io.TextIOBase, header: list[str], rows: list[list[str]]) -> None:
+    writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    return buffer.getvalue()
+    stream.flush()
