@@ -9,7 +9,8 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_python_blocks_run(jax_backend, capsys):
+def test_readme_python_blocks_run(jax_backend, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the files the examples save land here
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     assert len(blocks) >= 4
     namespace: dict = {}

@@ -10,7 +10,7 @@ the environment variable XBACKPROP_BACKEND (default numpy). Importing xbackprop 
 NumPy only.
 """
 
-from . import data, initializers, metrics, optim, random, schedules, tree
+from . import config, data, initializers, metrics, optim, random, schedules, tree
 from .backends import (
     Backend,
     BackendError,
@@ -69,6 +69,17 @@ from .model import Sequential, count_params, init_params, init_state
 from .evaluate import evaluate, predict
 from .fit import FitResult, History, fit
 from .train import TrainingDivergedError, TrainState, loss_and_grads, make_train_step
+from .checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointManager,
+    SavedModel,
+    checkpoint_info,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+    save_model,
+)
 
 __version__ = "0.1.0"
 
@@ -90,6 +101,10 @@ __all__ = [
     # gradient checking
     "GradReport", "GradientCheckError", "check_layer", "check_loss", "check_model",
     "check_function", "check_parity", "assert_layer_gradients", "assert_gradients",
+    # checkpoints and saved models
+    "save_checkpoint", "load_checkpoint", "checkpoint_info", "Checkpoint", "CheckpointManager",
+    "CheckpointError", "save_model", "load_model", "SavedModel",
     # submodules
-    "data", "initializers", "metrics", "optim", "random", "schedules", "tree",
+    "checkpoint", "config", "data", "initializers", "metrics", "optim", "random", "schedules",
+    "tree",
 ]

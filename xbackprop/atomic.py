@@ -32,6 +32,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[IO[bytes]]:
         raise FileNotFoundError(f"cannot write {target}: the folder {folder} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=folder)
     try:
+        _chmod_like_open(fd, target)
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -42,6 +43,29 @@ def atomic_write(path: str | os.PathLike) -> Iterator[IO[bytes]]:
             os.unlink(tmp)
         raise
     _fsync_dir(folder)
+
+
+def _chmod_like_open(fd: int, target: Path) -> None:
+    """Give the temporary file the mode `open(target, "wb")` would give (mkstemp makes it
+    0600): the target's own mode if it exists, else 0666 less the umask."""
+    try:
+        mode = target.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_umask()
+    with contextlib.suppress(AttributeError, OSError):  # no fchmod: Windows before 3.13
+        os.fchmod(fd, mode)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (os.umask can
+    only be read by setting it, which races with other threads creating files)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: Path) -> None:

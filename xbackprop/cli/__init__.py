@@ -3,6 +3,7 @@
     xbackprop train digits [--backend jax] [--epochs 30] [--lr 0.001] ...
     xbackprop example --list | NAME [--backend B] [--out DIR] [--quick]
     xbackprop gradcheck [--backend numpy] [--layer Conv2D] [--module my_layers.py]
+    xbackprop predict MODEL FILE [--backend jax] [--output predictions.csv]
     xbackprop backends
 
 Each command is a module of this package with `add_parser(subparsers)` and `run(args)`;
@@ -23,6 +24,7 @@ COMMANDS = {
     "train": "train",
     "example": "example",
     "gradcheck": "gradcheck",
+    "predict": "predict",
     "backends": "list_backends",
 }
 
