@@ -1,7 +1,5 @@
 """`python -m xbackprop ...`: the same as the `xbackprop` command."""
 
-import sys
+from .cli import console
 
-from .cli import main
-
-sys.exit(main())
+console()

@@ -28,6 +28,7 @@ step, the epoch and the first layer whose output or gradient went non-finite.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 import warnings
@@ -41,6 +42,7 @@ from .backends import Array, Backend, backend_of, get_backend, owner_of, to_nump
 from .callbacks import EarlyStopping
 from .diagnose import find_nonfinite
 from .evaluate import evaluate
+from .interrupt import Interrupt, deferred_interrupts
 from .layers.base import Context, Layer
 from .losses import Loss, get_loss
 from .metrics import reduce_stats, scores
@@ -123,7 +125,8 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
         progress: bool | str = True, log_every: int | None = None, jit: bool = True,
         callbacks: Sequence[Callable[[int, dict, TrainState], Any]] = (),
         early_stopping: EarlyStopping | int | None = None, max_steps: int | None = None,
-        on_nonfinite: str = "raise") -> FitResult:
+        on_nonfinite: str = "raise", checkpoint_dir: Any = None, checkpoint_every: int = 1,
+        keep_checkpoints: int = 3, resume: bool = False) -> FitResult:
     """Train `model` on (x, y) with mini-batches; returns the final state and the history.
 
     x: (N, ...) inputs; y: (N,) integer labels or (N, ...) targets (NumPy or any backend).
@@ -152,9 +155,24 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
     and the first layer where the values went non-finite; the error's `state` is the last
     good state and its `history` the epochs before. on_nonfinite="skip" skips such batches
     instead (counted per epoch in "skipped").
+
+    checkpoint_dir: save a checkpoint there every `checkpoint_every` epochs, at the end, and
+    when Ctrl-C stops training (a first Ctrl-C stops after the current step; a second stops
+    at once); keep the newest `keep_checkpoints` and the best (by the early-stopping metric,
+    else "val_loss" with validation data, else "loss"). resume=True continues the newest
+    checkpoint there: the same run, to `epochs` in all (not `epochs` more), bit for bit on
+    NumPy — state, data order, dropout masks and history. Without resume, a folder that
+    already holds checkpoints is an error (they would be rotated away).
     """
     loss = get_loss(loss)
-    _check_settings(epochs, batch_size, log_every, max_steps, on_nonfinite, progress)
+    _check_settings(epochs, batch_size, log_every, max_steps, on_nonfinite, progress,
+                    checkpoint_every, keep_checkpoints)
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True continues from the checkpoints in checkpoint_dir; pass "
+                         "checkpoint_dir=...")
+    if resume and (state is not None or params is not None):
+        raise ValueError("resume=True takes the state from the newest checkpoint; do not pass "
+                         "state= or params= as well")
     target = get_backend(backend)
     if state is not None:
         target = backend_of(*tree_leaves(state.params))
@@ -189,20 +207,40 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
         callbacks.append(early_stopping)
 
     order = DataOrder(len(x_host), batch_size, seed, shuffle)
+    spe = order.steps_per_epoch
+    history, rows = History(), []
+    checkpoints = None
+    if checkpoint_dir is not None:
+        monitor = (early_stopping.monitor if early_stopping is not None else
+                   "val_loss" if val is not None else "loss")
+        mode = "max" if early_stopping is not None and early_stopping.maximise else "min"
+        settings = {"samples": len(x_host), "batch_size": int(batch_size), "seed": int(seed),
+                    "shuffle": bool(shuffle), "epochs": int(epochs)}
+        checkpoints = _Checkpoints(checkpoint_dir, every=checkpoint_every,
+                                   keep=keep_checkpoints, monitor=monitor, mode=mode,
+                                   model=model, loss=loss, input_shape=input_shape,
+                                   settings=settings, early_stopping=early_stopping)
+        resumed = checkpoints.resume(target) if resume else None
+        if resumed is not None:
+            state, history, rows = resumed
+        elif checkpoints.manager.latest() is not None:
+            raise ValueError(f"{checkpoint_dir} already holds checkpoints (the newest: "
+                             f"{checkpoints.manager.latest().name}); pass resume=True to "
+                             "continue that run, or choose an empty folder for a new one")
     loop = _Loop(model, loss, optimizer, target, data, order, jit=jit,
                  skip=on_nonfinite == "skip", val=val)
     start = int(state.step)
-    spe = order.steps_per_epoch
-    end = (start // spe + epochs) * spe
+    end = epochs * spe if resume else (start // spe + epochs) * spe
     if max_steps is not None:
         end = min(end, max_steps)
-    history = History()
     if end <= start:
         return FitResult(state, history)
     reporter = _Reporter(progress, log_every, spe, first=start // spe,
                          last=-(-end // spe))
     try:
-        state = loop.run(state, start, end, history, reporter, callbacks)
+        with deferred_interrupts() as interrupt:
+            state = loop.run(state, start, end, history, reporter, callbacks, rows,
+                             interrupt, checkpoints)
     finally:
         reporter.close()
     if early_stopping is not None and early_stopping.best_state is not None:
@@ -259,28 +297,31 @@ class _Loop:
         return self.backend.asarray(idx.astype(np.int32)), real
 
     def run(self, state: TrainState, start: int, end: int, history: History,
-            reporter: _Reporter, callbacks: list) -> TrainState:
+            reporter: _Reporter, callbacks: list, rows: list[tuple[int, dict]],
+            interrupt: Interrupt, checkpoints: _Checkpoints | None) -> TrainState:
+        """Steps `start` to `end`; `rows` holds the host statistics of the steps of an
+        unfinished epoch before `start` (from a checkpoint), and gets this run's."""
         spe = self.order.steps_per_epoch
         pending: list[tuple[int, Any]] = []   # (step, statistics still on the device)
-        rows: list[tuple[int, dict]] = []     # (step, statistics on the host), unreported
         anchor = (start, state if self.check_each_step else tree_map(_copy, state))
         clock = time.perf_counter()
         s = start
         while s < end:
             state, aux = self.step(state, self.data, *self.batch(s))
-            if self.check_each_step and not aux["finite"]:
-                if not self.skip:
-                    rows += [(st, to_numpy(a)) for st, a in pending] + [(s, to_numpy(aux))]
-                    self._report(rows, s // spe, history, None, None, clock, [])
-                    raise self._diverged(s, state, history)
+            if self.check_each_step and not aux["finite"] and not self.skip:
+                rows += [(st, to_numpy(a)) for st, a in pending] + [(s, to_numpy(aux))]
+                self._report(rows, s // spe, history, None, None, clock, [])
+                raise self._diverged(s, state, history, checkpoints)
             pending.append((s, aux))
             s += 1
-            epoch_done = s % spe == 0 or s == end
             reporter.step(pending)
-            if not epoch_done:
+            stopping = interrupt.requested
+            epoch_done = s % spe == 0 or s == end
+            if not (epoch_done or stopping):
                 continue
             epoch = (s - 1) // spe
-            if not (s == end or len(pending) >= MAX_PENDING
+            due = checkpoints is not None and s % spe == 0 and checkpoints.due(epoch)
+            if not (stopping or due or s == end or len(pending) >= MAX_PENDING
                     or reporter.wants(epoch) or callbacks or self.val is not None):
                 continue
             # read the statistics back; find the first step that went non-finite, if any
@@ -291,13 +332,18 @@ class _Loop:
                 good = self._replay(anchor, bad_step)
                 rows += [(st, h) for (st, _), h in zip(pending[:bad], host[:bad])]
                 self._report(rows, bad_step // spe, history, None, None, clock, [])
-                raise self._diverged(bad_step, good, history)
+                raise self._diverged(bad_step, good, history, checkpoints)
             rows += [(st, h) for (st, _), h in zip(pending, host)]
             pending = []
-            complete = s if s % spe == 0 else s - s % spe   # steps of whole epochs
-            stop = self._report(rows, complete // spe, history, state, reporter, clock,
-                                callbacks)
+            stop = self._report(rows, s // spe, history, state, reporter, clock, callbacks)
             clock = time.perf_counter()
+            saved = None
+            if checkpoints is not None and (due or stopping or stop or s == end):
+                saved = checkpoints.save(state, history, rows)
+            if stopping:
+                where = f"; saved {saved}" if saved else ""
+                raise KeyboardInterrupt(f"training interrupted after step {s} (epoch "
+                                        f"{(s - 1) // spe + 1}){where}")
             if stop:
                 break
             if not self.check_each_step:
@@ -358,8 +404,8 @@ class _Loop:
             state, _ = self.step(state, self.data, *self.batch(s))
         return state
 
-    def _diverged(self, step: int, state: TrainState, history: History
-                  ) -> TrainingDivergedError:
+    def _diverged(self, step: int, state: TrainState, history: History,
+                  checkpoints: _Checkpoints | None = None) -> TrainingDivergedError:
         """The error for a step whose loss or gradients went non-finite, from the state
         before it."""
         spe = self.order.steps_per_epoch
@@ -379,13 +425,89 @@ class _Loop:
         advice = ("Clean the data." if where and where.startswith("the batch's") else
                   "The learning rate is probably too high for this model (lower it, e.g. "
                   "10x), or the targets are out of the range the loss takes.")
+        latest = checkpoints.manager.latest() if checkpoints is not None else None
+        kept = f" The last good checkpoint is {latest}." if latest else ""
         error = TrainingDivergedError(
             f"training stopped at step {step + 1} (epoch {epoch + 1}, batch {i + 1} of "
             f"{spe}): its loss or gradients are NaN or infinite. {culprit} {advice} The "
             "error's .state holds the parameters from before that step; "
-            "fit(..., on_nonfinite='skip') would skip such batches instead.")
+            f"fit(..., on_nonfinite='skip') would skip such batches instead.{kept}")
         error.state, error.history, error.step = state, history, step
         return error
+
+
+class _Checkpoints:
+    """fit's checkpoints: a `CheckpointManager` over `directory`, and what a resumed run
+    needs besides the state — the history, the statistics of an unfinished epoch, the fit
+    settings that fix the data order, and early stopping's counters."""
+
+    def __init__(self, directory: Any, *, every: int, keep: int, monitor: str, mode: str,
+                 model: Layer, loss: Loss, input_shape: tuple, settings: dict[str, Any],
+                 early_stopping: EarlyStopping | None) -> None:
+        from .checkpoint import CheckpointManager
+
+        self.manager = CheckpointManager(directory, keep=keep, monitor=monitor, mode=mode)
+        self.every, self.model, self.loss, self.input_shape = every, model, loss, input_shape
+        self.settings, self.early_stopping = settings, early_stopping
+
+    def due(self, epoch: int) -> bool:
+        return (epoch + 1) % self.every == 0
+
+    def save(self, state: TrainState, history: History, rows: list[tuple[int, dict]]) -> Any:
+        metrics = {k: v[-1] for k, v in history.items()} if history and not rows else None
+        stopper = self.early_stopping
+        metadata = {"fit": self.settings, "unfinished_epoch": _rows_to_json(rows),
+                    "early_stopping": None if stopper is None else {
+                        "best": stopper.best, "best_epoch": stopper.best_epoch,
+                        "wait": stopper._wait}}
+        return self.manager.save(state, model=self.model, history=dict(history),
+                                 metadata=metadata, metrics=metrics,
+                                 input_shape=self.input_shape, loss=self.loss)
+
+    def resume(self, backend: Backend) -> tuple[TrainState, History, list] | None:
+        """The newest checkpoint's state, history and unfinished epoch, or None if there is
+        none yet; an error if it was made with other data or settings."""
+        found = self.manager.load_latest(backend, model=self.model)
+        if found is None:
+            return None
+        saved = found.metadata.get("fit", {})
+        differ = {k: (saved.get(k), v) for k, v in self.settings.items()
+                  if k != "epochs" and saved.get(k) != v}
+        if differ:
+            details = ", ".join(f"{k} {a!r} then, {b!r} now" for k, (a, b) in differ.items())
+            raise ValueError(f"cannot resume from {found.path}: it was made with other data or "
+                             f"settings ({details}). Resume with the same data, batch size, "
+                             "seed and shuffling, or start in an empty checkpoint folder.")
+        stopper = self.early_stopping
+        saved_stopper = found.metadata.get("early_stopping")
+        if stopper is not None and saved_stopper:
+            stopper.best, stopper.best_epoch = saved_stopper["best"], saved_stopper["best_epoch"]
+            stopper._wait = saved_stopper["wait"]
+            best = self.manager.best()
+            if stopper.restore_best and best is not None:
+                from .checkpoint import load_checkpoint
+
+                stopper.best_state = load_checkpoint(best, backend, model=self.model).state
+        history = History({k: list(v) for k, v in (found.history or {}).items()})
+        return found.state, history, _rows_from_json(found.metadata.get("unfinished_epoch"))
+
+
+def _rows_to_json(rows: list[tuple[int, dict]]) -> list:
+    """Host step statistics as JSON: floats written with repr (so they read back bit for
+    bit), non-finite ones as strings."""
+    def number(v: float) -> Any:
+        return v if math.isfinite(v) else repr(v)
+    return [[step, {k: [number(float(v)) for v in np.ravel(a)] + [list(np.shape(a))]
+                    for k, a in stats.items()}] for step, stats in rows]
+
+
+def _rows_from_json(rows: list | None) -> list[tuple[int, dict]]:
+    out = []
+    for step, stats in rows or []:
+        out.append((int(step), {k: np.asarray([float(v) for v in values[:-1]],
+                                              dtype=np.float64).reshape(values[-1])
+                                for k, values in stats.items()}))
+    return out
 
 
 class _Reporter:
@@ -444,7 +566,8 @@ class _Reporter:
 
 
 def _check_settings(epochs: int, batch_size: int, log_every: int | None, max_steps: int | None,
-                    on_nonfinite: str, progress: bool | str) -> None:
+                    on_nonfinite: str, progress: bool | str, checkpoint_every: int,
+                    keep_checkpoints: int) -> None:
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1 or \
             not isinstance(epochs, (int, np.integer)) or epochs < 0:
         raise ValueError(f"batch_size must be >= 1 and epochs >= 0 (got {batch_size}, {epochs})")
@@ -454,6 +577,10 @@ def _check_settings(epochs: int, batch_size: int, log_every: int | None, max_ste
         raise ValueError(f"max_steps is a step count >= 0 (or None), not {max_steps!r}")
     if on_nonfinite not in ("raise", "skip"):
         raise ValueError(f"on_nonfinite must be 'raise' or 'skip', not {on_nonfinite!r}")
+    if not isinstance(checkpoint_every, int) or checkpoint_every < 1 or \
+            not isinstance(keep_checkpoints, int) or keep_checkpoints < 1:
+        raise ValueError(f"checkpoint_every and keep_checkpoints are counts >= 1, not "
+                         f"{checkpoint_every!r} and {keep_checkpoints!r}")
     if progress not in (True, False, "steps", "epochs"):
         raise ValueError(f"progress is True, False, 'steps' or 'epochs', not {progress!r}")
 

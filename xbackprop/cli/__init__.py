@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -56,10 +57,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (backends.BackendError, ValueError, FloatingPointError) as e:
         print(f"xbackprop: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\nxbackprop: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        print(f"\nxbackprop: interrupted{f' ({e})' if str(e) else ''}", file=sys.stderr)
+        return INTERRUPTED
+
+
+#: the exit status of a command stopped by Ctrl-C (128 + SIGINT, as shells report it)
+INTERRUPTED = 130
+
+
+def console() -> None:
+    """The `xbackprop` command (and `python -m xbackprop`): `main`, then exit with its status.
+
+    After Ctrl-C it exits at once, skipping the interpreter's teardown: an interrupt that
+    lands outside the training loop (e.g. in JAX's compiler) can leave compiler threads
+    working, and tearing the interpreter down under them crashed with a segmentation fault
+    instead of status 130. Everything worth keeping has been written by then."""
+    code = main()
+    if code == INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -27,6 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--plot", metavar="PATH", help="save the loss/accuracy curves (PNG)")
     train.add_argument("--no-jit", action="store_true", help="JAX: run the step op by op")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--checkpoint", metavar="DIR",
+                       help="save checkpoints in DIR (every epoch, at the end, and on Ctrl-C)")
+    train.add_argument("--checkpoint-every", metavar="N", type=int, default=1,
+                       help="epochs between checkpoints (default 1)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run whose checkpoints are in --checkpoint DIR")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,10 +60,14 @@ def run(args: argparse.Namespace) -> int:
           f"{len(data.x_train)} train / {len(data.x_test)} test samples")
     print(model.summary(data.x_train.shape[1:]))
     t0 = time.perf_counter()
+    if args.resume and not args.checkpoint:
+        raise ValueError("--resume continues the run in --checkpoint DIR; give the folder")
     result = fit(model, data.x_train, data.y_train, loss=loss, optimizer=optimizer,
                  epochs=epochs, batch_size=batch_size, seed=args.seed,
                  validation_data=(data.x_test, data.y_test), backend=backend,
-                 dtype=args.dtype, progress=not args.quiet, jit=not args.no_jit)
+                 dtype=args.dtype, progress=not args.quiet, jit=not args.no_jit,
+                 checkpoint_dir=args.checkpoint, checkpoint_every=args.checkpoint_every,
+                 resume=args.resume)
     seconds = time.perf_counter() - t0
     state = result.state
     train = evaluate(model, state.params, data.x_train, data.y_train, loss,
@@ -69,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
         if "accuracy" in scores:
             line += f"  accuracy {scores['accuracy']:.4f}"
         print(line)
-    print(_timing(seconds, result.history["time"], -(-len(data.x_train) // batch_size)))
+    print(_timing(seconds, result.history.get("time", []), -(-len(data.x_train) // batch_size)))
+    if args.checkpoint:
+        print(f"checkpoints in {args.checkpoint} (resume with --resume)")
     if args.plot:
         print(f"saved {result.history.plot(args.plot, title=f'xbackprop {recipe.name}')}")
     return 0
