@@ -32,7 +32,6 @@ from ._base import Backend, BackendUnavailableError, MixedBackendError, UnknownB
 from ._registry import BACKENDS
 
 ENV_VAR = "XBACKPROP_BACKEND"
-DEFAULT = "numpy"
 
 #: functions of the Array API standard that xbackprop's math needs and that older releases
 #: of the libraries lack (NumPy < 2.1, CuPy < 14)
@@ -46,6 +45,7 @@ def _load(entry: str) -> type[Backend]:
 
 _CLASSES: dict[str, type[Backend]] = {cls.name: cls for cls in map(_load, BACKENDS)}
 BACKEND_NAMES: tuple[str, ...] = tuple(_CLASSES)
+DEFAULT = BACKEND_NAMES[0]  # the first registered (NumPy)
 
 _instances: dict[Any, Backend] = {}  # by choice: "numpy", "cupy:1", or (name, options)
 _instances_lock = threading.Lock()
