@@ -161,7 +161,7 @@ def test_in_place_updates_give_the_same_bits(backend, name):
     for a, b in zip(pure, inplace):
         for x, y in zip(tree_leaves(a), tree_leaves(b)):
             np.testing.assert_array_equal(x, y)
-    if not backend.mutable_arrays:
+    if not backend.inplace_updates:
         return
     opt = make()
     params = xb.tree_to_backend(P0, backend, dtype="float32")
