@@ -75,12 +75,13 @@ class ReLU(_Elementwise):
     """y = max(x, 0);  dy/dx = 1 where x > 0, else 0 (0 at x = 0, as in PyTorch and JAX)."""
 
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
-        y = backend_of(x).xp.clip(x, 0.0, None)
+        y = backend_of(x).xp.clip(x, 0.0, None)               # max(x, 0)
         return y, y
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
         y = cache
-        return dy * backend_of(y, dy).xp.astype(y > 0, dy.dtype), {}
+        xp = backend_of(y, dy).xp
+        return dy * xp.astype(y > 0, dy.dtype), {}             # dy · 1[x > 0]
 
 
 @dataclasses.dataclass(frozen=True)
