@@ -1,10 +1,13 @@
-"""xbackprop's backend layer: NumPy (CPU), JAX (CPU/GPU, jit-compiled) and CuPy (NVIDIA GPU).
+"""xbackprop's backend layer: NumPy (CPU), JAX (CPU/GPU, jit-compiled), CuPy (NVIDIA GPU) and
+array-api-strict (the Array API standard alone, a conformance check).
 
 Installed as `xbackprop.backends`. Layer code never imports an array library: it asks
-`backend_of(*its_arrays)` for the backend and uses its namespace `xp`. The current backend
-(`get_backend()`) decides only where new arrays are created.
+`backend_of(*its_arrays)` for the backend and uses its namespace `xp` and primitives. The
+current backend (`get_backend()`) decides where new arrays are created, and which
+configured value (a device, a mesh) `backend_of` answers for its library's arrays.
 
-Importing this package imports NumPy only; JAX and CuPy are imported when chosen.
+A backend is one module here plus one line in `_registry.py` (see README, "Adding a
+backend"). Importing this package imports NumPy only; the others are imported when chosen.
 """
 
 from __future__ import annotations
@@ -65,9 +68,10 @@ def tree_to_backend(tree: Any, backend: str | Backend | None = None, dtype: Any 
     target = get_backend(backend)
 
     def one(x: Any) -> Any:
-        if owner_of(x) is None and not isinstance(x, np.generic):
+        owner = owner_of(x)
+        if owner is None and not isinstance(x, np.generic):
             return x
-        cast = dtype if dtype is not None and np.dtype(x.dtype).kind == "f" else None
-        return target.asarray(x, dtype=cast)
+        kind = (x.dtype if owner is None else owner.numpy_dtype(x.dtype)).kind
+        return target.asarray(x, dtype=dtype if dtype is not None and kind == "f" else None)
 
     return tree_map(one, tree)

@@ -1,24 +1,43 @@
-"""The `Backend` seam: what differs between NumPy, CuPy and JAX, and nothing else.
+"""The `Backend` seam: what differs between array libraries, and nothing else.
 
-Layer math is written once against a backend's array namespace `xp` (the subset of the
-Python Array API that NumPy 2, CuPy and `jax.numpy` share). A `Backend` adds the few
-primitives where the libraries really differ: moving arrays in and out, adding into a
-slice (in place where arrays are mutable), patch extraction for convolution and its
-adjoint, compiling a step, and waiting for the device before reading a clock.
+Layer math is written once against a backend's array namespace `xp`, keeping to the Python
+Array API standard (2023.12). A `Backend` adds what the standard lacks or does slowly, each
+with a default written against the standard where one exists, so a new backend overrides
+only where its library has something faster:
+
+    identity      name, modules (whose arrays it owns), is_array
+    capabilities  inplace_updates, compiles, host_arrays, counter()
+    moving        asarray, to_numpy, put (placement, shardings), xp_dtype, numpy_dtype
+    scope         scope(): this backend value is current and its device the library's
+    math          slice_add (scatter-add), pad, im2col / col2im (patches), first_argmax,
+                  random_bits, fused_update
+    running       compile (with shardings), numerics, dtype_scope, synchronize,
+                  prepare_training
+
+A backend *value* may be configured (CuPy on device 1, JAX over a device mesh); whatever
+runs inside its `scope()` (compiled steps do) sees that value for the backend's arrays.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+
+from . import _bits
 
 Pair = tuple[int, int]
 Array = Any  # an array of some backend: numpy.ndarray, cupy.ndarray, jax.Array (or a tracer)
 
 FLOAT_DTYPES = ("float32", "float64")
+#: placements every backend understands (see `Backend.put`)
+SHARDINGS = ("replicated", "batch")
+_DTYPE_NAMES = ("float32", "float64", "float16", "int8", "int16", "int32", "int64", "uint8",
+                "uint16", "uint32", "uint64", "bool", "complex64", "complex128")
 
 
 class BackendError(RuntimeError):
@@ -49,18 +68,43 @@ def check_float_dtype(dtype: Any) -> np.dtype:
     return dt
 
 
+#: The backend value chosen for this thread and context by `use_backend` / `Backend.scope`.
+current: contextvars.ContextVar[Backend | None] = contextvars.ContextVar(
+    "xbackprop_backend", default=None)
+
+_NO_SCOPE = contextlib.nullcontext()
+
+
 class Backend:
-    """One array library. Subclasses set `name`, `xp`, `device` and override primitives.
+    """One array library. A subclass sets `name`, `modules`, `xp` and `device`, and overrides
+    the primitives its library does differently or faster (see the module docstring)."""
 
-    The defaults here suit libraries with mutable arrays (NumPy, CuPy); JAX overrides
-    the ones that mutate.
-    """
+    #: the name users choose it by: get_backend("numpy"), XBACKPROP_BACKEND=numpy
+    name: ClassVar[str] = "?"
+    #: top-level modules whose types its arrays have. Finding the owner of an array looks at
+    #: `type(x).__module__` only, so it never imports a library.
+    modules: ClassVar[tuple[str, ...]] = ()
 
-    name: str = "?"
+    # -- capabilities -----------------------------------------------------------------------
+    #: `x += y` and `x[i] += y` change `x`: updates may overwrite buffers their caller gave
+    #: up (a train step's donated state). False for immutable arrays (JAX).
+    inplace_updates: ClassVar[bool] = True
+    #: `compile` traces a function once and replays the trace: a value that changes between
+    #: calls must be an array, not a Python number, or every new value recompiles (see
+    #: `counter`). True for JAX.
+    compiles: ClassVar[bool] = False
+    #: arrays live in host memory and compute eagerly, so reading a value (a loss, a flag)
+    #: costs nothing: no transfer and no wait for a device. True for NumPy.
+    host_arrays: ClassVar[bool] = False
+
     xp: Any = None  # the array namespace
     device: str = "?"
-    #: True where `slice_add` and `update_` change their target in place.
-    mutable_arrays: bool = True
+
+    def __init__(self, device: str | None = None) -> None:
+        if device is not None:
+            raise BackendUnavailableError(
+                f"backend {self.name!r} has one device; choose {self.name!r}, not "
+                f"{self.name!r} on device {device!r}.")
 
     # -- identity -----------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -70,28 +114,94 @@ class Backend:
         """True if `x` is an array (or a tracer) of this backend."""
         raise NotImplementedError
 
+    def counter(self, value: int = 0) -> Any:
+        """A step counter starting at `value`: a Python int, or a 0-d int32 array where
+        `compiles` (a Python int would be baked into the trace)."""
+        return int(value)
+
     # -- moving arrays --------------------------------------------------------------------
     def asarray(self, x: Any, dtype: Any = None) -> Array:
         """`x` (NumPy array, Python number or nested list, or another backend's array) as an
-        array of this backend, on its device; a no-op for an array already here."""
+        array of this backend, on its device; a no-op for an array already here. `dtype`: a
+        name, a NumPy dtype or one of this namespace's dtypes."""
         if dtype is not None:
-            dtype = np.dtype(dtype)
+            dtype = self.numpy_dtype(dtype)
             if dtype.kind == "f":
                 self.check_dtype(dtype)
+            dtype = self.xp_dtype(dtype)
         if not (self.is_array(x) or isinstance(x, _HOST_TYPES)):
-            x = _to_host(x)
+            x = to_host(x)
         return self.xp.asarray(x, dtype=dtype)
 
     def to_numpy(self, x: Array) -> np.ndarray:
         """A NumPy copy (or view, on NumPy) of an array of this backend."""
         raise NotImplementedError
 
-    # -- primitives where the libraries differ ------------------------------------------------
+    def put(self, tree: Any, sharding: Any = None) -> Any:
+        """Every array in `tree` (of any backend, or NumPy) placed on this backend; other
+        leaves are kept. `sharding`: None (this backend value's default placement),
+        "replicated" (a whole copy on every device), "batch" (axis 0 split across the
+        devices), or the library's own placement object (JAX: a `jax.sharding.Sharding`).
+        A backend with one device places everything there."""
+        self.check_sharding(sharding)
+        from xbackprop.tree import tree_map
+
+        return tree_map(lambda x: self.asarray(x) if is_array_leaf(x) else x, tree)
+
+    def check_sharding(self, spec: Any) -> None:
+        """Raise unless every leaf of `spec` is a placement this backend understands."""
+        from xbackprop.tree import tree_leaves
+
+        for leaf in tree_leaves(spec):
+            if leaf not in SHARDINGS:
+                raise ValueError(
+                    f"backend {self.name!r} on {self.device} places arrays on one device: a "
+                    f"sharding is None, 'replicated' or 'batch', not {leaf!r}.")
+
+    def xp_dtype(self, dtype: Any) -> Any:
+        """This namespace's dtype for a dtype name or NumPy dtype."""
+        return getattr(self.xp, np.dtype(dtype).name)
+
+    def numpy_dtype(self, dtype: Any) -> np.dtype:
+        """The NumPy dtype of a dtype name, NumPy dtype or this namespace's dtype."""
+        try:
+            return np.dtype(dtype)
+        except TypeError:
+            for name in _DTYPE_NAMES:
+                if dtype == getattr(self.xp, name, None):
+                    return np.dtype(name)
+            raise DtypeError(f"backend {self.name!r}: no NumPy dtype for {dtype!r}") from None
+
+    # -- scope ----------------------------------------------------------------------------
+    def scope(self) -> contextlib.AbstractContextManager[Backend]:
+        """A `with` block in which this backend value is the current one, so `backend_of`
+        answers it for this library's arrays and new arrays go to its device; restored on
+        exit. `use_backend` and compiled functions enter it."""
+        return _Scope(self)
+
+    def device_scope(self) -> contextlib.AbstractContextManager[Any]:
+        """Makes this backend's device the library's current one (CuPy: `Device(i)`)."""
+        return _NO_SCOPE
+
+    # -- primitives where the libraries differ ----------------------------------------------
     def slice_add(self, target: Array, index: Any, values: Array) -> Array:
         """Return `target` with `values` added into `target[index]` (basic slices, no repeated
-        elements). Mutable backends add in place and return `target` itself."""
+        elements). Where `inplace_updates`, adds in place and returns `target` itself."""
         target[index] += values
         return target
+
+    def pad(self, x: Array, widths: Sequence[Pair], value: float = 0.0) -> Array:
+        """`x` with `widths[i] = (before, after)` elements of `value` added along axis i.
+        The standard has no pad: blocks of `value` are concatenated."""
+        xp = self.xp
+        for axis, (before, after) in enumerate(widths):
+            if not (before or after):
+                continue
+            shape = tuple(x.shape)
+            blocks = [xp.full(shape[:axis] + (count,) + shape[axis + 1:], value, dtype=x.dtype)
+                      for count in (before, after)]
+            x = xp.concat([blocks[0], x, blocks[1]], axis=axis)
+        return x
 
     def im2col(self, x: Array, kernel: Pair, stride: Pair, dilation: Pair,
                pads: tuple[Pair, Pair], out_hw: Pair, pad_value: float = 0.0
@@ -118,7 +228,7 @@ class Backend:
             # bottom so that read stays inside the flattened image
             reach = (kh - 1) * dh * wp + (kw - 1) * dw + oh * wp
             bottom = max(bottom, -(-reach // wp) - h - top)
-        planes = _padded_planes(xp, x, ((top, bottom), (left, right)), pad_value)  # (C,N,Hp,Wp)
+        planes = self._padded_planes(x, ((top, bottom), (left, right)), pad_value)  # (C,N,Hp,Wp)
         if (sh, sw) == (1, 1):
             flat = xp.reshape(planes, (c, n, planes.shape[2] * wp))
             taps = [flat[:, :, i * dh * wp + j * dw: i * dh * wp + j * dw + oh * wp]
@@ -149,7 +259,7 @@ class Backend:
             for t in range(kh * kw):
                 start = (t // kw) * dh * wp + (t % kw) * dw
                 flat = self.slice_add(flat, (slice(None), slice(None),
-                                             slice(start, start + length)), cols[:, t])
+                                             slice(start, start + length)), cols[:, t, ...])
             planes = xp.reshape(flat[:, :, :hp * wp], (c, n, hp, wp))
         else:
             cols = xp.reshape(cols, (c, kh * kw, n, oh, ow))
@@ -157,26 +267,52 @@ class Backend:
             for t in range(kh * kw):
                 index = (slice(None), slice(None), _tap(t // kw, sh, dh, oh),
                          _tap(t % kw, sw, dw, ow))
-                planes = self.slice_add(planes, index, cols[:, t])
-        return xp.transpose(planes[:, :, top:hp - bottom, left:wp - right], (1, 0, 2, 3))
+                planes = self.slice_add(planes, index, cols[:, t, ...])
+        return xp.permute_dims(planes[:, :, top:hp - bottom, left:wp - right], (1, 0, 2, 3))
+
+    def _padded_planes(self, x: Array, pads: tuple[Pair, Pair], value: float) -> Array:
+        """`x: (N, C, H, W)` as `(C, N, H + top + bottom, W + left + right)`, padded with
+        `value`: channel-major, so patch columns come out in the order the product wants."""
+        (top, bottom), (left, right) = pads
+        planes = self.xp.permute_dims(x, (1, 0, 2, 3))
+        if top or bottom or left or right:
+            return self.pad(planes, ((0, 0), (0, 0), (top, bottom), (left, right)), value)
+        return planes
 
     def first_argmax(self, x: Array, x_max: Array) -> Array:
         """For `x: (K, M)` and its column maxima `x_max: (M,)`, the first row holding each
         column's maximum (ties go to the first, on every backend)."""
         return self.xp.argmax(x, axis=0)
 
-    def prepare_training(self) -> None:
-        """Called once when a train step is made for this backend (a hook for host-side
-        settings; see the NumPy backend)."""
-
-    def compile(self, fn: Callable, donate_argnums: Sequence[int] = ()) -> Callable:
-        """Compile a pure function of arrays (JAX: `jax.jit`); other backends run it as is."""
-        return fn
+    def random_bits(self, key: Array, shape: tuple[int, ...]) -> Array:
+        """uint32 random bits of `shape` from a uint32[2] key, the same bits on every
+        backend (xbackprop.random draws from them; the hash is in `backends/_bits.py`)."""
+        return _bits.bits(self.xp, key, shape)
 
     def fused_update(self, name: str) -> Callable | None:
         """A one-kernel, in-place form of optimizer rule `name` (see `xbackprop.optim`), or
         None to run the rule op by op."""
         return None
+
+    # -- running ------------------------------------------------------------------------
+    def prepare_training(self) -> None:
+        """Called once when a train step is made for this backend (a hook for host-side
+        settings; see the NumPy backend)."""
+
+    def compile(self, fn: Callable, donate_argnums: Sequence[int] = (),
+                in_shardings: Any = None, out_shardings: Any = None) -> Callable:
+        """`fn`, a pure function of arrays, ready to run on this backend, inside its
+        `scope()` (so the layers in it see this backend value). JAX compiles it with
+        `jax.jit`; elsewhere it runs op by op. `in_shardings` / `out_shardings`: a placement
+        (see `put`) per argument / output, or one for all; None leaves it to the backend."""
+        self.check_sharding(in_shardings)
+        self.check_sharding(out_shardings)
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with _Scope(self):
+                return fn(*args, **kwargs)
+        return run
 
     def numerics(self) -> contextlib.AbstractContextManager[None]:
         """A scope for eager code that should compute exactly as compiled steps do (JAX on a
@@ -198,24 +334,45 @@ class Backend:
         return check_float_dtype(dtype)
 
 
-def _padded_planes(xp: Any, x: Array, pads: tuple[Pair, Pair], value: float) -> Array:
-    """`x: (N, C, H, W)` as `(C, N, H + top + bottom, W + left + right)`, padded with `value`:
-    channel-major, so that patch columns come out in the order the matrix product wants."""
-    (top, bottom), (left, right) = pads
-    planes = xp.transpose(x, (1, 0, 2, 3))
-    if top or bottom or left or right:
-        return xp.pad(planes, ((0, 0), (0, 0), (top, bottom), (left, right)),
-                      constant_values=value)
-    return planes
+class _Scope:
+    """`Backend.scope()`: a plain class, since compiled eager steps enter one per call."""
+
+    __slots__ = ("backend", "token", "device")
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def __enter__(self) -> Backend:
+        self.device = self.backend.device_scope()
+        self.device.__enter__()
+        self.token = current.set(self.backend)
+        return self.backend
+
+    def __exit__(self, *exc: Any) -> None:
+        current.reset(self.token)
+        self.device.__exit__(*exc)
+
+
+def library_pad(backend: Backend, x: Array, widths: Sequence[Pair], value: float = 0.0
+                ) -> Array:
+    """`Backend.pad` by the library's own `pad` (NumPy, CuPy, JAX): one copy."""
+    return backend.xp.pad(x, tuple(widths), constant_values=value)
 
 
 _HOST_TYPES = (np.ndarray, np.generic, int, float, bool, list, tuple)
 
 
-def _to_host(x: Any) -> Any:
+def is_array_leaf(x: Any) -> bool:
+    """Leaves that move between backends: arrays of any backend and NumPy scalars."""
+    from ._select import owner_of  # local: _select imports the backend modules
+
+    return isinstance(x, np.generic) or owner_of(x) is not None
+
+
+def to_host(x: Any) -> Any:
     """Another backend's array as NumPy, through the backend that owns it; anything no
     backend claims is passed on for the array library to convert (or reject)."""
-    from ._select import owner_of  # local: _select imports the backend modules
+    from ._select import owner_of
 
     owner = owner_of(x)
     return x if owner is None else owner.to_numpy(x)

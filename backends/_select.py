@@ -6,79 +6,95 @@ variable, so it is per thread and restored on exit, also on error); `set_backend
 needed, not at import; the default "numpy". A bad choice is an error that names where it
 came from; xbackprop never falls back to another backend.
 
-Detection from arrays follows einops: a backend is only considered if its library is
-already imported (an array of a library cannot exist before the library is), so asking
-"whose array is this?" never imports JAX or CuPy.
+A choice is a name, optionally with a device ("cupy:1", "jax:gpu:0"), or a configured
+backend value (`get_backend("jax", mesh=mesh)`). One value is kept per name and device.
+
+Detection from arrays follows einops: a backend is only asked about an array if its library
+is already imported (an array of a library cannot exist before the library is), so asking
+"whose array is this?" never imports JAX or CuPy. Ownership is a property of the type, so
+it is cached per type and gives each library's default value; a configured value of the
+same library that is current (`use_backend`, `set_backend`, a compiled step's scope) is
+what `backend_of` answers instead.
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
+import importlib
+import inspect
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
-
-from ._base import Backend, BackendUnavailableError, MixedBackendError, UnknownBackendError
+from ._base import Backend, BackendUnavailableError, MixedBackendError, UnknownBackendError, \
+    current
+from ._registry import BACKENDS
 
 ENV_VAR = "XBACKPROP_BACKEND"
-DEFAULT = "numpy"
+
+#: functions of the Array API standard that xbackprop's math needs and that older releases
+#: of the libraries lack (NumPy < 2.1, CuPy < 14)
+REQUIRED_FUNCTIONS = ("astype", "clip", "concat", "permute_dims", "take", "full", "stack")
 
 
-def _numpy() -> Backend:
-    from .numpy_backend import NumpyBackend
-
-    return NumpyBackend()
-
-
-def _jax() -> Backend:
-    from .jax_backend import JaxBackend
-
-    return JaxBackend()
+def _load(entry: str) -> type[Backend]:
+    module, _, cls = entry.partition(":")
+    return getattr(importlib.import_module(f".{module}", __package__), cls)
 
 
-def _cupy() -> Backend:
-    from .cupy_backend import CupyBackend
+_CLASSES: dict[str, type[Backend]] = {cls.name: cls for cls in map(_load, BACKENDS)}
+BACKEND_NAMES: tuple[str, ...] = tuple(_CLASSES)
+DEFAULT = BACKEND_NAMES[0]  # the first registered (NumPy)
 
-    return CupyBackend()
-
-
-#: name -> (factory, the module whose presence in sys.modules means its arrays may exist)
-_REGISTRY: dict[str, tuple[Callable[[], Backend], str]] = {
-    "numpy": (_numpy, "numpy"),
-    "jax": (_jax, "jax"),
-    "cupy": (_cupy, "cupy"),
-}
-BACKEND_NAMES: tuple[str, ...] = tuple(_REGISTRY)
-
-_instances: dict[str, Backend] = {}
+_instances: dict[Any, Backend] = {}  # by choice: "numpy", "cupy:1", or (name, options)
 _instances_lock = threading.Lock()
-_context_choice: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "xbackprop_backend", default=None)
-_process_choice: str | None = None
+_process_choice: Backend | None = None
 
 
-def _instance(name: str, source: str) -> Backend:
-    """The one Backend object for a normalised `name`, built on first use."""
-    backend = _instances.get(name)
+def _instance(spec: str, source: str, options: dict[str, Any] | None = None) -> Backend:
+    """The Backend value for a normalised choice `name[:device]` (and `options`), built on
+    first use and kept while its options can be a dict key."""
+    key: Any = spec if not options else (spec, tuple(sorted(options.items())))
+    try:
+        backend = _instances.get(key)
+    except TypeError:  # unhashable options (a mesh is hashable; a list is not): no caching
+        key, backend = None, None
     if backend is not None:
         return backend
-    if name not in _REGISTRY:
+    name, _, device = spec.partition(":")
+    cls = _CLASSES.get(name)
+    if cls is None:
         raise UnknownBackendError(
             f"unknown backend {name!r} (from {source}); choose one of "
             f"{', '.join(map(repr, BACKEND_NAMES))}.")
+    try:
+        inspect.signature(cls).bind(device or None, **(options or {}))
+    except TypeError as e:
+        raise UnknownBackendError(f"backend {name!r} (from {source}) takes no such options: "
+                                  f"{e}") from None
     with _instances_lock:
-        if name not in _instances:
-            factory, _ = _REGISTRY[name]
-            try:
-                _instances[name] = factory()
-            except BackendUnavailableError as e:
-                raise BackendUnavailableError(f"{e} (backend chosen by {source})") from e
-        return _instances[name]
+        if key is not None and key in _instances:
+            return _instances[key]
+        try:
+            backend = cls(device or None, **(options or {}))
+            _check_namespace(backend)
+        except BackendUnavailableError as e:
+            raise BackendUnavailableError(f"{e} (backend chosen by {source})") from e
+        if key is not None:
+            _instances[key] = backend
+        return backend
+
+
+def _check_namespace(backend: Backend) -> None:
+    missing = [f for f in REQUIRED_FUNCTIONS if not hasattr(backend.xp, f)]
+    if missing:
+        xp = backend.xp
+        raise BackendUnavailableError(
+            f"backend {backend.name!r}: {getattr(xp, '__name__', xp)} "
+            f"{getattr(xp, '__version__', '')} lacks {', '.join(missing)} of the Array API "
+            "standard (2023.12), which xbackprop's layers use. Upgrade it (NumPy >= 2.1, "
+            "CuPy >= 14).")
 
 
 def _normalise(name: str) -> str:
@@ -88,46 +104,51 @@ def _normalise(name: str) -> str:
     return name.strip().lower()
 
 
-def get_backend(name: str | Backend | None = None) -> Backend:
-    """The backend to use: `name` if given, else the current choice (see module docstring)."""
+def get_backend(name: str | Backend | None = None, **options: Any) -> Backend:
+    """The backend to use: `name` if given, else the current choice (see module docstring).
+
+    `name` may carry a device ("cupy:1", "jax:gpu:1", "jax:cpu"); `options` configure a
+    value (`get_backend("jax", mesh=mesh)`); a Backend value is returned as it is.
+    """
     if isinstance(name, Backend):
+        if options:
+            raise TypeError("get_backend: options configure a backend named by a string")
         return name
     if name is not None:
-        return _instance(_normalise(name), "the backend argument")
-    chosen = _context_choice.get()
+        return _instance(_normalise(name), "the backend argument", options)
+    if options:
+        raise TypeError("get_backend: options need a backend name, e.g. "
+                        "get_backend('jax', mesh=mesh)")
+    chosen = current.get()
     if chosen is not None:
-        return _instance(chosen, "use_backend()")
+        return chosen
     if _process_choice is not None:
-        return _instance(_process_choice, "set_backend()")
+        return _process_choice
     env = os.environ.get(ENV_VAR)
     if env is not None and env.strip():
         return _instance(_normalise(env), f"the environment variable {ENV_VAR}={env!r}")
     return _instance(DEFAULT, "the default")
 
 
-def set_backend(name: str | None) -> Backend | None:
+def set_backend(name: str | Backend | None) -> Backend | None:
     """Choose the backend for the whole process (None: back to the env variable/default).
     Fails at once, not on first use, if the backend cannot run here."""
     global _process_choice
     if name is None:
         _process_choice = None
         return None
-    backend = _instance(_normalise(name), "set_backend()")
-    _process_choice = backend.name
+    backend = name if isinstance(name, Backend) else _instance(_normalise(name),
+                                                                "set_backend()")
+    _process_choice = backend
     return backend
 
 
-@contextlib.contextmanager
-def use_backend(name: str | Backend) -> Iterator[Backend]:
-    """Use `name` inside a `with` block, in this thread (and context) only; the previous
-    choice comes back on exit, also when the block raises."""
-    backend = get_backend(name) if isinstance(name, Backend) else _instance(
-        _normalise(name), "use_backend()")
-    token = _context_choice.set(backend.name)
-    try:
-        yield backend
-    finally:
-        _context_choice.reset(token)
+def use_backend(name: str | Backend) -> contextlib.AbstractContextManager[Backend]:
+    """Use `name` (or a backend value) inside a `with` block, in this thread (and context)
+    only; the previous choice comes back on exit, also when the block raises."""
+    backend = name if isinstance(name, Backend) else _instance(_normalise(name),
+                                                                "use_backend()")
+    return backend.scope()
 
 
 def available_backends() -> list[str]:
@@ -149,8 +170,8 @@ _owner_by_type: dict[type, Backend | None] = {}
 
 
 def owner_of(x: Any) -> Backend | None:
-    """The backend whose array `x` is, or None for non-arrays (Python and NumPy scalars
-    count as nobody's: they mix with any backend's arrays without harm).
+    """The backend whose array `x` is (its library's default value), or None for non-arrays
+    (Python and NumPy scalars count as nobody's: they mix with any backend's arrays).
 
     Ownership is a property of the type, so the answer is cached per type: the hot path of
     every layer call is one dict lookup.
@@ -165,24 +186,28 @@ def owner_of(x: Any) -> Backend | None:
 
 
 def _find_owner(x: Any) -> Backend | None:
-    if isinstance(x, np.ndarray):  # np.ndarray and subclasses such as np.memmap
-        return _instance("numpy", "an array argument")
-    for name, (_, module) in _REGISTRY.items():
-        if module in sys.modules and name != "numpy" and _looks_like(name, x):
-            backend = _instance(name, "an array argument")
-            if backend.is_array(x):
-                return backend
+    root = type(x).__module__.partition(".")[0]
+    if root == "builtins":
+        return None
+    # the backends of the type's own library first; then, for array subclasses defined
+    # elsewhere, every backend whose library is imported (and so whose arrays may exist)
+    claiming = [cls for cls in _CLASSES.values() if root in cls.modules]
+    imported = [cls for cls in _CLASSES.values()
+                if cls not in claiming and any(m in sys.modules for m in cls.modules)]
+    for cls in claiming + imported:
+        try:
+            backend = _instance(cls.name, "an array argument")
+        except BackendUnavailableError:
+            continue
+        if backend.is_array(x):
+            return backend
     return None
 
 
-def _looks_like(name: str, x: Any) -> bool:
-    """Cheap test, before building a backend object, that `x` belongs to library `name`."""
-    return type(x).__module__.split(".")[0] in {"jax": ("jax", "jaxlib"),
-                                                 "cupy": ("cupy",)}[name]
-
-
 def backend_of(*arrays: Any, default: str | Backend | None = None) -> Backend:
-    """The one backend that owns all the given arrays (non-arrays are ignored).
+    """The one backend that owns all the given arrays (non-arrays are ignored): the current
+    backend value if it is of their library (a configured one: a device, a mesh), else the
+    library's default value.
 
     Raises MixedBackendError naming both if arrays of two backends are mixed. With no arrays
     at all, returns `default` or the current backend.
@@ -193,7 +218,7 @@ def backend_of(*arrays: Any, default: str | Backend | None = None) -> Backend:
         owner = _owner_by_type.get(type(x), _UNSEEN)
         if owner is _UNSEEN:
             owner = owner_of(x)
-        if owner is None or owner is found or (found is not None and owner.name == found.name):
+        if owner is None or owner is found:
             continue
         if found is not None:
             raise MixedBackendError(
@@ -202,7 +227,12 @@ def backend_of(*arrays: Any, default: str | Backend | None = None) -> Backend:
                 f"{_type_name(x)} ({owner.name}). Move them to one backend first, e.g. "
                 f"xbackprop.asarray(x, backend={found.name!r}).")
         found, found_at = owner, i
-    return found if found is not None else get_backend(default)
+    if found is None:
+        return get_backend(default)
+    chosen = current.get() or _process_choice
+    if chosen is not None and chosen is not found and chosen.name == found.name:
+        return chosen
+    return found
 
 
 _UNSEEN: Any = object()

@@ -1,5 +1,9 @@
 """The CuPy backend: NumPy-like arrays on an NVIDIA GPU. Kept small on purpose: everything
-it shares with NumPy lives in the shared layer code, which is tested on NumPy and JAX."""
+it shares with NumPy lives in the shared layer code, which is tested on NumPy and JAX.
+
+`get_backend("cupy:1")` runs on GPU 1: inside its `scope()` (which `use_backend` and the
+steps it compiles enter) CuPy's current device is that GPU, so new arrays go there.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from ._base import Array, Backend, BackendUnavailableError
+from ._base import Array, Backend, BackendUnavailableError, library_pad
 
 
 class CupyBackend(Backend):
     name = "cupy"
+    modules = ("cupy",)
 
-    def __init__(self) -> None:
+    def __init__(self, device: str | None = None) -> None:
+        """device: None (CuPy's current device), or a GPU index such as "1"."""
         try:
             import cupy
         except ImportError as e:
@@ -33,9 +39,13 @@ class CupyBackend(Backend):
             raise BackendUnavailableError(
                 "backend 'cupy': CuPy is installed but found no CUDA device. Run on a machine "
                 "with an NVIDIA GPU, or choose 'numpy' or 'jax'.")
+        if device is not None and not (device.isdigit() and int(device) < count):
+            raise BackendUnavailableError(
+                f"backend 'cupy': no GPU {device!r} here; choose 'cupy:0' to 'cupy:{count - 1}'.")
         self._cupy = cupy
         self.xp = cupy
-        self.device = f"cuda:{cupy.cuda.Device().id}"
+        self._id = cupy.cuda.Device().id if device is None else int(device)
+        self.device = f"cuda:{self._id}"
         self._kernels: dict[str, Any] = {}
 
     def is_array(self, x: Any) -> bool:
@@ -43,6 +53,15 @@ class CupyBackend(Backend):
 
     def to_numpy(self, x: Array) -> np.ndarray:
         return self._cupy.asnumpy(x)
+
+    def asarray(self, x: Any, dtype: Any = None) -> Array:
+        with self._cupy.cuda.Device(self._id):
+            return super().asarray(x, dtype)
+
+    def device_scope(self) -> Any:
+        return self._cupy.cuda.Device(self._id)
+
+    pad = library_pad
 
     def fused_update(self, name: str) -> Callable | None:
         if name not in _FUSED:
@@ -60,16 +79,15 @@ class CupyBackend(Backend):
         return tree
 
 
-# Optimizer rules as one CUDA kernel each: (input parameters, body). The body repeats the
-# rule in xbackprop/optim.py operation for operation (same order, same roundings), updating
-# the parameter p and the slots m, v in place. One launch instead of a dozen per array.
+# Optimizer rules as one CUDA kernel each, by rule name: (input parameters, body). The body
+# repeats the rule in xbackprop/optim.py operation for operation (same order, same
+# roundings), updating the parameter p and the slots m, v in place. One launch instead of a
+# dozen per array. The gradient g arrives with the shared L2 weight decay already added.
 _FUSED = {
-    "adam": ("T g, T b1, T c1, T b2, T c2, T step, T inv_sqrt_bc2, T eps, T l2, T decay", """
-        T grad = g;
-        if (l2 != 0) grad = g + l2 * p;
+    "adam": ("T g, T b1, T c1, T b2, T c2, T step, T inv_sqrt_bc2, T eps, T decay", """
         m = m * b1;
-        m = m + c1 * grad;
-        T gg = grad * grad;
+        m = m + c1 * g;
+        T gg = g * g;
         v = v * b2;
         v = v + c2 * gg;
         T delta = step * m / (sqrt(v) * inv_sqrt_bc2 + eps);
@@ -77,3 +95,4 @@ _FUSED = {
         p = p - delta;
     """),
 }
+FUSED_RULES = tuple(_FUSED)

@@ -6,19 +6,29 @@ from typing import Any
 
 import numpy as np
 
-from ._base import Array, Backend
+from ._base import Array, Backend, BackendUnavailableError, library_pad
 
 
 class NumpyBackend(Backend):
     name = "numpy"
+    host_arrays = True
+    modules = ("numpy",)
     xp = np
     device = "cpu"
+
+    def __init__(self, device: str | None = None) -> None:
+        if device not in (None, "cpu"):
+            raise BackendUnavailableError(
+                f"backend 'numpy' runs on the CPU only, not on {device!r}; for a GPU choose "
+                "'cupy' or 'jax'.")
 
     def is_array(self, x: Any) -> bool:
         return isinstance(x, np.ndarray)
 
     def to_numpy(self, x: Array) -> np.ndarray:
         return np.asarray(x)
+
+    pad = library_pad
 
     def prepare_training(self) -> None:
         keep_freed_buffers()

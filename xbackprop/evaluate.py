@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .backends import Array, Backend, backend_of, to_numpy
+from .interrupt import deferred_interrupts
 from .layers.base import Context, Layer
 from .losses import Loss, get_loss
 from .metrics import batch_stats, reduce_stats, scores
@@ -50,7 +51,7 @@ def padded(xp: Any, a: Array, size: int) -> Array:
     if a.shape[0] == size:
         return a
     pad = xp.zeros((size - a.shape[0],) + tuple(a.shape[1:]), dtype=a.dtype)
-    return xp.concatenate([a, pad], axis=0)
+    return xp.concat([a, pad], axis=0)
 
 
 def fixed_batches(backend: Backend, arrays: Sequence[Array], batch_size: int
@@ -61,8 +62,9 @@ def fixed_batches(backend: Backend, arrays: Sequence[Array], batch_size: int
     n = arrays[0].shape[0]
     size = min(batch_size, n)
     for i in range(0, n, size):
-        parts = [a[i:i + size] for a in arrays]
-        mask = xp.asarray(np.arange(size) < parts[0].shape[0], dtype=arrays[0].dtype)
+        parts = [a[i:min(i + size, n), ...] for a in arrays]
+        mask = backend.asarray((np.arange(size) < parts[0].shape[0]).astype(np.float64),
+                               dtype=arrays[0].dtype)
         yield (*(padded(xp, p, size) for p in parts), mask)
 
 
@@ -71,9 +73,11 @@ def predict(model: Layer, params: Any, x: Any, *, model_state: Any = None,
     """The model's outputs for `x: (N, ...)` in eval mode, in batches, on `params`' backend."""
     backend = backend_of(*tree_leaves(params))
     fn = _forward_fn(model, backend, jit)
-    x = backend.asarray(x, dtype=tree_leaves(params)[0].dtype)
-    outs = [fn(params, model_state, xb) for xb, _ in fixed_batches(backend, [x], batch_size)]
-    return backend.xp.concatenate(outs, axis=0)[:x.shape[0]]
+    with backend.scope(), deferred_interrupts():
+        x = backend.asarray(x, dtype=tree_leaves(params)[0].dtype)
+        outs = [fn(params, model_state, xb) for xb, _ in fixed_batches(backend, [x],
+                                                                       batch_size)]
+        return backend.xp.concat(outs, axis=0)[:x.shape[0], ...]
 
 
 def evaluate(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str, *,
@@ -88,10 +92,11 @@ def evaluate(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str, *,
     loss = get_loss(loss)
     backend = backend_of(*tree_leaves(params))
     fn = _score_fn(model, loss, backend, jit)
-    x, y = backend.asarray(x, dtype=tree_leaves(params)[0].dtype), backend.asarray(y)
-    results = [fn(params, model_state, *batch)
-               for batch in fixed_batches(backend, [x, y], batch_size)]
-    values, stats = to_numpy([v for v, _ in results]), to_numpy([s for _, s in results])
+    with backend.scope(), deferred_interrupts():
+        x, y = backend.asarray(x, dtype=tree_leaves(params)[0].dtype), backend.asarray(y)
+        results = [fn(params, model_state, *batch)
+                   for batch in fixed_batches(backend, [x, y], batch_size)]
+        values, stats = to_numpy([v for v, _ in results]), to_numpy([s for _, s in results])
     totals = reduce_stats(stats)
     total_loss = float(np.sum(values, dtype=np.float64))
     n = float(totals["count"][0])

@@ -176,8 +176,25 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
     target = get_backend(backend)
     if state is not None:
         target = backend_of(*tree_leaves(state.params))
-        dtype = tree_leaves(state.params)[0].dtype
+        dtype = target.numpy_dtype(tree_leaves(state.params)[0].dtype)
         state = tree_map(_copy, state)  # the steps below consume their state; keep yours
+    with target.scope():  # a configured backend value (a device, a mesh) is what layers see
+        return _fit(model, x, y, loss, optimizer, target, epochs=epochs, batch_size=batch_size,
+                    seed=seed, params=params, state=state, validation_data=validation_data,
+                    dtype=dtype, shuffle=shuffle, progress=progress, log_every=log_every,
+                    jit=jit, callbacks=callbacks, early_stopping=early_stopping,
+                    max_steps=max_steps, on_nonfinite=on_nonfinite,
+                    checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
+                    keep_checkpoints=keep_checkpoints, resume=resume)
+
+
+def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target: Backend, *,
+         epochs: int, batch_size: int, seed: int, params: Any, state: TrainState | None,
+         validation_data: Any, dtype: Any, shuffle: bool, progress: bool | str,
+         log_every: int | None, jit: bool, callbacks: Sequence[Callable], early_stopping: Any,
+         max_steps: int | None, on_nonfinite: str, checkpoint_dir: Any, checkpoint_every: int,
+         keep_checkpoints: int, resume: bool) -> FitResult:
+    """fit's body, on `target` and inside its scope."""
     dt = target.check_dtype(dtype)
     if len(x) == 0 or len(y) == 0:
         raise ValueError(f"fit: the training data has no samples (x: {tuple(np.shape(x))}, "
@@ -263,13 +280,14 @@ class _Loop:
                                                                       data, order)
         self.val, self.jit, self.skip = val, jit, skip
         self.skipped = 0
-        compiles = not backend.mutable_arrays
-        self.host_values = backend.mutable_arrays and backend.device == "cpu"
-        self.pad = compiles  # one batch shape for every step where steps are compiled
-        if self.host_values or not compiles:
-            guard = "check-skip" if skip else ("check" if self.host_values else None)
-        else:
+        # one batch shape for every step where steps are compiled
+        self.pad = backend.compiles
+        if backend.host_arrays:  # reading a value costs nothing: check before updating
+            guard = "check-skip" if skip else "check"
+        elif backend.compiles:  # check in the compiled step; read the flags in bulk
             guard = "select" if skip else None
+        else:  # an asynchronous device (CuPy): read the flags in bulk, skipping syncs
+            guard = "check-skip" if skip else None
         self.check_each_step = guard in ("check", "check-skip")
         core = _step(model, loss, optimizer, donate=True, aux=True, guard=guard)
 
@@ -279,7 +297,7 @@ class _Loop:
             xp = backend_of(x).xp
             mask = None
             if n_real is not None:  # padded: the first n_real rows are real
-                mask = xp.asarray(xp.arange(idx.shape[0]) < n_real, dtype=x.dtype)
+                mask = xp.astype(xp.arange(idx.shape[0]) < n_real, x.dtype)
             return core(state, (xp.take(x, idx, axis=0), xp.take(y, idx, axis=0), mask))
 
         backend.prepare_training()

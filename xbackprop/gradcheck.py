@@ -30,9 +30,8 @@ orders of magnitude beyond these.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -145,21 +144,9 @@ def _move(tree: Any, backend: Backend, dtype: str) -> Any:
     return tree_to_backend(tree, backend, dtype=dtype)
 
 
-@contextlib.contextmanager
-def _precision(backend: Backend, dtype: str) -> Iterator[None]:
-    """JAX's 64-bit mode on for a float64 check on JAX, and back as it was afterwards."""
-    if backend.name == "jax" and dtype == "float64":
-        import jax
-
-        with jax.enable_x64(True):
-            yield
-    else:
-        yield
-
-
 def _hand_written(problem: _Problem, backend: Backend, dtype: str, v: np.ndarray
                   ) -> dict[str, np.ndarray]:
-    with _precision(backend, dtype):
+    with backend.dtype_scope(dtype):
         inputs = _move(problem.inputs, backend, dtype)
         consts = _move(problem.consts, backend, dtype)
         # compiled on JAX (one compilation per check instead of one per eager operation)
@@ -168,7 +155,7 @@ def _hand_written(problem: _Problem, backend: Backend, dtype: str, v: np.ndarray
 
 
 def _output(problem: _Problem, backend: Backend, dtype: str) -> np.ndarray:
-    with _precision(backend, dtype):
+    with backend.dtype_scope(dtype):
         inputs = _move(problem.inputs, backend, dtype)
         y = backend.compile(problem.apply)(inputs, _move(problem.consts, backend, dtype))
         return np.asarray(to_numpy(y), dtype=np.float64)
@@ -199,11 +186,9 @@ def _fd_oracle(problem: _Problem, backend: Backend, v: np.ndarray, rng: np.rando
                hand: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
     """Per tensor: (hand-written values, oracle values, mode), both as compared: all
     elements for small tensors, projections on random directions for large ones."""
-    with _precision(backend, "float64"):
+    with backend.dtype_scope("float64"):
         consts = _move(problem.consts, backend, "float64")
-        apply = problem.apply
-        if backend.name == "jax":
-            apply = backend.compile(problem.apply)
+        apply = backend.compile(problem.apply)
 
         def objective(inputs: dict[str, np.ndarray]) -> float:
             y = apply(_move(inputs, backend, "float64"), consts)
@@ -475,20 +460,19 @@ def check_parity(layer: Layer, input_shape: Sequence[int], *,
     v = rng.normal(size=y_ref.shape)
     ref = _hand_written(problem, numpy, dtype, v)
     rtol, atol = TOLERANCES[("parity", dtype)]
-    rows = []
+    rows, compared = [], []
     for name in (backends if backends is not None else available_backends()):
-        if name == "numpy":
-            continue
         other = get_backend(name)
+        if other is numpy:
+            continue
+        compared.append(name)
         rows.append(_compare(f"{name}:y", _output(problem, other, dtype), y_ref, y_ref.shape,
                              "numpy", rtol, atol))
         got = _hand_written(problem, other, dtype, v)
         for tensor, expected in ref.items():
             rows.append(_compare(f"{name}:{tensor}", got.get(tensor), expected,
                                  expected.shape, "numpy", rtol, atol))
-    return GradReport(problem.subject, "+".join(
-        b for b in (backends or available_backends()) if b != "numpy") + " vs numpy",
-        dtype, rows)
+    return GradReport(problem.subject, "+".join(compared) + " vs numpy", dtype, rows)
 
 
 # -- discovery: every built-in layer and loss, for the tests and `xbackprop gradcheck` ------

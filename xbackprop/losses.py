@@ -19,9 +19,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .backends import Array
+from .backends import Array, backend_of
 from .layers.activations import sigmoid
-from .layers.base import namespace
 
 __all__ = ["Loss", "MSE", "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits",
            "SoftmaxCrossEntropy", "loss_classes", "get_loss"]
@@ -90,7 +89,7 @@ class Loss:
         factor = xp.reshape(w, (n,) + (1,) * (ndim - 1))
         if self.reduction == "sum":
             return total, factor
-        count = xp.maximum(xp.sum(w), 1) * (math.prod(per_item.shape) // max(n, 1))
+        count = xp.clip(xp.sum(w), 1.0, None) * (math.prod(per_item.shape) // max(n, 1))
         return total / count, factor / count
 
     @classmethod
@@ -113,7 +112,7 @@ def _target_like(loss: Loss, pred: Array, target: Array) -> Array:
 
 
 def _as_dtype(x: Array, dtype: Any) -> Array:
-    return x if x.dtype == dtype else x.astype(dtype)
+    return x if x.dtype == dtype else backend_of(x).xp.astype(x, dtype)
 
 
 def _shape2(rng: np.random.Generator) -> tuple[int, int]:
@@ -133,7 +132,7 @@ class MSE(Loss):
     def forward(self, pred: Array, target: Array, mask: Array | None = None
                 ) -> tuple[Array, Any]:
         target = _target_like(self, pred, target)
-        xp = namespace(pred, target)
+        xp = backend_of(pred, target).xp
         diff = pred - target
         loss, factor = self._reduce(xp, diff * diff, mask, len(pred.shape))
         return self.scale * loss, (diff, factor)
@@ -155,8 +154,8 @@ _EPS = 1e-12
 def _floored_log(xp: Any, p: Array) -> Array:
     """max(log p, -100), and -100 at p = 0 without computing log(0) (no warning, no -inf)."""
     positive = p > 0
-    return xp.where(positive, xp.maximum(xp.log(xp.where(positive, p, 1.0)), _LOG_FLOOR),
-                    _LOG_FLOOR)
+    log_p = xp.log(xp.where(positive, p, xp.ones_like(p)))
+    return xp.where(positive, xp.clip(log_p, _LOG_FLOOR, None), xp.full_like(p, _LOG_FLOOR))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,7 +168,7 @@ class BinaryCrossEntropy(Loss):
     def forward(self, pred: Array, target: Array, mask: Array | None = None
                 ) -> tuple[Array, Any]:
         target = _target_like(self, pred, target)
-        xp = namespace(pred, target)
+        xp = backend_of(pred, target).xp
         log_p, log_1mp = _floored_log(xp, pred), _floored_log(xp, 1 - pred)
         per_item = -(target * log_p + (1 - target) * log_1mp)
         loss, factor = self._reduce(xp, per_item, mask, len(pred.shape))
@@ -177,8 +176,8 @@ class BinaryCrossEntropy(Loss):
 
     def backward(self, cache: Any, dloss: Any = 1.0) -> Array:
         p, t, factor = cache
-        xp = namespace(p, t)
-        return (factor * dloss) * (p - t) / xp.maximum(p * (1 - p), _EPS)
+        xp = backend_of(p, t).xp
+        return (factor * dloss) * (p - t) / xp.clip(p * (1 - p), _EPS, None)
 
     @classmethod
     def examples(cls, rng):
@@ -195,14 +194,14 @@ class BinaryCrossEntropyWithLogits(Loss):
     def forward(self, pred: Array, target: Array, mask: Array | None = None
                 ) -> tuple[Array, Any]:
         target = _target_like(self, pred, target)
-        xp = namespace(pred, target)
-        per_item = xp.maximum(pred, 0) - pred * target + xp.log1p(xp.exp(-xp.abs(pred)))
+        xp = backend_of(pred, target).xp
+        per_item = xp.clip(pred, 0.0, None) - pred * target + xp.log1p(xp.exp(-xp.abs(pred)))
         loss, factor = self._reduce(xp, per_item, mask, len(pred.shape))
         return loss, (pred, target, factor)
 
     def backward(self, cache: Any, dloss: Any = 1.0) -> Array:
         z, t, factor = cache
-        return (factor * dloss) * (sigmoid(namespace(z), z) - t)
+        return (factor * dloss) * (sigmoid(backend_of(z).xp, z) - t)
 
     @classmethod
     def examples(cls, rng):
@@ -217,7 +216,7 @@ class SoftmaxCrossEntropy(Loss):
 
     def forward(self, pred: Array, target: Array, mask: Array | None = None
                 ) -> tuple[Array, Any]:
-        xp = namespace(pred, target)
+        xp = backend_of(pred, target).xp
         if len(pred.shape) != 2:
             raise ValueError(f"SoftmaxCrossEntropy takes logits of shape (N, classes), got "
                              f"{tuple(pred.shape)}")
@@ -251,7 +250,7 @@ def _as_probabilities(xp: Any, logits: Array, target: Array) -> Array:
     n, k = logits.shape
     if len(target.shape) == 1 and target.shape[0] == n:
         classes = xp.arange(k)
-        return (target[:, None] == classes[None, :]).astype(logits.dtype)
+        return xp.astype(target[:, None] == classes[None, :], logits.dtype)
     if tuple(target.shape) == (n, k):
         return _as_dtype(target, logits.dtype)
     raise ValueError(f"SoftmaxCrossEntropy: for logits {(n, k)} the target is integer labels "

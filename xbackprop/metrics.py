@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .layers.base import namespace
+from .backends import backend_of
 
 __all__ = ["correct_count", "batch_stats", "reduce_stats", "scores", "regression_scores",
            "classification_scores", "TASKS"]
@@ -36,7 +36,7 @@ def correct_count(pred: Any, target: Any, threshold: float = 0.5, mask: Any = No
     pred: (N, K) scores with K > 1 -> arg-max against integer labels (N,) or one-hot (N, K);
     pred: (N,) or (N, 1) -> `pred > threshold` against targets in {0, 1}.
     """
-    xp = namespace(pred, target)
+    xp = backend_of(pred, target).xp
     if len(pred.shape) == 2 and pred.shape[1] > 1:
         labels = target if len(target.shape) == 1 else xp.argmax(target, axis=1)
         right = xp.argmax(pred, axis=1) == labels
@@ -46,7 +46,7 @@ def correct_count(pred: Any, target: Any, threshold: float = 0.5, mask: Any = No
         right = xp.all(right, axis=1)
     if mask is not None:
         right = right & (mask > 0)
-    return xp.sum(right)
+    return xp.sum(xp.astype(right, xp.int32))
 
 
 def batch_stats(pred: Any, target: Any, task: str, *, threshold: float = 0.5,
@@ -59,7 +59,7 @@ def batch_stats(pred: Any, target: Any, task: str, *, threshold: float = 0.5,
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, not {task!r}")
-    xp = namespace(pred, target)
+    xp = backend_of(pred, target).xp
     n = pred.shape[0]
     weights = xp.ones((n,), dtype=pred.dtype) if mask is None else _as_dtype(xp, mask,
                                                                              pred.dtype)
@@ -70,7 +70,7 @@ def batch_stats(pred: Any, target: Any, task: str, *, threshold: float = 0.5,
     t = _as_dtype(xp, xp.reshape(target, (n, -1)), pred.dtype)
     w = weights[:, None]
     err = (p - t) * w
-    mean = xp.sum(t * w, axis=0) / xp.maximum(count, 1)
+    mean = xp.sum(t * w, axis=0) / xp.clip(count, 1.0, None)
     centred = (t - mean) * w
     return {"count": count, "sq": xp.sum(err * err, axis=0), "abs": xp.sum(xp.abs(err), axis=0),
             "mean": mean, "m2": xp.sum(centred * centred, axis=0)}
@@ -154,4 +154,4 @@ def classification_scores(pred: Any, target: Any, threshold: float = 0.5) -> dic
 
 
 def _as_dtype(xp: Any, x: Any, dtype: Any) -> Any:
-    return x if x.dtype == dtype else x.astype(dtype)
+    return x if x.dtype == dtype else xp.astype(x, dtype)

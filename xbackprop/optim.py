@@ -6,8 +6,9 @@
 Each rule is written once for one array (`p`, its gradient `g`, its slots such as Adam's
 moments) and applied to every leaf of the parameter tree. Learning rates are numbers or
 schedules (`xbackprop.schedules`), evaluated at the number of updates done so far.
-Weight decay is L2 (added to the gradient, as PyTorch's `weight_decay`) except in AdamW,
-where it is decoupled (Loshchilov & Hutter, 2019).
+Weight decay is L2, one step shared by every rule: g ← g + λ p before the rule sees the
+gradient (PyTorch's `weight_decay`, optax's `add_decayed_weights`), except in AdamW, where
+it is decoupled from the adaptive step (Loshchilov & Hutter, 2019).
 """
 
 from __future__ import annotations
@@ -114,26 +115,22 @@ Rule = Callable[[Any, Any, tuple, dict, Any], tuple[Any, tuple]]
 def _float_count(count: Any, dtype: Any) -> Any:
     """The update count as a number that does not promote `dtype` arrays: a Python int stays
     one, an array (a traced JAX integer) is cast to the parameters' float dtype."""
-    return count if isinstance(count, int) else count.astype(dtype)
-
-
-def _zero_count(params: Params) -> Any:
-    """0 as a Python int for mutable backends, as an int32 array where steps get compiled."""
-    leaves = tree_leaves(params)
-    backend = backend_of(*leaves)
-    return 0 if backend.mutable_arrays else backend.xp.zeros((), dtype=backend.xp.int32)
+    return count if isinstance(count, int) else backend_of(count).xp.astype(count, dtype)
 
 
 def _optimizer(rule: Rule, slots: dict[str, float], lr: float | Schedule,
-               prepare: Callable[[Any], dict] | None = None) -> Optimizer:
-    """Build an Optimizer from a per-array `rule`, its slots (name -> initial value) and a
-    `prepare(t, lr)` giving the per-update scalars for update number t (1, 2, ...)."""
+               prepare: Callable[[Any], dict] | None = None, weight_decay: float = 0.0
+               ) -> Optimizer:
+    """Build an Optimizer from a per-array `rule`, its slots (name -> initial value), a
+    `prepare(t, lr)` giving the per-update scalars for update number t (1, 2, ...) and the
+    L2 `weight_decay` every rule shares: the rule gets g + λ p as its gradient."""
     schedule = as_schedule(lr)
 
     def init(params: Params) -> OptState:
         def filled(value: float) -> Any:
             return tree_map(lambda p: backend_of(p).xp.full_like(p, value), params)
-        return OptState(_zero_count(params), {name: filled(v) for name, v in slots.items()})
+        count = backend_of(*tree_leaves(params)).counter(0)
+        return OptState(count, {name: filled(v) for name, v in slots.items()})
 
     def update(params: Params, grads: Params, state: OptState, *, inplace: bool = False
                ) -> tuple[Params, OptState]:
@@ -146,7 +143,9 @@ def _optimizer(rule: Rule, slots: dict[str, float], lr: float | Schedule,
 
         def one(p: Any, g: Any, *slot_values: Any) -> tuple:
             backend = backend_of(p, g, *slot_values)  # never move p to g's backend silently
-            ops = _InPlace if inplace and backend.mutable_arrays else _Pure
+            ops = _InPlace if inplace and backend.inplace_updates else _Pure
+            if weight_decay:
+                g = g + weight_decay * p                 # L2: the gradient of λ/2 ‖p‖²
             p, new_slots = rule(p, g, slot_values, hyper, ops)
             return (p, *new_slots)
 
@@ -175,15 +174,13 @@ def sgd(lr: float | Schedule = 0.01, momentum: float = 0.0, nesterov: bool = Fal
         raise ValueError("nesterov=True needs a momentum > 0")
 
     def rule(p, g, slots, h, ops):
-        if weight_decay:
-            g = g + weight_decay * p
         if not momentum:
             return ops.sub(p, h["lr"] * g), ()
         v = ops.scale_add(slots[0], momentum, g)
         d = g + momentum * v if nesterov else v
         return ops.sub(p, h["lr"] * d), (v,)
 
-    return _optimizer(rule, {"trace": 0.0} if momentum else {}, lr)
+    return _optimizer(rule, {"trace": 0.0} if momentum else {}, lr, weight_decay=weight_decay)
 
 
 def momentum(lr: float | Schedule = 0.01, momentum: float = 0.9,
@@ -204,24 +201,24 @@ def _adam(lr, b1, b2, eps, weight_decay, decoupled) -> Optimizer:
         # lr · m̂ / (√v̂ + ε) = (lr / (1 - β1^t)) · m / (√v · (1 - β2^t)^-½ + ε)
         return {"step": lr / (1 - b1 ** t), "inv_sqrt_bc2": (1 - b2 ** t) ** -0.5}
 
+    decay = weight_decay if decoupled else 0.0
+
     def rule(p, g, slots, h, ops):
         kernel = ops.fused(p, "adam")
         if kernel is not None:  # the arithmetic below, in one pass, bit for bit (CuPy)
-            l2, decay = (0.0, h["lr"] * weight_decay) if decoupled else (weight_decay, 0.0)
-            kernel(g, b1, 1 - b1, b2, 1 - b2, h["step"], h["inv_sqrt_bc2"], eps, l2, decay,
-                   p, slots[0], slots[1])
+            kernel(g, b1, 1 - b1, b2, 1 - b2, h["step"], h["inv_sqrt_bc2"], eps,
+                   h["lr"] * decay, p, slots[0], slots[1])
             return p, slots
-        if weight_decay and not decoupled:
-            g = g + weight_decay * p
         m = ops.ema(slots[0], g, b1)                    # first moment
         v = ops.ema(slots[1], g * g, b2)                # second moment
         xp = backend_of(v).xp
         delta = h["step"] * m / (xp.sqrt(v) * h["inv_sqrt_bc2"] + eps)
-        if weight_decay and decoupled:
-            delta = delta + (h["lr"] * weight_decay) * p
+        if decay:
+            delta = delta + (h["lr"] * decay) * p      # AdamW: decay outside the moments
         return ops.sub(p, delta), (m, v)
 
-    return _optimizer(rule, {"mu": 0.0, "nu": 0.0}, lr, prepare)
+    return _optimizer(rule, {"mu": 0.0, "nu": 0.0}, lr, prepare,
+                      weight_decay=0.0 if decoupled else weight_decay)
 
 
 def adam(lr: float | Schedule = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
@@ -245,8 +242,6 @@ def rmsprop(lr: float | Schedule = 1e-3, decay: float = 0.9, eps: float = 1e-8,
     optax's `rmsprop(..., eps_in_sqrt=False)`.)"""
 
     def rule(p, g, slots, h, ops):
-        if weight_decay:
-            g = g + weight_decay * p
         nu = ops.ema(slots[0], g * g, decay)
         d = g / (backend_of(nu).xp.sqrt(nu) + eps)
         if not momentum:
@@ -254,7 +249,8 @@ def rmsprop(lr: float | Schedule = 1e-3, decay: float = 0.9, eps: float = 1e-8,
         v = ops.scale_add(slots[1], momentum, d)
         return ops.sub(p, h["lr"] * v), (nu, v)
 
-    return _optimizer(rule, {"nu": 0.0, "trace": 0.0} if momentum else {"nu": 0.0}, lr)
+    return _optimizer(rule, {"nu": 0.0, "trace": 0.0} if momentum else {"nu": 0.0}, lr,
+                      weight_decay=weight_decay)
 
 
 def adagrad(lr: float | Schedule = 0.01, initial_accumulator: float = 0.1, eps: float = 1e-7,
@@ -263,12 +259,10 @@ def adagrad(lr: float | Schedule = 0.01, initial_accumulator: float = 0.1, eps: 
     Defaults as optax.adagrad (the accumulator starts at 0.1)."""
 
     def rule(p, g, slots, h, ops):
-        if weight_decay:
-            g = g + weight_decay * p
         acc = ops.add(slots[0], g * g)
         return ops.sub(p, h["lr"] * g / backend_of(acc).xp.sqrt(acc + eps)), (acc,)
 
-    return _optimizer(rule, {"sum": initial_accumulator}, lr)
+    return _optimizer(rule, {"sum": initial_accumulator}, lr, weight_decay=weight_decay)
 
 
 def masked(optimizer: Optimizer, trainable: Callable[[str], bool]) -> Optimizer:

@@ -46,7 +46,7 @@ def cosine_decay(lr: float, decay_steps: int, alpha: float = 0.0) -> Schedule:
         from .backends import backend_of
 
         xp = backend_of(step).xp
-        t = xp.minimum(step, decay_steps) / decay_steps
+        t = xp.clip(step, None, decay_steps) / decay_steps
         return lr * ((1 - alpha) * 0.5 * (1 + xp.cos(math.pi * t)) + alpha)
     return schedule
 

@@ -47,8 +47,8 @@ class TrainState(NamedTuple):
     def create(cls, params: Any, optimizer: Optimizer, model_state: Any = None,
                seed: int = 0) -> TrainState:
         backend = backend_of(*tree_leaves(params))
-        step = 0 if backend.mutable_arrays else backend.xp.zeros((), dtype=backend.xp.int32)
-        return cls(params, optimizer.init(params), model_state, step, make_key(seed, backend))
+        return cls(params, optimizer.init(params), model_state, backend.counter(0),
+                   make_key(seed, backend))
 
 
 def loss_and_grads(model: Layer, loss: Loss, params: Any, batch: Batch, ctx: Context
@@ -160,6 +160,6 @@ def _compiled(backend: Backend, fn: Callable, jit: bool, donate_argnums: tuple[i
 
     @functools.wraps(fn)
     def eager(*args: Any) -> Any:
-        with backend.numerics():
+        with backend.scope(), backend.numerics():
             return fn(*args)
     return eager

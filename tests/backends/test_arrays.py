@@ -156,7 +156,7 @@ def _clean_env() -> dict:
 def test_asarray_onto_each_backend(backend):
     host = np.arange(6, dtype=np.float64).reshape(2, 3) / 7
     a = xb.asarray(host, backend=backend, dtype="float32")
-    assert backend.is_array(a) and a.dtype == np.float32 and a.shape == (2, 3)
+    assert backend.is_array(a) and backend.numpy_dtype(a.dtype) == np.float32 and a.shape == (2, 3)
     np.testing.assert_array_equal(xb.to_numpy(a), host.astype(np.float32))
     # from Python lists and numbers
     assert backend.is_array(xb.asarray([[1, 2]], backend=backend.name))
@@ -188,7 +188,7 @@ def test_asarray_rejects_dtypes_models_do_not_compute_in(backend):
     with pytest.raises(xb.DtypeError, match="float16"):
         xb.asarray(np.ones(2), backend=backend, dtype="float16")
     # integer dtypes (labels) are fine
-    assert xb.asarray([1, 2], backend=backend, dtype="int32").dtype == np.int32
+    assert backend.numpy_dtype(xb.asarray([1, 2], backend=backend, dtype="int32").dtype) == np.int32
 
 
 def test_float64_on_jax_without_x64_is_an_error(jax_backend):
@@ -222,7 +222,7 @@ def test_float64_on_request(backend):
         scope = jax.enable_x64(True)
     with scope:
         a = xb.asarray([1 / 3], backend=backend, dtype="float64")
-        assert a.dtype == np.float64
+        assert backend.numpy_dtype(a.dtype) == np.float64
         assert xb.to_numpy(a)[0] == 1 / 3
 
 
@@ -254,21 +254,21 @@ def test_tree_to_backend_casts_floats_and_keeps_the_rest(backend):
         "nested": [np.ones(2, np.float32), (np.zeros(1),)],
     }
     out = xb.tree_to_backend(tree, backend, dtype="float32")
-    assert backend.is_array(out["W"]) and out["W"].dtype == np.float32
+    assert backend.is_array(out["W"]) and backend.numpy_dtype(out["W"].dtype) == np.float32
     np.testing.assert_array_equal(xb.to_numpy(out["W"]), tree["W"].astype(np.float32))
-    assert backend.is_array(out["labels"]) and out["labels"].dtype == np.int32
+    assert backend.is_array(out["labels"]) and backend.numpy_dtype(out["labels"].dtype) == np.int32
     np.testing.assert_array_equal(xb.to_numpy(out["labels"]), [0, 2, 1])
-    assert out["flags"].dtype == np.bool_
-    assert backend.is_array(out["scale"]) and out["scale"].dtype == np.float32
+    assert backend.numpy_dtype(out["flags"].dtype) == np.bool_
+    assert backend.is_array(out["scale"]) and backend.numpy_dtype(out["scale"].dtype) == np.float32
     assert out["lr"] == 0.25 and type(out["lr"]) is float
     assert out["name"] == "dense" and out["nothing"] is None
     assert backend.is_array(out["nested"][1][0]) and isinstance(out["nested"][1], tuple)
-    assert out["nested"][1][0].dtype == np.float32
+    assert backend.numpy_dtype(out["nested"][1][0].dtype) == np.float32
 
 
 def test_tree_to_backend_without_dtype_keeps_float32(backend):
     out = xb.tree_to_backend([np.ones(2, np.float32)], backend.name)
-    assert backend.is_array(out[0]) and out[0].dtype == np.float32
+    assert backend.is_array(out[0]) and backend.numpy_dtype(out[0].dtype) == np.float32
 
 
 def test_tree_to_backend_between_backends(jax_backend):

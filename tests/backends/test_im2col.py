@@ -1,6 +1,7 @@
-"""The patch-extraction primitives every backend provides: im2col reads the right pixels,
-and col2im is exactly its adjoint (<col2im(c), x> = <c, im2col(x)>), for strides,
-dilations, asymmetric padding and windows that do not tile the input."""
+"""The patch-extraction and padding primitives every backend provides: im2col reads the
+right pixels, and col2im is exactly its adjoint (<col2im(c), x> = <c, im2col(x)>), for
+strides, dilations, asymmetric padding and windows that do not tile the input; pad is
+np.pad, by the library or by the standard-only default."""
 
 from __future__ import annotations
 
@@ -81,3 +82,21 @@ def test_first_argmax_takes_the_first_of_tied_maxima(backend, rows):
     a = backend.asarray(x)
     got = backend.to_numpy(backend.first_argmax(a, backend.xp.max(a, axis=0)))
     np.testing.assert_array_equal(got, [1, 0, rows - 1, 0, rows // 2])
+
+
+@pytest.mark.parametrize("widths,value", [
+    (((1, 2), (0, 0), (3, 1)), 0.0),
+    (((0, 0), (2, 0), (0, 1)), -np.inf),  # max-pooling pads with -inf
+    (((0, 0), (0, 0), (0, 0)), 5.0),
+])
+def test_pad_matches_numpy_and_its_standard_default(backend, widths, value):
+    """Every backend's pad, and the standard-only default (blocks concatenated) that a
+    backend without a pad of its own inherits, give NumPy's np.pad."""
+    from xbackprop.backends import Backend
+
+    x = np.random.default_rng(2).normal(size=(2, 3, 4)).astype(np.float32)
+    expected = np.pad(x, widths, constant_values=value)
+    a = backend.asarray(x)
+    for padded in (backend.pad(a, widths, value), Backend.pad(backend, a, widths, value)):
+        assert backend.numpy_dtype(padded.dtype) == np.float32
+        np.testing.assert_array_equal(to_numpy(padded), expected)

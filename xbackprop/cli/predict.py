@@ -51,17 +51,14 @@ def run(args: argparse.Namespace) -> int:
     backend = backends.get_backend(args.backend)
     try:
         info = checkpoint_info(args.model)
-        if info.saved_dtype == "float64" and backend.name == "jax":
-            import jax
-
-            jax.config.update("jax_enable_x64", True)  # as `train --dtype float64` does
-        model, params, model_state = load_model(args.model, backend)
-        x = read_inputs(args.file)
+        with backend.dtype_scope(info.saved_dtype or "float32"):  # JAX: float64 if saved so
+            model, params, model_state = load_model(args.model, backend)
+            x = read_inputs(args.file)
+            x = fit_to_model(x, info.input_shape, args.model, args.file)
+            out = backends.to_numpy(predict(model, params, x, model_state=model_state,
+                                            batch_size=args.batch_size))
     except OSError as e:
         raise ValueError(str(e)) from None
-    x = fit_to_model(x, info.input_shape, args.model, args.file)
-    out = backends.to_numpy(predict(model, params, x, model_state=model_state,
-                                    batch_size=args.batch_size))
     header, rows, note = table(out, info.loss, model)
     if note:
         print(f"xbackprop predict: {note}", file=sys.stderr)

@@ -42,10 +42,6 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = get_recipe(args.job)
     backend = backends.get_backend(args.backend)
-    if args.dtype == "float64" and backend.name == "jax":
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
     data = recipe.data(args.seed)
     model = recipe.build()
     loss = recipe.loss()
@@ -59,21 +55,22 @@ def run(args: argparse.Namespace) -> int:
           f"{epochs} epochs, batch {batch_size}, seed {args.seed}; "
           f"{len(data.x_train)} train / {len(data.x_test)} test samples")
     print(model.summary(data.x_train.shape[1:]))
-    t0 = time.perf_counter()
     if args.resume and not args.checkpoint:
         raise ValueError("--resume continues the run in --checkpoint DIR; give the folder")
-    result = fit(model, data.x_train, data.y_train, loss=loss, optimizer=optimizer,
-                 epochs=epochs, batch_size=batch_size, seed=args.seed,
-                 validation_data=(data.x_test, data.y_test), backend=backend,
-                 dtype=args.dtype, progress=not args.quiet, jit=not args.no_jit,
-                 checkpoint_dir=args.checkpoint, checkpoint_every=args.checkpoint_every,
-                 resume=args.resume)
-    seconds = time.perf_counter() - t0
-    state = result.state
-    train = evaluate(model, state.params, data.x_train, data.y_train, loss,
-                     model_state=state.model_state)
-    test = evaluate(model, state.params, data.x_test, data.y_test, loss,
-                    model_state=state.model_state)
+    with backend.dtype_scope(args.dtype):  # JAX: 64-bit mode for this run, not the process
+        t0 = time.perf_counter()
+        result = fit(model, data.x_train, data.y_train, loss=loss, optimizer=optimizer,
+                     epochs=epochs, batch_size=batch_size, seed=args.seed,
+                     validation_data=(data.x_test, data.y_test), backend=backend,
+                     dtype=args.dtype, progress=not args.quiet, jit=not args.no_jit,
+                     checkpoint_dir=args.checkpoint, checkpoint_every=args.checkpoint_every,
+                     resume=args.resume)
+        seconds = time.perf_counter() - t0
+        state = result.state
+        train = evaluate(model, state.params, data.x_train, data.y_train, loss,
+                         model_state=state.model_state)
+        test = evaluate(model, state.params, data.x_test, data.y_test, loss,
+                        model_state=state.model_state)
     for split, scores in [("train", train), ("test", test)]:
         line = f"{split:5s} loss {scores['loss']:.4f}"
         if "accuracy" in scores:

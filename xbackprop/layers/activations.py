@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import EVAL, Context, Layer, Params, Shape, namespace
+from ..backends import backend_of
+from .base import EVAL, Context, Layer, Params, Shape
 
 
 def _any_shape(rng: np.random.Generator) -> Shape:
@@ -48,7 +49,7 @@ class Sigmoid(_Elementwise):
     """y = σ(x) = 1 / (1 + e^-x);  dy/dx = y (1 - y)."""
 
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
-        y = sigmoid(namespace(x), x)
+        y = sigmoid(backend_of(x).xp, x)
         return y, y
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
@@ -61,7 +62,7 @@ class Tanh(_Elementwise):
     """y = tanh(x);  dy/dx = 1 - y²."""
 
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
-        y = namespace(x).tanh(x)
+        y = backend_of(x).xp.tanh(x)
         return y, y
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
@@ -74,12 +75,13 @@ class ReLU(_Elementwise):
     """y = max(x, 0);  dy/dx = 1 where x > 0, else 0 (0 at x = 0, as in PyTorch and JAX)."""
 
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
-        y = namespace(x).maximum(x, 0)
+        y = backend_of(x).xp.clip(x, 0.0, None)               # max(x, 0)
         return y, y
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
         y = cache
-        return dy * (y > 0), {}
+        xp = backend_of(y, dy).xp
+        return dy * xp.astype(y > 0, dy.dtype), {}             # dy · 1[x > 0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,12 +91,12 @@ class LeakyReLU(_Elementwise):
     alpha: float = 0.01
 
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
-        xp = namespace(x)
+        xp = backend_of(x).xp
         return xp.where(x > 0, x, self.alpha * x), x
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
         x = cache
-        return namespace(x, dy).where(x > 0, dy, self.alpha * dy), {}
+        return backend_of(x, dy).xp.where(x > 0, dy, self.alpha * dy), {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,14 +109,14 @@ class Softmax(_Elementwise):
     axis: int = -1
 
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
-        xp = namespace(x)
+        xp = backend_of(x).xp
         e = xp.exp(x - xp.max(x, axis=self.axis, keepdims=True))  # shift: no overflow
         y = e / xp.sum(e, axis=self.axis, keepdims=True)
         return y, y
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
         y = cache
-        xp = namespace(y, dy)
+        xp = backend_of(y, dy).xp
         return y * (dy - xp.sum(dy * y, axis=self.axis, keepdims=True)), {}
 
     @classmethod

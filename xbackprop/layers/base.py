@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..backends import Array, backend_of
+from ..backends import Array
 from ..random import fold_in
 
 Params = dict[str, Any]
@@ -149,7 +149,3 @@ def check_input(layer: Layer, x: Array, in_shape: Shape | None = None, ndim: int
         raise ValueError(f"{describe(layer)} expects inputs of shape (N, {expected}), got "
                          f"{tuple(x.shape)}")
 
-
-def namespace(*arrays: Array) -> Any:
-    """The array namespace of the arrays (all of one backend; mixing them is an error)."""
-    return backend_of(*arrays).xp

@@ -25,7 +25,8 @@ import numpy as np
 from ..backends import backend_of
 from ..initializers import Initializer, get_initializer
 from .base import EVAL, Context, Layer, Params, Shape, describe
-from .window import Padding, check_nchw, check_padding, output_hw, pair, resolve_padding
+from .window import Padding, check_nchw, check_padding, from_columns, output_hw, pair, \
+    resolve_padding, to_columns
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,22 +84,15 @@ class Conv2D(Layer):
         n, f = x.shape[0], w.shape[0]
         kernel, stride, dilation, pads, (oh, ow) = self._geometry((x.shape[2], x.shape[3]))
         cols, width = backend.im2col(x, kernel, stride, dilation, pads, (oh, ow))  # (K, M)
-        y = xp.reshape(xp.reshape(w, (f, -1)) @ cols, (f, n, oh, width))[:, :, :, :ow]
+        y = from_columns(xp, xp.reshape(w, (f, -1)) @ cols, f, n, (oh, ow), width)
         if self.use_bias:
-            y = y + xp.reshape(params["b"], (f, 1, 1, 1))
-        cache = (cols, tuple(x.shape), pads, (oh, ow), width)
-        return xp.transpose(y, (1, 0, 2, 3)), cache                       # (N, F, OH, OW)
-
-    def _dy_columns(self, xp: Any, dy: Any, width: int) -> Any:
-        """dy: (N, F, OH, OW) as (F, N·OH·width), zero in the junk columns of im2col."""
-        dy = xp.transpose(dy, (1, 0, 2, 3))
-        if width > dy.shape[3]:
-            dy = xp.pad(dy, ((0, 0), (0, 0), (0, 0), (0, width - dy.shape[3])))
-        return xp.reshape(dy, (dy.shape[0], -1))
+            y = y + xp.reshape(params["b"], (1, f, 1, 1))
+        return y, (cols, tuple(x.shape), pads, (oh, ow), width)           # (N, F, OH, OW)
 
     def param_grads(self, params: Params, cache: Any, dy: Any) -> Params:
-        xp = backend_of(cache[0], dy).xp
-        return self._param_grads(xp, params, cache[0], self._dy_columns(xp, dy, cache[4]), dy)
+        backend = backend_of(cache[0], dy)
+        dy2 = to_columns(backend, dy, cache[4])
+        return self._param_grads(backend.xp, params, cache[0], dy2, dy)
 
     def _param_grads(self, xp: Any, params: Params, cols: Any, dy2: Any, dy: Any) -> Params:
         grads = {"W": xp.reshape(dy2 @ cols.T, params["W"].shape)}        # dW₂ = dy₂ colsᵀ
@@ -110,7 +104,7 @@ class Conv2D(Layer):
         cols, x_shape, pads, out_hw, width = cache
         backend = backend_of(cols, dy)
         xp, w = backend.xp, params["W"]
-        dy2 = self._dy_columns(xp, dy, width)
+        dy2 = to_columns(backend, dy, width)
         dcols = xp.reshape(w, (w.shape[0], -1)).T @ dy2                    # dcols = W₂ᵀ dy₂
         kernel, stride, dilation = (pair(self.kernel_size, "kernel_size"),
                                     pair(self.stride, "stride"), pair(self.dilation, "dilation"))

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..initializers import Initializer, get_initializer
-from .base import EVAL, Context, Layer, Params, Shape, check_input, describe, namespace
+from ..backends import backend_of
+from .base import EVAL, Context, Layer, Params, Shape, check_input, describe
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +39,7 @@ class Dense(Layer):
 
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
         check_input(self, x, (params["W"].shape[0],))
-        namespace(x, *params.values())  # one backend for input and weights
+        backend_of(x, *params.values())  # one backend for input and weights
         y = x @ params["W"]
         if self.use_bias:
             y = y + params["b"]
@@ -51,7 +52,7 @@ class Dense(Layer):
         x = cache
         grads = {"W": x.T @ dy}                            # dL/dW = x^T dy
         if self.use_bias:
-            grads["b"] = namespace(x, dy).sum(dy, axis=0)  # dL/db = Σ_batch dy
+            grads["b"] = backend_of(x, dy).xp.sum(dy, axis=0)  # dL/db = Σ_batch dy
         return grads
 
     @classmethod

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends import backend_of
 from ..random import bernoulli
 from .base import EVAL, Context, Layer, Params, Shape
 
@@ -32,7 +33,7 @@ class Dropout(Layer):
         if not ctx.train or self.rate == 0.0:
             return x, None
         keep = bernoulli(ctx.require_key(self), 1.0 - self.rate, tuple(x.shape))
-        scale = keep.astype(x.dtype) * (1.0 / (1.0 - self.rate))
+        scale = backend_of(x).xp.astype(keep, x.dtype) * (1.0 / (1.0 - self.rate))
         return x * scale, scale
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import EVAL, Context, Layer, Params, Shape, describe, namespace
+from ..backends import backend_of
+from .base import EVAL, Context, Layer, Params, Shape, describe
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +57,7 @@ class BatchNorm(Layer):
         return tuple(in_shape)
 
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
-        xp = namespace(x, *params.values())
+        xp = backend_of(x, *params.values()).xp
         axes = (0,) if len(x.shape) == 2 else (0, 2, 3)
         shape = (1, -1) if len(x.shape) == 2 else (1, -1, 1, 1)   # broadcast per feature
 
@@ -72,7 +73,7 @@ class BatchNorm(Layer):
                 var = xp.mean((x - per_feature(mean)) ** 2, axis=axes)
             else:                                             # padded samples count for 0
                 w = xp.reshape(ctx.mask, (x.shape[0],) + (1,) * (len(x.shape) - 1))
-                w = w if w.dtype == x.dtype else w.astype(x.dtype)
+                w = w if w.dtype == x.dtype else xp.astype(w, x.dtype)
                 m = xp.sum(w) * per_sample
                 mean = xp.sum(x * w, axis=axes) / m
                 var = xp.sum((x - per_feature(mean)) ** 2 * w, axis=axes) / m
@@ -89,7 +90,7 @@ class BatchNorm(Layer):
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
         x_hat, inv_std, axes, stats = cache
-        xp = namespace(x_hat, dy)
+        xp = backend_of(x_hat, dy).xp
         w = None if stats is None else stats[3]
         if w is not None:
             dy = dy * w  # padded outputs are ignored downstream: no gradient flows from them
@@ -112,7 +113,8 @@ class BatchNorm(Layer):
         if stats is None:
             return state
         mean, var, m, _ = stats
-        bessel = m / max(m - 1, 1) if isinstance(m, int) else m / namespace(var).maximum(m - 1, 1)
+        bessel = m / max(m - 1, 1) if isinstance(m, int) else m / backend_of(var).xp.clip(
+            m - 1, 1.0, None)
         unbiased = var * bessel
         keep = self.momentum
         return {"mean": keep * state["mean"] + (1 - keep) * mean,

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..backends import Backend, backend_of
 from .base import EVAL, Context, Layer, Params, Shape, describe
-from .window import Padding, check_nchw, check_padding, output_hw, pair, resolve_padding
+from .window import Padding, check_nchw, check_padding, from_columns, output_hw, pair, \
+    resolve_padding, to_columns
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,32 +62,28 @@ class _Pool2D(Layer):
         kernel, stride, pads, out_hw = self._geometry((h, w))
         # every (channel, sample) plane on its own, channel-major: the layout Conv2D's
         # output already has in memory, so this reshape is usually free
-        planes = xp.reshape(xp.transpose(x, (1, 0, 2, 3)), (c * n, 1, h, w))
+        planes = xp.reshape(xp.permute_dims(x, (1, 0, 2, 3)), (c * n, 1, h, w))
         cols, width = backend.im2col(planes, kernel, stride, (1, 1), pads, out_hw, pad_value)
         return backend, cols, (tuple(x.shape), kernel, stride, pads, out_hw, width)
 
     @staticmethod
     def _to_output(xp: Any, values: Any, geometry: tuple) -> Any:
         """Per-window values `(M,)` as `(N, C, OH, OW)`, junk columns dropped."""
-        (n, c, _, _), _, _, _, (oh, ow), width = geometry
-        values = xp.reshape(values, (c, n, oh, width))[:, :, :, :ow]
-        return xp.transpose(values, (1, 0, 2, 3))
+        (n, c, _, _), _, _, _, out_hw, width = geometry
+        return from_columns(xp, values, c, n, out_hw, width)
 
     @staticmethod
-    def _from_output(xp: Any, dy: Any, geometry: tuple) -> Any:
-        """The inverse layout: dy `(N, C, OH, OW)` as `(1, M)`, zero in junk columns."""
-        (n, c, _, _), _, _, _, (oh, ow), width = geometry
-        dy = xp.transpose(dy, (1, 0, 2, 3))
-        if width > ow:
-            dy = xp.pad(dy, ((0, 0), (0, 0), (0, 0), (0, width - ow)))
-        return xp.reshape(dy, (1, -1))
+    def _from_output(backend: Backend, dy: Any, geometry: tuple) -> Any:
+        """The adjoint layout: dy `(N, C, OH, OW)` as `(1, M)`, zero in junk columns."""
+        return backend.xp.reshape(to_columns(backend, dy, geometry[-1]), (1, -1))
 
     def _unwindow(self, backend: Backend, dcols: Any, geometry: tuple) -> Any:
         """The adjoint of `_windows`: window gradients summed back into dL/dx."""
         (n, c, h, w), kernel, stride, pads, out_hw, width = geometry
+        xp = backend.xp
         dx = backend.col2im(dcols, (c * n, 1, h, w), kernel, stride, (1, 1), pads, out_hw,
                             width)
-        return backend.xp.transpose(backend.xp.reshape(dx, (c, n, h, w)), (1, 0, 2, 3))
+        return xp.permute_dims(xp.reshape(dx, (c, n, h, w)), (1, 0, 2, 3))
 
     @classmethod
     def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:
@@ -113,8 +110,9 @@ class MaxPool2D(_Pool2D):
         arg, window, geometry = cache
         backend = backend_of(arg, dy)
         xp = backend.xp
-        routed = xp.arange(window, dtype=arg.dtype)[:, None] == arg[None, :]  # one-hot (KK, M)
-        dcols = routed * self._from_output(xp, dy, geometry)
+        hit = xp.arange(window, dtype=arg.dtype)[:, None] == arg[None, :]
+        routed = xp.astype(hit, dy.dtype)                          # one-hot (KK, M)
+        dcols = routed * self._from_output(backend, dy, geometry)
         return self._unwindow(backend, dcols, geometry), {}
 
 
@@ -132,7 +130,7 @@ class AvgPool2D(_Pool2D):
         window, geometry = cache
         backend = backend_of(dy)
         xp = backend.xp
-        share = self._from_output(xp, dy, geometry) / window
+        share = self._from_output(backend, dy, geometry) / window
         dcols = xp.ones((window, 1), dtype=dy.dtype) * share
         return self._unwindow(backend, dcols, geometry), {}
 

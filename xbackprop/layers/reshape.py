@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import EVAL, Context, Layer, Params, Shape, namespace
+from ..backends import backend_of
+from .base import EVAL, Context, Layer, Params, Shape
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,10 +20,10 @@ class Flatten(Layer):
         return (int(np.prod(in_shape)),)
 
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
-        return namespace(x).reshape(x, (x.shape[0], -1)), tuple(x.shape)
+        return backend_of(x).xp.reshape(x, (x.shape[0], -1)), tuple(x.shape)
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
-        return namespace(dy).reshape(dy, cache), {}
+        return backend_of(dy).xp.reshape(dy, cache), {}
 
     @classmethod
     def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Union
 
+from ..backends import Backend
 from .base import describe
 
 Pair = tuple[int, int]
@@ -88,3 +89,20 @@ def check_nchw(layer: Any, in_shape: tuple[int, ...]) -> None:
     if len(in_shape) != 3:
         raise ValueError(f"{describe(layer)} takes NCHW inputs (N, C, H, W), so a per-sample shape "
                          f"(C, H, W), not {tuple(in_shape)}")
+
+
+def from_columns(xp: Any, values: Any, channels: int, n: int, out_hw: Pair, width: int) -> Any:
+    """Values laid out as im2col's columns, `(channels, N·OH·width)` (or flat), as
+    `(N, channels, OH, OW)`: the junk columns past OW dropped, the batch axis first."""
+    oh, ow = out_hw
+    y = xp.reshape(values, (channels, n, oh, width))[:, :, :, :ow]
+    return xp.permute_dims(y, (1, 0, 2, 3))
+
+
+def to_columns(backend: Backend, dy: Any, width: int) -> Any:
+    """The adjoint layout: `dy: (N, C, OH, OW)` as `(C, N·OH·width)`, zero in the junk
+    columns (which so get no gradient)."""
+    dy = backend.xp.permute_dims(dy, (1, 0, 2, 3))
+    if width > dy.shape[3]:
+        dy = backend.pad(dy, ((0, 0), (0, 0), (0, 0), (0, width - dy.shape[3])))
+    return backend.xp.reshape(dy, (dy.shape[0], -1))
