@@ -4,6 +4,7 @@
     xbackprop example --list | NAME [--backend B] [--out DIR] [--quick]
     xbackprop gradcheck [--backend numpy] [--layer Conv2D] [--module my_layers.py]
     xbackprop backends
+    xbackprop data list | path NAME | download mnist|fashion-mnist [--dir DIR]
 
 Each command is a module of this package with `add_parser(subparsers)` and `run(args)`;
 registering one is its module plus one entry in `COMMANDS`.
@@ -24,6 +25,7 @@ COMMANDS = {
     "example": "example",
     "gradcheck": "gradcheck",
     "backends": "list_backends",
+    "data": "data",
 }
 
 
