@@ -51,9 +51,9 @@ class Standardizer:
 
     def fit(self, x: Any, columns: Sequence[int] | None = None) -> Standardizer:
         x = np.asarray(x, dtype=np.float64)
-        flat = x.reshape(len(x), -1)
-        if len(flat) == 0:
+        if len(x) == 0:
             raise ValueError("Standardizer.fit: no rows to fit on")
+        flat = x.reshape(len(x), -1)
         mean, std = flat.mean(axis=0), flat.std(axis=0)
         std = np.where(std > 0, std, 1.0)
         if columns is not None:
@@ -248,7 +248,7 @@ def _read_rows(path: Path, delimiter: str | None) -> tuple[list[str], _Rows]:
     first = text.lstrip().splitlines()[0]
     if delimiter is None:
         delimiter = max(_DELIMITERS, key=first.count)
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, strict=True)
     header: list[str] | None = None
     rows, lines = [], []
     try:
@@ -266,7 +266,8 @@ def _read_rows(path: Path, delimiter: str | None) -> tuple[list[str], _Rows]:
             rows.append(row)
             lines.append(reader.line_num)
     except csv.Error as e:
-        raise DataFileError(f"{path}, line {reader.line_num}: {e}") from None
+        raise DataFileError(f"{path}, line {reader.line_num}: {e} (an unclosed quote?)"
+                            ) from None
     assert header is not None
     if not rows:
         raise DataFileError(f"{path}: a header ({', '.join(header)}) but no data rows")
