@@ -32,7 +32,7 @@ __all__ = ["NAMES", "load", "summaries", "run", "draw"]
 
 #: every example, in the order `xbackprop example --list` shows them
 NAMES: tuple[str, ...] = (
-    "mnist",  # real data
+    "mnist", "forest-fires", "energy",  # real data
 )
 
 
