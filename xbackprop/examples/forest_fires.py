@@ -1,9 +1,9 @@
 """Forest fires: predict the burned area of 517 fires in Montesinho park, Portugal, from the
 weather and the Fire Weather Index (the UCI table, shipped with xbackprop; Cortez & Morais,
-2007). The area is skewed (most fires burned under 1 ha, a few hundreds), so the network
-predicts ln(area + 1). It is compared with the mean predictor, which always answers the
-training rows' mean: on this data set that baseline is hard to beat, and the report says so
-when the network does not.
+2007). The area is skewed (most fires burned under 1 ha, a few burned hundreds), so the
+network predicts ln(area + 1). It is compared with the mean predictor, which always answers
+the training rows' mean: on this data set that baseline is hard to beat, and the report
+says so when the network does not.
 
     xbackprop example forest-fires
     xbackprop example forest-fires --csv my_table.csv --target price   # your own table
