@@ -318,12 +318,16 @@ def _unflat(prefix: str, like: Any, flat: dict[str, Any]) -> Any:
 
 
 def _layer_problem(layer: Layer, input_shape: Sequence[int], seed: int, train: bool,
-                   loss: Loss | None = None, target: np.ndarray | None = None) -> _Problem:
+                   loss: Loss | None = None, target: np.ndarray | None = None,
+                   given: dict[str, Any] | None = None) -> _Problem:
+    """`given` may hold "params", "x" and "state" to check at instead of random ones."""
+    given = {k: _float64(v) for k, v in (given or {}).items() if v is not None}
     rng = np.random.default_rng(seed)
     in_shape = tuple(input_shape[1:])
-    params = _random_params(layer, rng, in_shape)
-    state = _random_state(layer, in_shape, rng)
-    inputs = {"x": rng.normal(size=tuple(input_shape)), **_flat("", params)}
+    params = given["params"] if "params" in given else _random_params(layer, rng, in_shape)
+    state = given["state"] if "state" in given else _random_state(layer, in_shape, rng)
+    x = given["x"] if "x" in given else rng.normal(size=tuple(input_shape))
+    inputs = {"x": x, **_flat("", params)}
     consts = {"key": make_key(seed, "numpy"), "state": state, "target": target}
 
     def ctx_of(consts: Any) -> Context:
@@ -346,7 +350,14 @@ def _layer_problem(layer: Layer, input_shape: Sequence[int], seed: int, train: b
     subject = f"{describe(layer)} [{mode}] x: {tuple(input_shape)}"
     if loss is not None:
         subject += f" + {describe(loss)}"
+    if given:
+        subject += f" at the given {', '.join(sorted(given))}"
     return _Problem(subject, inputs, apply, vjp, consts)
+
+
+def _float64(tree: Any) -> Any:
+    """Arrays of any backend as float64 NumPy arrays (the checker's working precision)."""
+    return tree_map(lambda a: np.asarray(to_numpy(a), dtype=np.float64), tree)
 
 
 def check_layer(layer: Layer, input_shape: Sequence[int], *, backend: str | Backend | None = None,
@@ -369,19 +380,35 @@ def assert_layer_gradients(layer: Layer, input_shape: Sequence[int], **kwargs: A
     return check_layer(layer, input_shape, **kwargs).raise_if_failed()
 
 
-def check_model(model: Layer, input_shape: Sequence[int], *, loss: Loss | str | None = None,
-                target: np.ndarray | None = None, backend: str | Backend | None = None,
-                dtype: str = "float64", oracle: str = "auto", train: bool = False,
-                seed: int = 0, rtol: float | None = None, atol: float | None = None
-                ) -> GradReport:
+def check_model(model: Layer, input_shape: Sequence[int] | None = None, *,
+                loss: Loss | str | None = None, target: Any = None, x: Any = None,
+                params: Any = None, model_state: Any = None,
+                backend: str | Backend | None = None, dtype: str = "float64",
+                oracle: str = "auto", train: bool = False, seed: int = 0,
+                rtol: float | None = None, atol: float | None = None) -> GradReport:
     """Check a whole model (a Sequential or any container layer), optionally through a loss
-    on `target` (required with a loss): every parameter of every layer and the input."""
+    on `target` (required with a loss): every parameter of every layer and the input.
+
+    By default the parameters and the input (of `input_shape`, batch axis included) are
+    random. To check a trained model where it actually is, pass its `params` (and
+    `model_state`, for BatchNorm) and a real batch `x: (N, ...)` with its `target`: arrays
+    of any backend, checked in float64 on `backend`.
+    """
     if loss is not None:
         loss = get_loss(loss)
         if target is None:
             raise ValueError("check_model with a loss needs the target it is computed against")
+    if x is not None:
+        x_shape = tuple(np.shape(to_numpy(x)))
+        if input_shape is not None and tuple(input_shape) != x_shape:
+            raise ValueError(f"check_model: input_shape {tuple(input_shape)} but x has shape "
+                             f"{x_shape}; pass one of them")
+        input_shape = x_shape
+    if input_shape is None:
+        raise ValueError("check_model needs input_shape (random inputs) or x (a real batch)")
     problem = _layer_problem(model, input_shape, seed, train, loss,
-                             None if target is None else np.asarray(target))
+                             None if target is None else np.asarray(to_numpy(target)),
+                             {"params": params, "x": x, "state": model_state})
     return _run(problem, backend=backend, dtype=dtype, oracle=oracle, seed=seed, rtol=rtol,
                 atol=atol)
 

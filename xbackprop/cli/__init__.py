@@ -5,6 +5,7 @@
     xbackprop gradcheck [--backend numpy] [--layer Conv2D] [--module my_layers.py]
     xbackprop predict MODEL FILE [--backend jax] [--output predictions.csv]
     xbackprop backends
+    xbackprop data list | path NAME | download mnist|fashion-mnist [--dir DIR]
 
 Each command is a module of this package with `add_parser(subparsers)` and `run(args)`;
 registering one is its module plus one entry in `COMMANDS`.
@@ -27,6 +28,7 @@ COMMANDS = {
     "gradcheck": "gradcheck",
     "predict": "predict",
     "backends": "list_backends",
+    "data": "data",
 }
 
 

@@ -31,7 +31,9 @@ from typing import Any
 __all__ = ["NAMES", "load", "summaries", "run", "draw"]
 
 #: every example, in the order `xbackprop example --list` shows them
-NAMES: tuple[str, ...] = ()
+NAMES: tuple[str, ...] = (
+    "mnist", "forest-fires", "energy",  # real data
+)
 
 
 def load(name: str) -> ModuleType:
