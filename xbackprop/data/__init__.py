@@ -6,7 +6,8 @@ Nothing here ever unpickles. See README.md in this folder for sources and licenc
 
 from __future__ import annotations
 
+from .generators import moons, spiral
 from .shipped import load_digits, xor
 from .split import Dataset, train_test_split
 
-__all__ = ["Dataset", "load_digits", "train_test_split", "xor"]
+__all__ = ["Dataset", "load_digits", "moons", "spiral", "train_test_split", "xor"]
