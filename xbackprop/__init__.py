@@ -27,6 +27,7 @@ from .backends import (
     tree_to_backend,
     use_backend,
 )
+from .explain import LayerStep, StepRecord, explain
 from .gradcheck import (
     GradientCheckError,
     GradReport,
@@ -94,6 +95,8 @@ __all__ = [
     "Sequential", "init_params", "init_state", "count_params", "TrainState", "FitResult",
     "History", "TrainingDivergedError", "fit", "predict", "evaluate", "loss_and_grads",
     "make_train_step",
+    # explaining a step
+    "explain", "StepRecord", "LayerStep",
     # gradient checking
     "GradReport", "GradientCheckError", "check_layer", "check_loss", "check_model",
     "check_function", "check_parity", "assert_layer_gradients", "assert_gradients",
