@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import xbackprop as xb
 from xbackprop import optim
 
 optax = pytest.importorskip("optax", reason="optax is the reference (pip install optax)")

@@ -10,7 +10,7 @@ the environment variable XBACKPROP_BACKEND (default numpy). Importing xbackprop 
 NumPy only.
 """
 
-from . import data, initializers, optim, random, schedules, tree
+from . import data, initializers, optim, plot, random, schedules, tree
 from .backends import (
     Backend,
     BackendError,
@@ -101,5 +101,5 @@ __all__ = [
     "GradReport", "GradientCheckError", "check_layer", "check_loss", "check_model",
     "check_function", "check_parity", "assert_layer_gradients", "assert_gradients",
     # submodules
-    "data", "initializers", "optim", "random", "schedules", "tree",
+    "data", "initializers", "optim", "plot", "random", "schedules", "tree",
 ]

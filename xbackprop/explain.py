@@ -133,6 +133,42 @@ class StepRecord:
         return "\n\n".join([head, self._units_table(shown, precision, max_rows, loss_name),
                             self._params_table(precision, max_rows, loss_name)]).rstrip()
 
+    def chain_rule(self, *, precision: int = 6, sample: int = 0) -> str:
+        """Every weight's gradient split into the chain rule's factors, for Dense layers each
+        followed by an elementwise activation (the classic derivation's network):
+
+            ∂L/∂w_ij = ∂L/∂out_j × ∂out_j/∂net_j × ∂net_j/∂w_ij = δ_j × in_i
+
+        ∂L/∂out_j is the activation's upstream gradient, ∂out_j/∂net_j the factor its
+        backward multiplied it by (dx / dy), δ_j = ∂L/∂net_j what it sent down, in_i the
+        Dense layer's input; the last column is the Dense backward's own ∂L/∂w_ij, which
+        the product must equal. One sample: `sample` (of a batch, the sum over samples is
+        the gradient, so the last column is shown for batches of one only)."""
+        loss_name = self.names.get("loss", "L")
+        header = ["weight", f"∂{loss_name}/∂out", "∂out/∂net", "δ = ∂L/∂net".replace(
+            "L", loss_name), "∂net/∂w = in", "product", "Dense backward"]
+        rows = []
+        for dense, act in zip(self.layers, self.layers[1:]):
+            if "W" not in dense.params or dense.params["W"].ndim != 2:
+                continue
+            if type(act.layer).__name__ not in _ELEMENTWISE:
+                raise ValueError(f"chain_rule: {dense.name} is followed by {act.name}, not an "
+                                 f"elementwise activation ({', '.join(_ELEMENTWISE)})")
+            for i, j in _entries(dense.grads["W"].shape):
+                grad = dense.grads["W"][i, j]
+                upstream, delta = act.dy[sample, j], act.dx[sample, j]
+                local = delta / upstream if upstream != 0 else float("nan")
+                inp = dense.x[sample, i]
+                whole = _number(grad, precision) if self.input.shape[0] == 1 else ""
+                rows.append([_label(self.names, f"{dense.index}.W", (i, j)),
+                             *(_number(v, precision) for v in (upstream, local, delta, inp,
+                                                               delta * inp)), whole])
+        if not rows:
+            raise ValueError("chain_rule: the model has no Dense layer followed by an "
+                             "activation")
+        return ("the chain rule, weight by weight (factors from the layers' forward and "
+                "backward passes)\n" + format_table(header, rows, numeric=lambda c: c >= 1))
+
     def _units_table(self, shown: list[int], precision: int, max_rows: int,
                      loss_name: str) -> str:
         suffix = (lambda s: f" [{s}]") if len(shown) > 1 else (lambda s: "")
@@ -167,7 +203,7 @@ class StepRecord:
                 if with_update:
                     columns += [step.new_params[pname] - value, step.new_params[pname]]
                 key = f"{step.index}.{pname}"
-                for count, index in enumerate(np.ndindex(*value.shape)):
+                for count, index in enumerate(_entries(value.shape)):
                     if count == max_rows:
                         rows.append(["", f"… {value.size - max_rows} more", *[""] * len(columns)])
                         break
@@ -243,6 +279,9 @@ def explain(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str,
                       str(np.dtype(dtype)), dict(names or {}), new_state)
 
 
+_ELEMENTWISE = ("Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Identity")
+
+
 def _layers(model: Layer, params: Any) -> tuple[list[Layer], list[Any]]:
     """The layers the record walks and their parameters: a Sequential's own, else one."""
     if not isinstance(model, Sequential):
@@ -265,6 +304,14 @@ def _contexts(model: Layer, layers: list[Layer], train: bool, seed: int, model_s
         return [ctx] * len(layers)
     states = model_state if model_state is not None else [None] * len(layers)
     return [ctx.child(i, states[i]) for i in range(len(layers))]
+
+
+def _entries(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Indices of an array's entries; a matrix's column by column (W[i, j] feeds unit j, so
+    the weights into one unit come together: w1, w2 into h1, then w3, w4 into h2)."""
+    if len(shape) == 2:
+        return [(i, j) for j in range(shape[1]) for i in range(shape[0])]
+    return list(np.ndindex(*shape))
 
 
 def _unit_rows(names: Names, title: str, key: str, values: np.ndarray,

@@ -408,7 +408,9 @@ def minimize(f: Callable[[Any], Any], grad: Callable[[Any], Any], x0: Any,
         points.append(x)
         values.append(value)
     values.append(value_of(x))
-    return Trajectory(target.to_numpy(xp.stack(points)), target.to_numpy(xp.stack(values)))
+    # one array at a time: stacking thousands of JAX arrays would compile a huge concatenate
+    return Trajectory(np.stack([target.to_numpy(p) for p in points]),
+                      np.stack([target.to_numpy(v) for v in values]))
 
 
 def _starting_point(x0: Any, backend: Any, dtype: Any) -> Any:

@@ -31,7 +31,10 @@ from typing import Any
 __all__ = ["NAMES", "load", "summaries", "run", "draw"]
 
 #: every example, in the order `xbackprop example --list` shows them
-NAMES: tuple[str, ...] = ()
+NAMES: tuple[str, ...] = (
+    "worked-221",
+    "worked-222",
+)
 
 
 def load(name: str) -> ModuleType:
