@@ -200,7 +200,7 @@ def plot_decision_regions(predict: Any, x: Any, y: Any, path: str | Path, *,
         fig.colorbar(filled, ax=ax, label="network output")
         ax.contour(xx, yy, out, levels=[0.5], colors="black", linewidths=1.5)
         ax.plot([], [], color="black", lw=1.5, label="output 0.5")
-        point_colours = ["#2166ac", "#b2182b"]
+        point_colours = ["#08306b", "#67000d"]  # darker than the map beneath them
     else:
         from matplotlib.colors import to_rgb
 
@@ -216,20 +216,27 @@ def plot_decision_regions(predict: Any, x: Any, y: Any, path: str | Path, *,
     for k in range(classes):
         members = labels == k
         if members.any():
-            ax.scatter(x[members, 0], x[members, 1], s=60 if annotate else 16,
+            ax.scatter(x[members, 0], x[members, 1], s=70 if annotate else 16,
+                       marker="os^DvP*"[k % 7] if annotate else "o",
                        color=point_colours[k % len(point_colours)], edgecolors="white",
-                       linewidths=0.6, label=names[k], zorder=3)
+                       linewidths=1.2 if annotate else 0.6, label=names[k], zorder=3)
     if annotate:
         own = _host(predict(x.astype(np.float32))).reshape(len(x), -1)
+        middle = ((bounds[0] + bounds[1]) / 2, (bounds[2] + bounds[3]) / 2)
         for (px, py), value in zip(x, own):
             text = f"{value[0]:.3f}" if own.shape[1] == 1 else str(int(value.argmax()))
-            ax.annotate(text, (px, py), textcoords="offset points", xytext=(8, 8), fontsize=9,
-                        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "alpha": 0.8})
+            right, up = px <= middle[0], py <= middle[1]  # labels point inwards
+            ax.annotate(text, (px, py), textcoords="offset points",
+                        xytext=(9 if right else -9, 9 if up else -9),
+                        ha="left" if right else "right", va="bottom" if up else "top",
+                        fontsize=9, bbox={"boxstyle": "round,pad=0.2", "fc": "white",
+                                          "alpha": 0.85})
     ax.set_xlim(bounds[0], bounds[1])
     ax.set_ylim(bounds[2], bounds[3])
     ax.set_xlabel("x₁")
     ax.set_ylabel("x₂")
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.85)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=min(classes + 1, 5),
+              fontsize=8, frameon=False)
     if history is not None:
         ax = axes[0][1]
         ax.plot(range(1, len(history) + 1), history, label="training loss")

@@ -34,6 +34,8 @@ __all__ = ["NAMES", "load", "summaries", "run", "draw"]
 NAMES: tuple[str, ...] = (
     "worked-221",
     "worked-222",
+    "xor",
+    "three-inputs",
 )
 
 
