@@ -84,6 +84,16 @@ def _class_colour(k: int) -> str:
     return CLASS_COLOURS[k % len(CLASS_COLOURS)]
 
 
+def _loss_panel(ax: Any, history: Sequence[float]) -> None:
+    """A training-loss curve per epoch on a log scale, beside a picture of the model."""
+    ax.plot(range(1, len(history) + 1), _host(history), label="training loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+
+
 def plot_curves(curves: Mapping[str, Sequence[float]], path: str | Path, *,
                 title: str = "training", xlabel: str = "step", ylabel: str = "loss",
                 log: bool = False, logx: bool = False, x: Sequence[float] | None = None
@@ -129,34 +139,37 @@ def plot_histories(histories: Mapping[str, Mapping[str, Sequence[float]]], path:
 
 
 def plot_fit(x: Any, y: Any, prediction: Any, path: str | Path, *, title: str = "fit",
-             truth: Any = None, history: Sequence[float] | None = None,
-             xlabel: str = "x", ylabel: str = "y") -> Path:
-    """A regression: the data as points, the model's `prediction` as a line (and the true
-    function `truth`, if given, dashed), and the loss curve beside it if `history` is
-    given. x, y, prediction: (N,) or (N, 1), in the same order."""
+             curve_x: Any = None, truth: Any = None, train_range: Sequence[float] | None = None,
+             history: Sequence[float] | None = None, xlabel: str = "x", ylabel: str = "y"
+             ) -> Path:
+    """A 1-D regression: the data (x, y) as points, the model's `prediction` as a line at
+    `curve_x` (default: at x), the true function `truth` (at the same places) dashed, the
+    region outside `train_range` (lo, hi) shaded, and the loss curve beside it if `history`
+    is given. Arrays of shape (N,) or (N, 1)."""
     plt = _pyplot()
-    x, y, prediction = (_host(a).ravel() for a in (x, y, prediction))
-    order = np.argsort(x)
+    x, y = _host(x).ravel(), _host(y).ravel()
+    xs = x if curve_x is None else _host(curve_x).ravel()
+    order = np.argsort(xs)
     panels = 2 if history is not None else 1
     fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
     ax = axes[0][0]
-    ax.scatter(x, y, s=10, color="0.55", label="data", zorder=2)
+    if train_range is not None:
+        for lo, hi in [(xs.min(), train_range[0]), (train_range[1], xs.max())]:
+            if hi > lo:
+                ax.axvspan(lo, hi, color="0.92", zorder=0)
+        ax.axvspan(0, 0, color="0.92", label="outside the training data")
+    ax.scatter(x, y, s=8, color="0.5", label="data", zorder=2)
     if truth is not None:
-        ax.plot(x[order], _host(truth).ravel()[order], "--", color="black", lw=1,
-                label="true function")
-    ax.plot(x[order], prediction[order], color=_class_colour(3), lw=2, label="network", zorder=3)
+        ax.plot(xs[order], _host(truth).ravel()[order], "--", color="black", lw=1,
+                label="true function", zorder=3)
+    ax.plot(xs[order], _host(prediction).ravel()[order], color=_class_colour(3), lw=2,
+            label="network", zorder=4)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     if history is not None:
-        ax = axes[0][1]
-        ax.plot(range(1, len(history) + 1), history, label="training loss")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss")
-        ax.set_yscale("log")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
+        _loss_panel(axes[0][1], history)
     return _finish(fig, path, title)
 
 
@@ -238,13 +251,7 @@ def plot_decision_regions(predict: Any, x: Any, y: Any, path: str | Path, *,
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=min(classes + 1, 5),
               fontsize=8, frameon=False)
     if history is not None:
-        ax = axes[0][1]
-        ax.plot(range(1, len(history) + 1), history, label="training loss")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss")
-        ax.set_yscale("log")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
+        _loss_panel(axes[0][1], history)
     return _finish(fig, path, title)
 
 

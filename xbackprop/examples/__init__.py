@@ -36,6 +36,7 @@ NAMES: tuple[str, ...] = (
     "worked-222",
     "xor",
     "three-inputs",
+    "quadratic",
 )
 
 
