@@ -278,7 +278,7 @@ def plot_optimizer_paths(f: Any, paths: Mapping[str, Any], path: str | Path, *,
     if log:
         from matplotlib.colors import LogNorm
 
-        low = max(float(zz.min()), 1e-3 * float(zz.max()), 1e-12)
+        low = max(float(zz.min()), 1e-5 * float(zz.max()), 1e-12)
         levels = np.logspace(np.log10(low), np.log10(float(zz.max())), 25)
         filled = ax.contourf(xx, yy, np.maximum(zz, low), levels=levels, norm=LogNorm(),
                              cmap="viridis", alpha=0.75)
@@ -317,7 +317,7 @@ def plot_surface(f: Any, paths: Mapping[str, Any], path: str | Path, *,
 
     fig = plt.figure(figsize=(7, 5.4))
     ax = fig.add_subplot(projection="3d")
-    ax.plot_surface(xx, yy, height(zz), cmap="viridis", alpha=0.55, linewidth=0,
+    ax.plot_surface(xx, yy, height(zz), cmap="viridis", alpha=0.45, linewidth=0,
                     antialiased=True, rcount=resolution, ccount=resolution)
     for i, (name, points) in enumerate(paths.items()):
         points = _host(points)

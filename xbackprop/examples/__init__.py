@@ -37,6 +37,7 @@ NAMES: tuple[str, ...] = (
     "xor",
     "three-inputs",
     "quadratic",
+    "optimizers",
 )
 
 
