@@ -220,7 +220,7 @@ def plot_decision_regions(predict: Any, x: Any, y: Any, path: str | Path, *,
         probs = np.exp(scores - scores.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         best, sure = probs.argmax(axis=1), probs.max(axis=1)
-        strength = 0.25 + 0.5 * (sure - 1 / scores.shape[1]) / (1 - 1 / scores.shape[1])
+        strength = 0.12 + 0.38 * (sure - 1 / scores.shape[1]) / (1 - 1 / scores.shape[1])
         colours = np.array([to_rgb(_class_colour(k)) for k in range(scores.shape[1])])
         rgb = 1 - strength[:, None] * (1 - colours[best])
         ax.imshow(rgb.reshape(*xx.shape, 3), origin="lower", extent=tuple(bounds),
@@ -231,8 +231,9 @@ def plot_decision_regions(predict: Any, x: Any, y: Any, path: str | Path, *,
         if members.any():
             ax.scatter(x[members, 0], x[members, 1], s=70 if annotate else 16,
                        marker="os^DvP*"[k % 7] if annotate else "o",
-                       color=point_colours[k % len(point_colours)], edgecolors="white",
-                       linewidths=1.2 if annotate else 0.6, label=names[k], zorder=3)
+                       color=point_colours[k % len(point_colours)],
+                       edgecolors="white" if annotate else "0.2",
+                       linewidths=1.2 if annotate else 0.5, label=names[k], zorder=3)
     if annotate:
         own = _host(predict(x.astype(np.float32))).reshape(len(x), -1)
         middle = ((bounds[0] + bounds[1]) / 2, (bounds[2] + bounds[3]) / 2)
@@ -366,12 +367,11 @@ def plot_parallel_coordinates(layers: Sequence[tuple[str, Any]], labels: Any, pa
     keep = np.unique(np.linspace(0, len(labels) - 1, min(max_lines, len(labels))).astype(int))
     fig, ax = plt.subplots(figsize=(max(7.0, 0.42 * len(positions) + 2), 4.8))
     xs = np.array(positions)
-    classes = int(labels.max()) + 1
-    for k in range(classes):
-        members = keep[labels[keep] == k]
-        segments = [np.stack([xs, scaled[i]], axis=1) for i in members]
-        ax.add_collection(LineCollection(segments, colors=_class_colour(k), alpha=0.18,
-                                         linewidths=0.8))
+    order = np.random.default_rng(0).permutation(keep)  # no class painted over the others
+    ax.add_collection(LineCollection([np.stack([xs, scaled[i]], axis=1) for i in order],
+                                     colors=[_class_colour(k) for k in labels[order]],
+                                     alpha=0.18, linewidths=0.8))
+    for k in range(int(labels.max()) + 1):
         name = class_names[k] if class_names is not None else f"class {k}"
         ax.plot([], [], color=_class_colour(k), label=name)
     for p in positions:

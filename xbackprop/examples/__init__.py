@@ -38,6 +38,8 @@ NAMES: tuple[str, ...] = (
     "three-inputs",
     "quadratic",
     "optimizers",
+    "points",
+    "network-view",
 )
 
 
