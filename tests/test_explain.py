@@ -182,3 +182,14 @@ def test_bad_parameters_and_names():
     record = xb.explain(model, params, x, y, loss, names={"0.W": [["a"]]})
     with pytest.raises(ValueError, match="names\\['0.W'\\] has shape \\(1, 1\\)"):
         str(record)
+
+
+def test_compiled_and_op_by_op_steps_agree(jax_backend):
+    model, params, x, y, loss = make_case("cnn-softmax", jax_backend)
+    compiled = xb.explain(model, params, x, y, loss, optim.adam(0.01))
+    eager = xb.explain(model, params, x, y, loss, optim.adam(0.01), jit=False)
+    for a, b in zip(compiled.layers, eager.layers):
+        np.testing.assert_allclose(a.y, b.y, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a.dx, b.dx, rtol=1e-5, atol=1e-6)
+        for k in a.grads:
+            np.testing.assert_allclose(a.new_params[k], b.new_params[k], rtol=1e-5, atol=1e-6)

@@ -23,6 +23,7 @@ nested lists of the array's shape, without the batch axis) and "loss" (e.g. "E")
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -220,7 +221,7 @@ class StepRecord:
 def explain(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str,
             optimizer: Optimizer | None = None, *, opt_state: Any = None,
             model_state: Any = None, train: bool = True, seed: int = 0,
-            names: Names | None = None) -> StepRecord:
+            names: Names | None = None, jit: bool = True) -> StepRecord:
     """Run one training step of `model` through its own forward and hand-written backward
     passes, layer by layer, and return the record of it (print it for tables).
 
@@ -228,55 +229,75 @@ def explain(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str,
     and dtype; loss: a Loss or its short name; optimizer: if given, the update it makes from
     these gradients (from `opt_state`, default a fresh `optimizer.init(params)`).
     train: the step's mode (Dropout and BatchNorm act as in training); seed: the random
-    key of stochastic layers; names: the tutorial's names for the tables (module docstring).
-    Nothing is changed: `params` stay as they are, the record holds host copies.
+    key of stochastic layers; names: the tutorial's names for the tables (module docstring);
+    jit: on JAX, compile the step (once per model, loss and optimizer) rather than run it
+    op by op. Nothing is changed: `params` stay as they are, the record holds host copies.
     """
     loss = get_loss(loss)
     leaves = tree_leaves(params)
     backend = backend_of(*leaves) if leaves else get_backend(None)
     dtype = leaves[0].dtype if leaves else np.dtype("float32")
-    layers, layer_params = _layers(model, params)
+    layers, _ = _layers(model, params)
     x = backend.asarray(x, dtype=dtype)
     y = backend.asarray(y)
     if y.dtype.kind == "f":
         y = y.astype(dtype)
     if model_state is None:
         model_state = init_state(model, tuple(x.shape[1:]), dtype=dtype, backend=backend)
-    contexts = _contexts(model, layers, train, seed, model_state, backend)
-
-    inputs, outputs, caches = [], [], []
-    h = x
-    for layer, p, ctx in zip(layers, layer_params, contexts):
-        inputs.append(h)
-        h, cache = layer.forward(p, h, ctx)
-        outputs.append(h)
-        caches.append(cache)
-    value, loss_cache = loss.forward(h, y)
-    dloss = loss.backward(loss_cache)
-
-    upstream, downstream, grads = [None] * len(layers), [None] * len(layers), \
-        [{}] * len(layers)
-    dy = dloss
-    for i in range(len(layers) - 1, -1, -1):
-        upstream[i] = dy
-        dy, grads[i] = layers[i].backward(layer_params[i], caches[i], dy)
-        downstream[i] = dy
-
-    new_params, new_state = None, None
-    if optimizer is not None:
-        tree_grads = grads if isinstance(model, Sequential) else grads[0]
-        state = opt_state if opt_state is not None else optimizer.init(params)
-        updated, new_state = optimizer.update(params, tree_grads, state)
-        new_params = _layers(model, updated)[1]
-
+    if optimizer is not None and opt_state is None:
+        opt_state = optimizer.init(params)
+    key = make_key(seed, backend) if getattr(model, "stochastic", False) else None
+    step = _step_fn(model, loss, optimizer, train, backend, jit)
+    with backend.numerics():
+        (inputs, outputs, upstream, downstream, grads, value, dloss, updated,
+         new_state) = step(params, x, y, key, model_state, opt_state)
+    new_params = None if updated is None else _layers(model, updated)[1]
     steps = tuple(
         LayerStep(i, layer, to_numpy(inputs[i]), to_numpy(outputs[i]), to_numpy(upstream[i]),
-                  to_numpy(downstream[i]), dict(to_numpy(layer_params[i])),
+                  to_numpy(downstream[i]), dict(to_numpy(_layers(model, params)[1][i])),
                   dict(to_numpy(grads[i])),
                   None if new_params is None else dict(to_numpy(new_params[i])))
         for i, layer in enumerate(layers))
     return StepRecord(steps, loss, float(value), to_numpy(y), to_numpy(dloss), backend.name,
                       str(np.dtype(dtype)), dict(names or {}), new_state)
+
+
+@functools.lru_cache(maxsize=32)
+def _step_fn(model: Layer, loss: Loss, optimizer: Optimizer | None, train: bool,
+             backend: Backend, jit: bool) -> Callable:
+    """The explained step as one pure function of arrays, compiled where the backend
+    compiles: `(params, x, y, key, model_state, opt_state) -> (inputs, outputs, upstream
+    gradients, downstream gradients, parameter gradients, loss, ∂L/∂output, updated
+    params, optimizer state)`, per layer lists."""
+    def step(params: Any, x: Any, y: Any, key: Any, model_state: Any, opt_state: Any
+             ) -> tuple:
+        layers, layer_params = _layers(model, params)
+        contexts = _contexts(model, layers, train, key, model_state)
+        inputs, outputs, caches = [], [], []
+        h = x
+        for layer, p, ctx in zip(layers, layer_params, contexts):
+            inputs.append(h)
+            h, cache = layer.forward(p, h, ctx)
+            outputs.append(h)
+            caches.append(cache)
+        value, loss_cache = loss.forward(h, y)
+        dloss = loss.backward(loss_cache)
+
+        n = len(layers)
+        upstream, downstream, grads = [None] * n, [None] * n, [{}] * n
+        dy = dloss
+        for i in range(n - 1, -1, -1):
+            upstream[i] = dy
+            dy, grads[i] = layers[i].backward(layer_params[i], caches[i], dy)
+            downstream[i] = dy
+
+        updated, new_state = None, None
+        if optimizer is not None:
+            tree_grads = grads if isinstance(model, Sequential) else grads[0]
+            updated, new_state = optimizer.update(params, tree_grads, opt_state)
+        return inputs, outputs, upstream, downstream, grads, value, dloss, updated, new_state
+
+    return backend.compile(step) if jit else step
 
 
 _ELEMENTWISE = ("Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Identity")
@@ -293,10 +314,9 @@ def _layers(model: Layer, params: Any) -> tuple[list[Layer], list[Any]]:
     return list(model.layers), list(params)
 
 
-def _contexts(model: Layer, layers: list[Layer], train: bool, seed: int, model_state: Any,
-              backend: Backend) -> list[Context]:
+def _contexts(model: Layer, layers: list[Layer], train: bool, key: Any, model_state: Any
+              ) -> list[Context]:
     """Each layer's context, as the model's own forward pass would make it."""
-    key = make_key(seed, backend) if getattr(model, "stochastic", False) else None
     ctx = Context(train=train, key=key, state=model_state)
     if not isinstance(model, Sequential):
         return [ctx]

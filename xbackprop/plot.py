@@ -84,10 +84,18 @@ def _class_colour(k: int) -> str:
     return CLASS_COLOURS[k % len(CLASS_COLOURS)]
 
 
+def _whole_numbers(ax: Any) -> None:
+    """Ticks at whole numbers only on the x axis (epochs, steps)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _loss_panel(ax: Any, history: Sequence[float]) -> None:
     """A training-loss curve per epoch on a log scale, beside a picture of the model."""
     ax.plot(range(1, len(history) + 1), _host(history), label="training loss")
     ax.set_xlabel("epoch")
+    _whole_numbers(ax)
     ax.set_ylabel("loss")
     ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
@@ -130,7 +138,9 @@ def plot_histories(histories: Mapping[str, Mapping[str, Sequence[float]]], path:
                 values = history[metric]
                 ax.plot(range(1, len(values) + 1), values, color=_class_colour(i), label=name)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(metric.replace("val_", "validation ").replace("_", " "))
+        _whole_numbers(ax)
+        ax.set_ylabel(metric.replace("val_", "validation ").replace("_", " ") if
+                      metric.startswith("val_") else f"training {metric}")
         if "loss" in metric:
             ax.set_yscale("log")
         ax.grid(True, alpha=0.3)
@@ -408,10 +418,11 @@ def plot_filters(weights: Any, path: str | Path, *, title: str = "learned filter
         if k < n:
             image = ax.imshow(w[k], cmap="RdBu_r", vmin=-limit, vmax=limit)
             ax.set_title(f"filter {k}", fontsize=8)
+            ax.set_xlabel("column", fontsize=7)
+            if k % cols == 0:
+                ax.set_ylabel("row", fontsize=7)
         else:
             ax.axis("off")
-    fig.supxlabel("kernel column")
-    fig.supylabel("kernel row")
     fig.colorbar(image, ax=axes, shrink=0.85, label="weight")
     fig.suptitle(title)
     return _finish_loose(fig, path)
@@ -450,7 +461,7 @@ def plot_matrices(matrices: Mapping[str, Any], path: str | Path, *, title: str =
     pooling layers send its gradient); block: draw a grid line every `block` cells."""
     plt = _pyplot()
     n = len(matrices)
-    fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(3.3 * n, 4.0), squeeze=False)
     for ax, (name, m) in zip(axes[0], matrices.items()):
         m = _host(m)
         limit = float(np.abs(m).max()) or 1.0

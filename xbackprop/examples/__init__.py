@@ -40,6 +40,8 @@ NAMES: tuple[str, ...] = (
     "optimizers",
     "points",
     "network-view",
+    "cnn",
+    "compare-optimizers",
 )
 
 
