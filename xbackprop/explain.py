@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend, backend_of, get_backend, to_numpy
+from .backends import Backend, backend_of, get_backend, to_numpy, tree_to_backend
 from .layers.base import Context, Layer, describe
 from .losses import Loss, get_loss
 from .model import Sequential, init_state
@@ -86,7 +86,8 @@ class StepRecord:
     backend: str
     dtype: str
     names: Names
-    #: the optimizer's state after the update (on the backend), to explain the next step
+    #: the optimizer's state after the update (NumPy): pass it as `opt_state` to explain the
+    #: next step
     opt_state: Any = None
 
     @property
@@ -244,8 +245,9 @@ def explain(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str,
         y = y.astype(dtype)
     if model_state is None:
         model_state = init_state(model, tuple(x.shape[1:]), dtype=dtype, backend=backend)
-    if optimizer is not None and opt_state is None:
-        opt_state = optimizer.init(params)
+    if optimizer is not None:
+        opt_state = optimizer.init(params) if opt_state is None else \
+            tree_to_backend(opt_state, backend)
     key = make_key(seed, backend) if getattr(model, "stochastic", False) else None
     step = _step_fn(model, loss, optimizer, train, backend, jit)
     with backend.numerics():
@@ -259,7 +261,7 @@ def explain(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str,
                   None if new_params is None else dict(to_numpy(new_params[i])))
         for i, layer in enumerate(layers))
     return StepRecord(steps, loss, float(value), to_numpy(y), to_numpy(dloss), backend.name,
-                      str(np.dtype(dtype)), dict(names or {}), new_state)
+                      str(np.dtype(dtype)), dict(names or {}), to_numpy(new_state))
 
 
 @functools.lru_cache(maxsize=32)

@@ -408,7 +408,7 @@ def plot_filters(weights: Any, path: str | Path, *, title: str = "learned filter
     n = w.shape[0]
     cols = min(n, 8)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.35 * cols + 1.2, 1.45 * rows + 0.7),
+    fig, axes = plt.subplots(rows, cols, figsize=(1.35 * cols + 1.2, 1.6 * rows + 1.0),
                              squeeze=False)
     limit = float(np.abs(w).max()) or 1.0
     image = None

@@ -26,3 +26,46 @@ def check_png(path: str | Path, min_size: tuple[int, int] = (300, 200)) -> np.nd
     colours = np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)
     assert len(colours) > 16, f"{path} has only {len(colours)} colours: a blank picture?"
     return pixels
+
+
+_RESULTS: dict[tuple, object] = {}
+
+
+@pytest.fixture(params=["numpy", "jax"])
+def lesson_backend(request: pytest.FixtureRequest) -> str:
+    """NumPy and JAX, the backends every example is tested on (JAX skipped, with the
+    reason, where it is not installed)."""
+    if request.param == "jax":
+        request.getfixturevalue("jax_backend")
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def quick():
+    """`quick(name, backend, **options)`: the example's --quick result, run once per session
+    and shared by the tests that read it (an example takes up to a few seconds on JAX)."""
+    from xbackprop import examples
+
+    def result(name: str, backend: str = "numpy", **options):
+        key = (name, backend, tuple(sorted(options.items())))
+        if key not in _RESULTS:
+            _RESULTS[key] = examples.run(name, backend=backend, quick=True, **options)
+        return _RESULTS[key]
+
+    return result
+
+
+@pytest.fixture(scope="session")
+def pictures(quick, tmp_path_factory):
+    """`pictures(name)`: the PNG paths of the example's quick NumPy result, drawn once."""
+    from xbackprop import examples
+
+    drawn: dict[str, list[Path]] = {}
+
+    def paths(name: str) -> list[Path]:
+        if name not in drawn:
+            folder = tmp_path_factory.mktemp(name)
+            drawn[name] = examples.draw(name, quick(name), folder)
+        return drawn[name]
+
+    return paths

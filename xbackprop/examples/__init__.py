@@ -9,9 +9,10 @@ Each example is one short module here (`worked-221` lives in `worked_221.py`), w
 the public API only, so it doubles as documentation. A module defines
 
     SUMMARY: str                  one line for `xbackprop example --list`
-    run(*, backend=None, seed=0, quick=False, **options) -> result
+    run(*, backend=None, seed=0, quick=False, progress=False, **options) -> result
         computes and trains, prints nothing, returns its numbers: an object whose str()
-        is the report (tables of what it learned); `quick` is a reduced size for tests
+        is the report (tables of what it learned); `quick` is a reduced size for tests;
+        `progress` shows a progress bar on stderr while it trains (the command's choice)
     draw(result, out: Path) -> list[Path]
         writes its pictures (PNG, through `xbackprop.plot`) into the folder `out`
     OPTIONS: list of (flags, argparse keyword arguments), optional
