@@ -108,8 +108,8 @@ class Result:
         for name, paths in self.paths.items():
             surface = SURFACES[name]
             rows = [[rule, f"{surface.rates[rule]:g}", *(f"{path.values[k]:.3g}" for k in marks),
-                     f"({path.x[0] + 0.0:.4f}, {path.x[1] + 0.0:.4f})"]  # + 0.0: no "-0"
-                    for rule, path in paths.items()]
+                     "({}, {})".format(*(f"{round(float(v), 4) + 0.0:.4f}" for v in path.x))]
+                    for rule, path in paths.items()]  # (rounded first: no "-0.0000")
             header = ["optimizer", "lr", *(f"f after {k:,}" for k in marks), "ends at"]
             parts.append(f"{name}: f(x, y) = {surface.formula}, minimum 0 at "
                          f"{surface.minimum}\n" + format_table(header, rows,
