@@ -205,3 +205,26 @@ def test_compiled_and_op_by_op_steps_agree(jax_backend):
         np.testing.assert_allclose(a.dx, b.dx, rtol=1e-5, atol=1e-6)
         for k in a.grads:
             np.testing.assert_allclose(a.new_params[k], b.new_params[k], rtol=1e-5, atol=1e-6)
+
+
+def test_chain_rule_table_splits_every_weight():
+    model = xb.Sequential([xb.Dense(3), xb.Tanh(), xb.Dense(2), xb.Sigmoid()])
+    params = xb.init_params(model, 3, (2,), dtype="float64")
+    record = xb.explain(model, params, [[0.3, -0.4]], [[0.0, 1.0]], "mse")
+    rows = [line.split() for line in record.chain_rule(precision=12).splitlines()[2:]]
+    assert len(rows) == 2 * 3 + 3 * 2           # one row per weight of both Dense layers
+    for row in rows:
+        upstream, local, delta, into, product, whole = map(float, row[-6:])
+        assert upstream * local == pytest.approx(delta, rel=1e-9)
+        assert delta * into == pytest.approx(product, rel=1e-9)
+        assert product == pytest.approx(whole, rel=1e-9, abs=1e-15)
+
+
+def test_chain_rule_needs_dense_then_an_elementwise_activation():
+    for layers, match in [([xb.Dense(2), xb.Softmax()], "not an elementwise activation"),
+                          ([xb.Sigmoid()], "no Dense layer")]:
+        model = xb.Sequential(layers)
+        record = xb.explain(model, xb.init_params(model, 0, (2,)), [[0.1, 0.2]],
+                            [[1.0, 0.0]], "mse")
+        with pytest.raises(ValueError, match=match):
+            record.chain_rule()

@@ -153,9 +153,9 @@ class StepRecord:
         for dense, act in zip(self.layers, self.layers[1:]):
             if "W" not in dense.params or dense.params["W"].ndim != 2:
                 continue
-            if type(act.layer).__name__ not in _ELEMENTWISE:
+            if type(act.layer).__name__ not in ELEMENTWISE:
                 raise ValueError(f"chain_rule: {dense.name} is followed by {act.name}, not an "
-                                 f"elementwise activation ({', '.join(_ELEMENTWISE)})")
+                                 f"elementwise activation ({', '.join(ELEMENTWISE)})")
             for i, j in _entries(dense.grads["W"].shape):
                 grad = dense.grads["W"][i, j]
                 upstream, delta = act.dy[sample, j], act.dx[sample, j]
@@ -302,7 +302,9 @@ def _step_fn(model: Layer, loss: Loss, optimizer: Optimizer | None, train: bool,
     return backend.compile(step) if jit else step
 
 
-_ELEMENTWISE = ("Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Identity")
+#: the activations that act on each unit alone (what the chain-rule table and the network
+#: diagram can split into ∂out/∂net per unit); Softmax mixes units and is not one
+ELEMENTWISE = ("Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Identity")
 
 
 def _layers(model: Layer, params: Any) -> tuple[list[Layer], list[Any]]:

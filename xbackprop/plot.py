@@ -541,6 +541,8 @@ def plot_network(record: Any, path: str | Path, *, title: str = "one step of bac
 def _network_columns(record: Any) -> list[dict]:
     """The diagram's columns from an explain record: the input, then one per Dense layer
     (merged with the elementwise activation after it), for sample 0."""
+    from .explain import ELEMENTWISE
+
     columns = [{"title": "input", "edges": {},
                 "units": [{"name": record.label("input", (i,)), "value": float(v)}
                           for i, v in enumerate(record.input[0].ravel())]}]
@@ -562,7 +564,7 @@ def _network_columns(record: Any) -> list[dict]:
                      for j in range(weights.shape[1])]
             columns.append({"title": f"{type(step.layer).__name__}({weights.shape[1]})",
                             "edges": edges, "units": units})
-        elif not step.params and step.y.shape == step.x.shape and len(columns) > 1:
+        elif type(step.layer).__name__ in ELEMENTWISE and len(columns) > 1:
             column = columns[-1]
             column["title"] += f" → {type(step.layer).__name__}"
             for j, unit in enumerate(column["units"]):
