@@ -162,7 +162,9 @@ class StepRecord:
                 local = delta / upstream if upstream != 0 else float("nan")
                 inp = dense.x[sample, i]
                 whole = _number(grad, precision) if self.input.shape[0] == 1 else ""
-                rows.append([_label(self.names, f"{dense.index}.W", (i, j)),
+                key = f"{dense.index}.W"
+                label = _label(self.names, key, (i, j))
+                rows.append([label if key in self.names else f"{dense.index}.{label}",
                              *(_number(v, precision) for v in (upstream, local, delta, inp,
                                                                delta * inp)), whole])
         if not rows:

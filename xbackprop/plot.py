@@ -35,13 +35,25 @@ def _pyplot() -> Any:
 
 def _finish(fig: Any, path: str | Path, title: str) -> Path:
     """Title the figure, save it as `path` (a PNG; the folder must exist) and close it."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot save {path}: the folder {path.parent} does not exist")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI, format="png")
-    _pyplot().close(fig)
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: str | Path, **options: Any) -> Path:
+    """Write the figure to `path` atomically (an old picture stays whole until the new one
+    is complete) and close it."""
+    from .atomic import atomic_write
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        _pyplot().close(fig)
+        raise FileNotFoundError(f"cannot save {path}: the folder {path.parent} does not exist")
+    try:
+        with atomic_write(path) as f:
+            fig.savefig(f, dpi=DPI, format="png", **options)
+    finally:
+        _pyplot().close(fig)
     return path
 
 
@@ -578,9 +590,4 @@ def _network_columns(record: Any) -> list[dict]:
 
 def _finish_loose(fig: Any, path: str | Path) -> Path:
     """Save without tight_layout (for figures with colour bars spanning several axes)."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot save {path}: the folder {path.parent} does not exist")
-    fig.savefig(path, dpi=DPI, format="png", bbox_inches="tight")
-    _pyplot().close(fig)
-    return path
+    return _save(fig, path, bbox_inches="tight")

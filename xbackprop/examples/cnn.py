@@ -25,6 +25,7 @@ import xbackprop as xb
 from xbackprop.progress import ProgressBar
 
 SUMMARY = "a CNN with max and average pooling on the digits: filters, feature maps, pool gradients"
+GALLERY = "feature_maps.png"  # the picture the README shows
 
 POOL_X = np.array([[1, 3, 2, 1],
                    [4, 2, 0, 1],

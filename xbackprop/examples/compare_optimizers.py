@@ -21,6 +21,7 @@ from xbackprop.explain import format_table
 from xbackprop.progress import ProgressBar
 
 SUMMARY = "SGD, momentum and Adam on the digits: overlaid loss and accuracy curves"
+GALLERY = "curves.png"  # the picture the README shows
 
 #: (label, update rule, learning rate), in the order they are drawn
 RUNS = [(rule, rule, xb.optim.DEFAULT_LR[rule]) for rule in ("sgd", "momentum", "adam")]

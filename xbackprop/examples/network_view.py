@@ -25,6 +25,7 @@ from xbackprop.explain import format_table
 from .points import CLASSES, Trained, train
 
 SUMMARY = "parallel coordinates of a trained network: every unit, every point, by class"
+GALLERY = "parallel_coordinates.png"  # the picture the README shows
 OPTIONS = [(("--data",), {"choices": ["spiral", "moons"], "default": "spiral",
                           "help": "the point set (default spiral)"})]
 

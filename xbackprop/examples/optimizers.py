@@ -29,6 +29,7 @@ import xbackprop as xb
 from xbackprop.explain import format_table
 
 SUMMARY = "SGD, momentum, Nesterov, Adam, RMSProp, AdaGrad on x² + y² and Rosenbrock: paths"
+GALLERY = "rosenbrock_paths.png"  # the picture the README shows
 OPTIONS = [(("--steps",), {"type": int, "metavar": "N",
                            "help": "updates per optimizer (default 2000; 300 with --quick)"})]
 

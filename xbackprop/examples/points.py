@@ -21,6 +21,7 @@ import xbackprop as xb
 from xbackprop.progress import ProgressBar
 
 SUMMARY = "classify coloured 2-D points (spiral or moons, 3 classes): decision regions"
+GALLERY = "decision_regions.png"  # the picture the README shows
 OPTIONS = [
     (("--data",), {"choices": ["spiral", "moons"], "default": "spiral",
                    "help": "the point set (default spiral)"}),

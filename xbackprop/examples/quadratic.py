@@ -24,6 +24,7 @@ from xbackprop.metrics import regression_scores
 from xbackprop.progress import ProgressBar
 
 SUMMARY = "a 1-100-100-100-1 ReLU network fits y = x² + 2x − 3: the fit, loss curve, RMSE, R²"
+GALLERY = "fit.png"  # the picture the README shows
 
 LEARNING_RATE = 1e-4
 BATCH_SIZE = 16

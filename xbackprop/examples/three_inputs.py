@@ -23,6 +23,7 @@ from xbackprop.explain import format_table
 from xbackprop.progress import ProgressBar
 
 SUMMARY = "one sigmoid neuron learns 'output = first input' from 4 examples, then predicts"
+GALLERY = "weights.png"  # the picture the README shows
 
 X = np.array([[0, 0, 1], [1, 1, 1], [1, 0, 1], [0, 1, 1]], dtype=np.float32)
 Y = np.array([[0], [1], [1], [0]], dtype=np.float32)

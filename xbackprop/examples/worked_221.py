@@ -23,6 +23,7 @@ import numpy as np
 import xbackprop as xb
 
 SUMMARY = "one backprop step through the 2-2-1 sigmoid network, every number (y5 ≈ 0.6651)"
+GALLERY = "network.png"  # the picture the README shows
 
 X = [[0.35, 0.7]]
 TARGET = [[0.5]]

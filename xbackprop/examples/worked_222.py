@@ -26,6 +26,7 @@ from xbackprop.explain import format_table
 from xbackprop.progress import ProgressBar
 
 SUMMARY = "Mazur's 2-2-2 network: one step by hand (E = 0.298371109), then --steps N of them"
+GALLERY = "error.png"  # the picture the README shows
 OPTIONS = [(("--steps",), {"type": int, "metavar": "N",
                            "help": "training steps (default 10000; 1000 with --quick)"})]
 

@@ -20,6 +20,7 @@ from xbackprop.explain import format_table
 from xbackprop.progress import ProgressBar
 
 SUMMARY = "a 2-4-1 sigmoid network learns XOR: learning curve, outputs, decision surface"
+GALLERY = "decision_surface.png"  # the picture the README shows
 
 LEARNING_RATE = 0.5
 
