@@ -147,8 +147,8 @@ class StepRecord:
         the product must equal. One sample: `sample` (of a batch, the sum over samples is
         the gradient, so the last column is shown for batches of one only)."""
         loss_name = self.names.get("loss", "L")
-        header = ["weight", f"∂{loss_name}/∂out", "∂out/∂net", "δ = ∂L/∂net".replace(
-            "L", loss_name), "∂net/∂w = in", "product", "Dense backward"]
+        header = ["weight", f"∂{loss_name}/∂out", "∂out/∂net", f"δ = ∂{loss_name}/∂net",
+                  "∂net/∂w = in", "product", "Dense backward"]
         rows = []
         for dense, act in zip(self.layers, self.layers[1:]):
             if "W" not in dense.params or dense.params["W"].ndim != 2:
@@ -240,7 +240,7 @@ def explain(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str,
     leaves = tree_leaves(params)
     backend = backend_of(*leaves) if leaves else get_backend(None)
     dtype = leaves[0].dtype if leaves else np.dtype("float32")
-    layers, _ = _layers(model, params)
+    layers, layer_params = _layers(model, params)
     x = backend.asarray(x, dtype=dtype)
     y = backend.asarray(y)
     if y.dtype.kind == "f":
@@ -258,7 +258,7 @@ def explain(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str,
     new_params = None if updated is None else _layers(model, updated)[1]
     steps = tuple(
         LayerStep(i, layer, to_numpy(inputs[i]), to_numpy(outputs[i]), to_numpy(upstream[i]),
-                  to_numpy(downstream[i]), dict(to_numpy(_layers(model, params)[1][i])),
+                  to_numpy(downstream[i]), dict(to_numpy(layer_params[i])),
                   dict(to_numpy(grads[i])),
                   None if new_params is None else dict(to_numpy(new_params[i])))
         for i, layer in enumerate(layers))

@@ -5,6 +5,10 @@ pictures into the folder it is given."""
 from __future__ import annotations
 
 import inspect
+import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -87,3 +91,23 @@ def test_draw_makes_the_folder(quick, tmp_path):
     out = tmp_path / "new" / "folder"
     paths = examples.draw("worked-221", quick("worked-221"), out)
     assert out.is_dir() and paths == [out / "network.png"]
+
+
+def test_examples_import_numpy_only_and_run_without_jax():
+    """Importing every example (and the command, which lists them) imports neither JAX nor
+    matplotlib; a NumPy run draws nothing and needs neither."""
+    code = textwrap.dedent("""
+        import sys
+        import xbackprop.cli.example
+        from xbackprop import examples
+        modules = [examples.load(name) for name in examples.NAMES]
+        print(examples.run('xor', quick=True, epochs=5).backend)
+        bad = sorted(m for m in sys.modules
+                     if m.split('.')[0] in ('jax', 'jaxlib', 'cupy', 'matplotlib'))
+        assert not bad, bad
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "XBACKPROP_BACKEND"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "numpy"
