@@ -43,7 +43,7 @@ def jax_oracle(name):
         def total(p, xj):
             return loss(model(p, xj, xb.Context(train=True)), yj)
 
-        gp, gx = jax.grad(total, argnums=(0, 1))(p, xj)
+        gp, gx = jax.jit(jax.grad(total, argnums=(0, 1)))(p, xj)
         return xb.to_numpy(gp), np.asarray(gx), float(total(p, xj))
 
 
