@@ -70,6 +70,7 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | Path,
                 values = history[key]
                 ax.plot(range(1, len(values) + 1), values, style, label=key)
         ax.set_xlabel(xlabel)
+        _whole_numbers(ax)
         ax.set_ylabel(metric)
         if metric == "loss" and min(history.get("loss", [1.0])) > 0:
             ax.set_yscale("log")
