@@ -10,7 +10,7 @@ the environment variable XBACKPROP_BACKEND (default numpy). Importing xbackprop 
 NumPy only.
 """
 
-from . import config, data, initializers, metrics, optim, random, schedules, tree
+from . import config, data, initializers, metrics, optim, plot, random, schedules, tree
 from .backends import (
     Backend,
     BackendError,
@@ -28,6 +28,7 @@ from .backends import (
     use_backend,
 )
 from .callbacks import EarlyStopping
+from .explain import LayerStep, StepRecord, explain
 from .gradcheck import (
     GradientCheckError,
     GradReport,
@@ -98,6 +99,8 @@ __all__ = [
     "Sequential", "init_params", "init_state", "count_params", "TrainState", "FitResult",
     "History", "TrainingDivergedError", "fit", "predict", "evaluate", "loss_and_grads",
     "make_train_step", "EarlyStopping",
+    # explaining a step
+    "explain", "StepRecord", "LayerStep",
     # gradient checking
     "GradReport", "GradientCheckError", "check_layer", "check_loss", "check_model",
     "check_function", "check_parity", "assert_layer_gradients", "assert_gradients",
@@ -105,6 +108,6 @@ __all__ = [
     "save_checkpoint", "load_checkpoint", "checkpoint_info", "Checkpoint", "CheckpointManager",
     "CheckpointError", "save_model", "load_model", "SavedModel",
     # submodules
-    "checkpoint", "config", "data", "initializers", "metrics", "optim", "random", "schedules",
-    "tree",
+    "checkpoint", "config", "data", "initializers", "metrics", "optim", "plot", "random",
+    "schedules", "tree",
 ]

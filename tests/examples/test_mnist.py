@@ -11,26 +11,9 @@ import numpy as np
 import pytest
 
 import xbackprop as xb
-from tests.data.conftest import shared_mnist
 from tests.examples.conftest import check_png
 from xbackprop import examples
 from xbackprop.cli import main
-
-
-@pytest.fixture(scope="module")
-def mnist_folder(tmp_path_factory) -> Path:
-    """The real test pair, or the shipped digits blown up to 28x28 as an MNIST test pair."""
-    real = shared_mnist()
-    if real is not None:
-        return real
-    folder = tmp_path_factory.mktemp("mnist")
-    digits = xb.data.load_digits(flatten=False, test_fraction=0.5)
-    images = np.concatenate([digits.x_train, digits.x_test])[:, 0]        # (N, 8, 8)
-    images = np.pad(np.kron(images, np.ones((3, 3))), ((0, 0), (2, 2), (2, 2)))  # (N, 28, 28)
-    xb.data.save_idx(folder / "t10k-images-idx3-ubyte.gz", (images * 255).astype(np.uint8))
-    xb.data.save_idx(folder / "t10k-labels-idx1-ubyte.gz",
-                     np.concatenate([digits.y_train, digits.y_test]).astype(np.uint8))
-    return folder
 
 
 @pytest.mark.parametrize("name", ["numpy", "jax"])

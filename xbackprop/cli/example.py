@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         return 0 if args.list else 2
     options = {k: v for k, v in vars(args).items() if k not in COMMON}
     result = examples.run(args.example, backend=args.backend, seed=args.seed,
-                          quick=args.quick, **options)
+                          quick=args.quick, progress=True, **options)
     print(result)
     if not args.no_plots:
         out = args.out if args.out is not None else Path(args.example)

@@ -46,12 +46,16 @@ def run(args: argparse.Namespace) -> int:
     model = recipe.build()
     loss = recipe.loss()
     name = args.optimizer or recipe.optimizer
-    lr = args.lr if args.lr is not None else recipe.lr
+    lr, lr_note = args.lr, ""
+    if lr is None and name != recipe.optimizer:  # the job's rate suits its own rule only
+        lr, lr_note = optim.DEFAULT_LR[name], f" (the default for {name}; --lr to change)"
+    elif lr is None:
+        lr = recipe.lr
     optimizer = optim.get_optimizer(name, lr)
     epochs = args.epochs if args.epochs is not None else recipe.epochs
     batch_size = args.batch_size if args.batch_size is not None else recipe.batch_size
     print(f"xbackprop train {recipe.name}: {recipe.description}")
-    print(f"backend {backend.name} ({backend.device}), {args.dtype}, {name} lr={lr}, "
+    print(f"backend {backend.name} ({backend.device}), {args.dtype}, {name} lr={lr}{lr_note}, "
           f"{epochs} epochs, batch {batch_size}, seed {args.seed}; "
           f"{len(data.x_train)} train / {len(data.x_test)} test samples")
     print(model.summary(data.x_train.shape[1:]))

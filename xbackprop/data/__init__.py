@@ -11,10 +11,11 @@ from .files import DATA_ENV_VAR, DataFileError, data_home
 from .idx import IdxError, load_idx, save_idx
 from .mnist import FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist
 from .shipped import load_digits, load_energy, load_forest_fires, xor
+from .generators import moons, spiral
 from .split import Dataset, train_test_split
 from .tables import Standardizer, Table, load_csv
 
-__all__ = ["Dataset", "load_digits", "train_test_split", "xor",
+__all__ = ["Dataset", "load_digits", "train_test_split", "xor", "moons", "spiral",
            # files in standard formats, downloads
            "load_idx", "save_idx", "IdxError", "load_mnist", "load_fashion_mnist",
            "FASHION_MNIST_CLASSES", "download", "REMOTE_SETS", "DownloadError", "DataFileError",

@@ -23,6 +23,7 @@ CLEAR_WIN = 0.02
 class RegressionResult:
     """What `train_regressor` learned; `str(result)` is the report."""
 
+    name: str  # the example's name: the report's first word
     title: str
     table: xb.data.Table
     outputs: tuple[str, ...]  # the targets as predicted, e.g. "ln(area + 1)"
@@ -51,7 +52,7 @@ class RegressionResult:
         stop = self.stopping
         stopped = (f"stopped after epoch {stop.stopped_epoch + 1}" if stop.stopped_epoch
                    is not None else f"ran all {len(self.history['loss'])} epochs")
-        lines = [self.title, str(self.table), self.settings,
+        lines = [f"{self.name}: {self.title}", str(self.table), self.settings,
                  f"early stopping on the validation loss (patience {stop.patience}): {stopped};"
                  f" best epoch {stop.best_epoch + 1}, whose weights are kept", "",
                  f"test rows ({len(self.y_test)}):"]
@@ -78,10 +79,11 @@ class RegressionResult:
         return "\n".join(lines)
 
 
-def train_regressor(table: xb.data.Table, *, title: str, hidden: Sequence[int] = (16,),
-                    log_target: bool = False, epochs: int = 200, patience: int = 10,
-                    lr: float = 1e-3, batch_size: int = 16, seed: int = 0,
-                    backend: str | None = None, caveat: str = "") -> RegressionResult:
+def train_regressor(table: xb.data.Table, *, name: str, title: str,
+                    hidden: Sequence[int] = (16,), log_target: bool = False, epochs: int = 200,
+                    patience: int = 10, lr: float = 1e-3, batch_size: int = 16, seed: int = 0,
+                    backend: str | None = None, caveat: str = "", progress: bool = False
+                    ) -> RegressionResult:
     """Fit Dense(h)-ReLU-...-Dense(K) with Adam on MSE to `table` (features already
     standardised), the targets first ln(y + 1)-transformed if `log_target`, then
     standardised with the training rows' statistics. A fifth of the training rows is held
@@ -109,7 +111,7 @@ def train_regressor(table: xb.data.Table, *, title: str, hidden: Sequence[int] =
     t0 = time.perf_counter()
     fitted = xb.fit(model, fit_part.x_train, fit_part.y_train, loss=xb.MSE(),
                     optimizer=xb.optim.adam(lr), epochs=epochs, batch_size=batch_size,
-                    seed=seed, backend=backend, progress=False, early_stopping=stopping,
+                    seed=seed, backend=backend, progress=progress, early_stopping=stopping,
                     validation_data=(fit_part.x_test, fit_part.y_test))
     seconds = time.perf_counter() - t0
     predicted = scaler.inverse_transform(
@@ -120,8 +122,9 @@ def train_regressor(table: xb.data.Table, *, title: str, hidden: Sequence[int] =
     settings = (f"network {shape} ReLU, MSE on standardised targets, Adam lr {lr}, batch "
                 f"{batch_size}; {len(fit_part.x_train)} rows to fit, {len(fit_part.x_test)} "
                 f"to validate, seed {seed}; backend {used.name} ({used.device})")
+    stopping.best_state = None  # the best weights are in `fitted`; keep device arrays out
     return RegressionResult(
-        title, table, outputs, settings, stopping, fitted.history,
+        name, title, table, outputs, settings, stopping, fitted.history,
         xb.metrics.regression_scores(predicted, y_test),
         xb.metrics.regression_scores(np.broadcast_to(mean, y_test.shape), y_test), mean,
         y_test, predicted, seconds, caveat)

@@ -1,4 +1,4 @@
-"""Forest fires: predict the burned area of 517 fires in Montesinho park, Portugal, from the
+"""forest-fires: predict the burned area of 517 fires in Montesinho park, Portugal, from the
 weather and the Fire Weather Index (the UCI table, shipped with xbackprop; Cortez & Morais,
 2007). The area is skewed (most fires burned under 1 ha, a few burned hundreds), so the
 network predicts ln(area + 1). It is compared with the mean predictor, which always answers
@@ -27,8 +27,9 @@ from xbackprop.examples._regression import (
     train_regressor,
 )
 
-SUMMARY = ("forest fires (UCI): burned area from the weather, early stopping, honest "
-           "comparison with the mean predictor; --csv FILE --target COL for your own table")
+SUMMARY = "UCI forest fires: burned area from the weather, vs the mean predictor; --csv for yours"
+
+GALLERY = "predicted_vs_true.png"
 
 OPTIONS = [
     (["--csv"], {"metavar": "FILE", "help": "run the same pipeline on your own CSV table"}),
@@ -55,15 +56,15 @@ CAVEAT = ("This data set is hard: most fires are small, and the weather and fire
 def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
         csv: str | None = None, target: list[str] | None = None,
         features: list[str] | None = None, log_target: bool | None = None,
-        hidden: list[str] | None = None, epochs: int | None = None, patience: int = 10
-        ) -> RegressionResult:
+        hidden: list[str] | None = None, epochs: int | None = None, patience: int = 10,
+        progress: bool = False) -> RegressionResult:
     if csv is None:
         if target not in (None, ["area"]):
             raise ValueError("--target needs --csv FILE (the forest-fires table's target is "
                              "area)")
         options = {"features": features} if features else {}
         table = xb.data.load_forest_fires(standardize=True, seed=seed, **options)
-        title = "forest fires: the burned area from the weather and fire-danger indices"
+        title = "the burned area from the weather and fire-danger indices"
         log_target = True if log_target is None else log_target
         caveat = CAVEAT
     else:
@@ -73,9 +74,10 @@ def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
         title = f"{Path(csv).name}: {', '.join(target)} from {len(table.features)} features"
         caveat = ""
     return train_regressor(
-        table, title=title, hidden=[int(h) for h in hidden or [16]],
+        table, name="forest-fires", title=title, hidden=[int(h) for h in hidden or [16]],
         log_target=bool(log_target), epochs=epochs or (30 if quick else 200),
-        patience=patience, lr=1e-2, seed=seed, backend=backend, caveat=caveat)
+        patience=patience, lr=1e-2, seed=seed, backend=backend, caveat=caveat,
+        progress=progress)
 
 
 def draw(result: RegressionResult, out: Path) -> list[Path]:

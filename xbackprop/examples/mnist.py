@@ -1,4 +1,4 @@
-"""MNIST with the classic network: 784 pixels -> 100 hidden units (ReLU or sigmoid) -> 10
+"""mnist: the classic network on MNIST: 784 pixels -> 100 hidden units (ReLU or sigmoid) -> 10
 class scores, softmax cross-entropy, mini-batch SGD. After training, the hand-written
 gradients are checked numerically at the trained weights on a real batch, and the test
 images show what the network gets wrong.
@@ -23,8 +23,9 @@ import numpy as np
 
 import xbackprop as xb
 
-SUMMARY = ("MNIST digits with the classic 784-100-10 network and SGD: gradient check at the "
-           "trained weights, confusion matrix, misclassified digits")
+SUMMARY = "MNIST with the classic 784-100-10 network: gradients checked, confusion, mistakes"
+
+GALLERY = "misclassified.png"
 
 OPTIONS = [
     (["--data"], {"metavar": "DIR", "help": "folder with the MNIST IDX files (default: the "
@@ -140,7 +141,8 @@ def network(activation: str = "relu") -> xb.Sequential:
 
 def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
         data: str | None = None, download: bool = False, dataset: str = "mnist",
-        activation: str = "relu", epochs: int | None = None, lr: float | None = None) -> Result:
+        activation: str = "relu", epochs: int | None = None, lr: float | None = None,
+        progress: bool = False) -> Result:
     split, source = _load(data, download, dataset, quick, seed)
     model = network(activation)
     loss = xb.SoftmaxCrossEntropy()
@@ -149,7 +151,7 @@ def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
     t0 = time.perf_counter()
     fitted = xb.fit(model, split.x_train, split.y_train, loss=loss, optimizer=xb.optim.sgd(lr),
                     epochs=epochs, batch_size=BATCH, seed=seed, backend=backend,
-                    validation_data=(split.x_test, split.y_test), progress=False)
+                    validation_data=(split.x_test, split.y_test), progress=progress)
     seconds = time.perf_counter() - t0
     params = fitted.params
     train = xb.evaluate(model, params, split.x_train, split.y_train, loss)
@@ -163,8 +165,9 @@ def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
                 f"{BATCH}, {epochs} epochs, seed {seed}; backend {used.name} ({used.device})")
     classes = (xb.data.FASHION_MNIST_CLASSES if dataset == "fashion-mnist"
                else tuple(str(d) for d in range(10)))
-    return Result(dataset, source, model, params, fitted.history, train, test, confusion,
-                  split.x_test, split.y_test, predicted, classes, check, settings, seconds)
+    return Result(dataset, source, model, xb.to_numpy(params), fitted.history, train, test,
+                  confusion, split.x_test, split.y_test, predicted, classes, check, settings,
+                  seconds)
 
 
 def draw(result: Result, out: Path) -> list[Path]:
