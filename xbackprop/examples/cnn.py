@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 import xbackprop as xb
-from xbackprop.progress import ProgressBar
 
 SUMMARY = "a CNN with max and average pooling on the digits: filters, feature maps, pool gradients"
 GALLERY = "feature_maps.png"  # the picture the README shows
@@ -102,15 +101,11 @@ def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
     epochs = 3 if quick else 20
     data = xb.data.load_digits(seed=seed, flatten=False)     # x: (N, 1, 8, 8) in [0, 1]
     model = network()
-    bar = ProgressBar(epochs, "training", enabled=progress)
     fitted = xb.fit(model, data.x_train, data.y_train, loss=xb.SoftmaxCrossEntropy(),
                     optimizer=xb.optim.adam(3e-3), epochs=epochs, batch_size=32, seed=seed,
-                    backend=backend, progress=False,
-                    validation_data=(data.x_test, data.y_test),
-                    callbacks=[lambda epoch, logs, state: bar.update(
-                        loss=logs["loss"], val_accuracy=logs["val_accuracy"])])
+                    backend=backend, progress="epochs" if progress else False,
+                    validation_data=(data.x_test, data.y_test))
     history = dict(fitted.history)
-    bar.close(loss=history["loss"][-1], val_accuracy=history["val_accuracy"][-1])
     record = xb.explain(model, fitted.params, data.x_test[:1], data.y_test[:1],
                         xb.SoftmaxCrossEntropy(), train=False)
     stages = [("input", record.input[0])]

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 import xbackprop as xb
-from xbackprop.progress import ProgressBar
 
 SUMMARY = "classify coloured 2-D points (spiral or moons, 3 classes): decision regions"
 GALLERY = "decision_regions.png"  # the picture the README shows
@@ -65,15 +64,11 @@ def train(*, data: str = "spiral", noise: float | None = None, hidden: tuple[int
                 seed=seed)
     dataset = xb.data.train_test_split(x, y, test_fraction=0.25, seed=seed)
     model = network(hidden)
-    bar = ProgressBar(epochs, "training", enabled=progress)
     fitted = xb.fit(model, dataset.x_train, dataset.y_train, loss=xb.SoftmaxCrossEntropy(),
                     optimizer=xb.optim.adam(0.01), epochs=epochs, batch_size=32, seed=seed,
-                    backend=backend, progress=False,
-                    validation_data=(dataset.x_test, dataset.y_test),
-                    callbacks=[lambda epoch, logs, state: bar.update(
-                        loss=logs["loss"], val_accuracy=logs["val_accuracy"])])
+                    backend=backend, progress="epochs" if progress else False,
+                    validation_data=(dataset.x_test, dataset.y_test))
     history = fitted.history
-    bar.close(loss=history["loss"][-1], val_accuracy=history["val_accuracy"][-1])
     return Trained(model, xb.to_numpy(fitted.params), dataset, np.array(history["loss"]),
                    history["accuracy"][-1], history["val_accuracy"][-1],
                    xb.get_backend(backend).name, data)

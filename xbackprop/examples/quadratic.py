@@ -21,7 +21,6 @@ import numpy as np
 
 import xbackprop as xb
 from xbackprop.metrics import regression_scores
-from xbackprop.progress import ProgressBar
 
 SUMMARY = "a 1-100-100-100-1 ReLU network fits y = x² + 2x − 3: the fit, loss curve, RMSE, R²"
 GALLERY = "fit.png"  # the picture the README shows
@@ -76,13 +75,10 @@ def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
     model = network()
     steps = epochs * -(-len(x) // BATCH_SIZE)
     optimizer = xb.optim.sgd(xb.schedules.cosine_decay(LEARNING_RATE, steps))
-    bar = ProgressBar(epochs, "training", enabled=progress)
     fitted = xb.fit(model, x, y, loss=xb.MSE("sum", scale=0.5), optimizer=optimizer,
                     epochs=epochs, batch_size=BATCH_SIZE, seed=seed, backend=backend,
-                    progress=False,
-                    callbacks=[lambda epoch, logs, state: bar.update(loss=logs["loss"])])
+                    progress="epochs" if progress else False)
     losses = np.array(fitted.history["loss"])
-    bar.close(loss=losses[-1])
     between = x[:-1] + STEP / 2
     return Result(model, xb.to_numpy(fitted.params), x, y, losses,
                   regression_scores(xb.predict(model, fitted.params, x), y),

@@ -22,7 +22,6 @@ import numpy as np
 
 import xbackprop as xb
 from xbackprop.explain import format_table
-from xbackprop.progress import ProgressBar
 
 SUMMARY = "one sigmoid neuron learns 'output = first input' from 4 examples, then predicts"
 GALLERY = "weights.png"  # the picture the README shows
@@ -74,16 +73,13 @@ def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
 
     def keep_weights(epoch: int, logs: dict, state: xb.TrainState) -> None:
         weights.append(np.array(xb.to_numpy(state.params[0]["W"])).ravel())  # a copy
-        bar.update(E=logs["loss"])
 
-    bar = ProgressBar(epochs, "training", enabled=progress)
     start = xb.init_params(model, seed, (3,), backend=backend)
     fitted = xb.fit(model, X, Y, loss=xb.MSE("sum", scale=0.5),
                     optimizer=xb.optim.sgd(LEARNING_RATE), epochs=epochs, batch_size=4,
-                    shuffle=False, params=start, backend=backend, progress=False,
+                    shuffle=False, params=start, backend=backend, progress=progress,
                     callbacks=[keep_weights])
     losses = np.array(fitted.history["loss"])
-    bar.close(E=losses[-1])
     outputs = xb.to_numpy(xb.predict(model, fitted.params, X))[:, 0]
     unseen = float(xb.to_numpy(xb.predict(model, fitted.params, UNSEEN))[0, 0])
     first = np.array(xb.to_numpy(start[0]["W"])).ravel()

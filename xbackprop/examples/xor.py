@@ -17,7 +17,6 @@ import numpy as np
 
 import xbackprop as xb
 from xbackprop.explain import format_table
-from xbackprop.progress import ProgressBar
 
 SUMMARY = "a 2-4-1 sigmoid network learns XOR: learning curve, outputs, decision surface"
 GALLERY = "decision_surface.png"  # the picture the README shows
@@ -72,13 +71,10 @@ def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
     epochs = epochs or (2000 if quick else 10_000)
     model = network()
     x, y = xb.data.xor()
-    bar = ProgressBar(epochs, "training", enabled=progress)
     fitted = xb.fit(model, x, y, loss=xb.MSE("sum", scale=0.5),
                     optimizer=xb.optim.sgd(LEARNING_RATE), epochs=epochs, batch_size=4,
-                    shuffle=False, seed=seed, backend=backend, progress=False,
-                    callbacks=[lambda epoch, logs, state: bar.update(E=logs["loss"])])
+                    shuffle=False, seed=seed, backend=backend, progress=progress)
     losses = np.array(fitted.history["loss"])
-    bar.close(E=losses[-1])
     output = xb.to_numpy(xb.predict(model, fitted.params, x))
     return Result(model, xb.to_numpy(fitted.params), x, y, output, losses,
                   xb.get_backend(backend).name)
