@@ -47,7 +47,7 @@ from .layers.base import Context, Layer
 from .losses import Loss, get_loss
 from .metrics import reduce_stats, scores
 from .model import init_params, init_state
-from .optim import Optimizer
+from .optim import Optimizer, get_optimizer
 from .progress import ProgressBar, format_metrics
 from .random import fold_in
 from .train import TrainingDivergedError, TrainState, _compiled, _step
@@ -118,7 +118,7 @@ class DataOrder:
         return self.epoch(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
 
 
-def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
+def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer | str,
         epochs: int = 10, batch_size: int = 32, seed: int = 0, params: Any = None,
         state: TrainState | None = None, validation_data: tuple[Any, Any] | None = None,
         backend: str | Backend | None = None, dtype: Any = "float32", shuffle: bool = True,
@@ -164,7 +164,7 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
     NumPy — state, data order, dropout masks and history. Without resume, a folder that
     already holds checkpoints is an error (they would be rotated away).
     """
-    loss = get_loss(loss)
+    loss, optimizer = get_loss(loss), get_optimizer(optimizer)  # a name: its defaults
     _check_settings(epochs, batch_size, log_every, max_steps, on_nonfinite, progress,
                     checkpoint_every, keep_checkpoints)
     if resume and checkpoint_dir is None:

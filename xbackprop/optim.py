@@ -135,7 +135,9 @@ def _optimizer(rule: Rule, slots: dict[str, float], lr: float | Schedule,
     def update(params: Params, grads: Params, state: OptState, *, inplace: bool = False
                ) -> tuple[Params, OptState]:
         leaf = first_leaf(params)
-        dtype = np.float32 if leaf is None else leaf.dtype
+        # Python and NumPy scalars as parameters (a toy function's x, y) have a dtype too
+        dtype = np.float32 if leaf is None else getattr(leaf, "dtype", None) or \
+            np.result_type(leaf)
         count = state.count + 1
         hyper = {"lr": schedule(_float_count(state.count, dtype))}
         if prepare is not None:
@@ -283,10 +285,44 @@ def masked(optimizer: Optimizer, trainable: Callable[[str], bool]) -> Optimizer:
 
 def freeze(optimizer: Optimizer, patterns: Sequence[str]) -> Optimizer:
     """`optimizer` with the parameters matching any glob pattern frozen, e.g.
-    `freeze(sgd(0.5), ["*.b"])` trains the weights and keeps every bias as it is."""
+    `freeze(sgd(0.5), ["*.b"])` trains the weights and keeps every bias as it is.
+
+    Paths are those of `xbackprop.tree.tree_paths` ("0.W", "2.b", ...). A pattern that
+    matches no parameter is an error listing the paths there are (a typo such as "*.bias"
+    would otherwise train everything it meant to freeze)."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
     patterns = list(patterns)
-    return masked(optimizer, lambda path: not any(fnmatch.fnmatchcase(path, pat)
-                                                  for pat in patterns))
+    checked: set[tuple[str, ...]] = set()
+
+    def check(params: Params) -> None:
+        paths = tuple(path for path, _ in tree_paths(params))
+        if paths in checked:  # once per parameter structure
+            return
+        unmatched = [pat for pat in patterns
+                     if not any(fnmatch.fnmatchcase(path, pat) for path in paths)]
+        if unmatched:
+            raise ValueError(
+                f"freeze: {', '.join(map(repr, unmatched))} matches no parameter, so nothing "
+                f"would be frozen by it. The parameters are {', '.join(paths) or 'none'} "
+                "(a layer's index, then the array's name: '0.W', '*.b' for every bias).")
+        checked.add(paths)
+
+    def trainable(path: str) -> bool:
+        return not any(fnmatch.fnmatchcase(path, pat) for pat in patterns)
+
+    inner = masked(optimizer, trainable)
+
+    def init(params: Params) -> Any:
+        check(params)
+        return inner.init(params)
+
+    def update(params: Params, grads: Params, state: Any, *, inplace: bool = False
+               ) -> tuple[Params, Any]:
+        check(params)
+        return inner.update(params, grads, state, inplace=inplace)
+
+    return Optimizer(init, update)
 
 
 OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
@@ -295,11 +331,25 @@ OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
 }
 
 
-def get_optimizer(name: str, lr: float | Schedule, **kwargs: Any) -> Optimizer:
-    """An optimizer by name (the command line's `--optimizer`)."""
+def get_optimizer(optimizer: str | Optimizer, lr: float | Schedule | None = None,
+                  **kwargs: Any) -> Optimizer:
+    """An Optimizer from an instance (returned as it is) or a name ("adam", "sgd", ...; the
+    command line's `--optimizer`), with `lr` or that optimizer's default learning rate."""
+    if isinstance(optimizer, Optimizer):
+        if lr is not None or kwargs:
+            raise ValueError("get_optimizer: a learning rate or settings go with an optimizer "
+                             "name, not an Optimizer that already has them")
+        return optimizer
+    if callable(optimizer) and optimizer in OPTIMIZERS.values():
+        raise TypeError(f"optimizer: got the function xbackprop.optim.{optimizer.__name__}; "
+                        f"call it to make the optimizer: optim.{optimizer.__name__}(lr)")
+    if not isinstance(optimizer, str):
+        raise TypeError(f"optimizer: expected an xbackprop Optimizer (e.g. "
+                        f"xbackprop.optim.adam(1e-3)) or a name from {sorted(OPTIMIZERS)}, not "
+                        f"{type(optimizer).__name__}")
     try:
-        factory = OPTIMIZERS[name]
+        factory = OPTIMIZERS[optimizer.strip().lower()]
     except KeyError:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}"
-                         ) from None
-    return factory(lr, **kwargs)
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {sorted(OPTIMIZERS)} "
+                         "or pass one, e.g. xbackprop.optim.adam(1e-3)") from None
+    return factory(**kwargs) if lr is None else factory(lr, **kwargs)
