@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from .backends import Array, Backend, backend_of, get_backend
 from .layers.base import Context, Layer
-from .losses import Loss, get_loss
+from .losses import Loss, get_loss, targets_checked
 from .metrics import batch_stats
 from .optim import Optimizer, get_optimizer
 from .random import fold_in, make_key
@@ -87,6 +87,10 @@ def make_train_step(model: Layer, loss: Loss | str, optimizer: Optimizer | str, 
     updates parameters and slots in place on NumPy and CuPy, and JAX may donate them on
     GPUs. The numbers are the same; the state you passed in is then stale, so keep only
     the one the step returns (fit does this).
+
+    The step does not check its targets' values (that would read them back from a device
+    every step): check your data once with `loss.check_target(y, pred_shape)`, as `fit` and
+    `evaluate` do.
     """
     step = _step(model, get_loss(loss), get_optimizer(optimizer), donate=donate, aux=False,
                  guard=None)
@@ -127,7 +131,8 @@ def _step(model: Layer, loss: Loss, optimizer: Optimizer, *, donate: bool, aux: 
         key = fold_in(state.key, state.step) if stochastic else None
         ctx = Context(train=True, key=key, state=state.model_state, mask=mask)
         out, caches = model.forward(state.params, x, ctx)
-        value, loss_cache = loss.forward(out, y, mask)
+        with targets_checked():  # by fit, once; a step never reads its targets back
+            value, loss_cache = loss.forward(out, y, mask)
         grads = model.param_grads(state.params, caches, loss.backward(loss_cache))
         info = None
         if aux:
