@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Array, Backend, backend_of, to_numpy
+from .backends import Array, Backend, backend_of, owner_of, to_numpy
 from .inputs import check_inputs, check_model_params, check_targets
 from .interrupt import deferred_interrupts
 from .layers.base import Context, Layer
@@ -74,10 +74,10 @@ def predict(model: Layer, params: Any, x: Any, *, model_state: Any = None,
             batch_size: int = 1024, jit: bool = True) -> Array:
     """The model's outputs for `x: (N, ...)` in eval mode, in batches, on `params`' backend."""
     x = _check_call(model, params, model_state, x, batch_size, "predict")
-    backend = backend_of(*tree_leaves(params))
+    backend, dtype = _placement(params, x)
     fn = _forward_fn(model, backend, jit)
     with backend.scope(), deferred_interrupts():
-        x = backend.asarray(x, dtype=tree_leaves(params)[0].dtype)
+        x = backend.asarray(x, dtype=dtype)
         outs = [fn(params, model_state, xb) for xb, _ in fixed_batches(backend, [x],
                                                                        batch_size)]
         return backend.xp.concat(outs, axis=0)[:x.shape[0], ...]
@@ -95,10 +95,10 @@ def evaluate(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str, *,
     loss = get_loss(loss)
     x = _check_call(model, params, model_state, x, batch_size, "evaluate")
     check_targets(model, loss, tuple(x.shape[1:]), y, x.shape[0], "evaluate")
-    backend = backend_of(*tree_leaves(params))
+    backend, dtype = _placement(params, x)
     fn = _score_fn(model, loss, backend, jit)
     with backend.scope(), deferred_interrupts():
-        x, y = backend.asarray(x, dtype=tree_leaves(params)[0].dtype), backend.asarray(y)
+        x, y = backend.asarray(x, dtype=dtype), backend.asarray(y)
         results = [fn(params, model_state, *batch)
                    for batch in fixed_batches(backend, [x, y], batch_size)]
         values, stats = to_numpy([v for v, _ in results]), to_numpy([s for _, s in results])
@@ -119,3 +119,14 @@ def _check_call(model: Layer, params: Any, model_state: Any, x: Any, batch_size:
     x = check_inputs(x, where)
     check_model_params(model, params, model_state, tuple(x.shape[1:]), where)
     return x
+
+
+def _placement(params: Any, x: Any) -> tuple[Backend, Any]:
+    """Where the model runs and in which dtype: the parameters' backend and dtype; for a
+    model without parameters (Softmax alone), the input's backend and float dtype."""
+    leaves = tree_leaves(params)
+    if leaves:
+        return backend_of(*leaves), leaves[0].dtype
+    backend = backend_of(x)
+    kind = backend.numpy_dtype(x.dtype) if owner_of(x) is not None else np.asarray(x).dtype
+    return backend, kind if kind.kind == "f" else np.float32
