@@ -38,8 +38,9 @@ def backend_choice(text: str) -> str:
     name = text.strip().lower()
     if name.partition(":")[0] not in backends.BACKEND_NAMES:
         raise argparse.ArgumentTypeError(
-            f"invalid choice: {text!r} (choose from {', '.join(backends.BACKEND_NAMES)}, "
-            "optionally with a device: jax:cpu, cupy:1)")
+            f"invalid choice: {text!r} (choose from "
+            f"{', '.join(map(repr, backends.BACKEND_NAMES))}, optionally with a device: "
+            "'jax:cpu', 'cupy:1')")
     return name
 
 
