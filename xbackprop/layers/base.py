@@ -168,37 +168,38 @@ def run_forward(layer: Layer, params: Params, x: Array, ctx: Context = EVAL,
                 index: int | None = None) -> tuple[Array, Any]:
     """`layer.forward(params, x, ctx)`, checked to return `(y, cache)` computed by the library
     of `x`; `index`, the layer's place in its container, goes into the error messages."""
-    try:
-        out = layer.forward(params, x, ctx)
-    except (KeyError, TypeError) as e:
-        _explain(layer, "forward", params, x, e, index)
-        raise
-    if not isinstance(out, tuple) or len(out) != 2:
-        raise TypeError(f"{_where(index)}{describe(layer)}.forward must return a pair (y, "
-                        "cache): the output and what backward needs from this pass; it "
-                        f"returned {_what(out)}")
-    _same_library(layer, "forward", x, out[0], index)
-    return out
+    return _checked(layer, "forward", params, x, index, (params, x, ctx))
 
 
 def run_backward(layer: Layer, params: Params, cache: Any, dy: Array, index: int | None = None
                  ) -> tuple[Array, Params]:
     """`layer.backward(params, cache, dy)`, checked to return `(dx, grads)` with `grads` a dict
     like `params`, computed by the library of `dy`."""
-    try:
-        out = layer.backward(params, cache, dy)
-    except (KeyError, TypeError) as e:
-        _explain(layer, "backward", params, dy, e, index)
-        raise
-    if not isinstance(out, tuple) or len(out) != 2:
-        raise TypeError(f"{_where(index)}{describe(layer)}.backward must return a pair (dx, "
-                        "grads): dL/dx and a dict of parameter gradients by name ({} for a "
-                        f"layer without parameters); it returned {_what(out)}")
+    out = _checked(layer, "backward", params, dy, index, (params, cache, dy))
     if isinstance(params, dict) and not isinstance(out[1], dict):
         raise TypeError(f"{_where(index)}{describe(layer)}.backward must return (dx, grads) "
                         f"with grads a dict like its parameters "
                         f"({', '.join(map(repr, params)) or 'none'}), not {_what(out[1])}")
-    _same_library(layer, "backward", dy, out[0], index)
+    return out
+
+
+_RETURNS = {"forward": "(y, cache): the output and what backward needs from this pass",
+            "backward": "(dx, grads): dL/dx and a dict of parameter gradients by name ({} for "
+                        "a layer without parameters)"}
+
+
+def _checked(layer: Layer, method: str, params: Params, given: Array, index: int | None,
+             args: tuple) -> tuple[Any, Any]:
+    """`layer.<method>(*args)`, with `given` the array it works on (x or dy)."""
+    try:
+        out = getattr(layer, method)(*args)
+    except (KeyError, TypeError) as e:
+        _explain(layer, method, params, given, e, index)
+        raise
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise TypeError(f"{_where(index)}{describe(layer)}.{method} must return a pair "
+                        f"{_RETURNS[method]}; it returned {_what(out)}")
+    _same_library(layer, method, given, out[0], index)
     return out
 
 
