@@ -86,6 +86,17 @@ def no_driver() -> int:
     raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
 
 
+def load_table(text: str, **kwargs: Any) -> Any:
+    """`xb.data.load_csv` of a file table.csv holding `text`, in a temporary folder."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "table.csv")
+        with open(path, "w") as f:
+            f.write(text)
+        return xb.data.load_csv(path, **kwargs)
+
+
 def with_module(name: str, module: Any, call: Callable[[], Any]) -> Callable[[], Any]:
     """`call` with sys.modules[name] replaced (None: the import fails) for its duration."""
     def run() -> Any:
@@ -294,6 +305,9 @@ CASES: dict[str, Case] = {
         lambda: xb.init_params(MODEL, 0, (64,), backend="jax", dtype="float64"),
         xb.DtypeError, r"float64 on the JAX backend needs JAX's 64-bit mode", needs_jax=True),
     # -- data files and configurations ------------------------------------------------------
+    "a non-numeric CSV column": Case(
+        lambda: load_table("temp,area\n20.5,0\nhot,1.5\n", target="area"),
+        ValueError, r"table\.csv, line 3, column 'temp': 'hot' is not a number"),
     "an unknown layer in a model configuration": Case(
         lambda: xb.config.from_config({"class": "Transformer", "module": "mine"}),
         xb.config.ConfigError, r"the model uses the class Transformer from module mine, "
@@ -452,3 +466,15 @@ def test_any_command_into_head_ends_quietly(tmp_path):
                          env=env, timeout=120)
     assert out.stdout.splitlines() == ["line 0", "141"], out
     assert (tmp_path / "err.txt").read_text() == ""
+
+
+def test_targets_of_another_shape_fail_before_training():
+    """fit checks the targets' shape against the model's outputs before the first step."""
+    with pytest.raises(ValueError, match=r"training data: MSE: prediction \(40, 10\) and target "
+                                         r"\(40,\) differ in shape; reshape the target"):
+        quiet_fit(MODEL, X, Y.astype(np.float32), loss="mse")
+    with pytest.raises(ValueError, match=r"training data: SoftmaxCrossEntropy: for logits "
+                                         r"\(40, 10\) the target is integer labels of shape "
+                                         r"\(40,\) or probabilities of shape \(40, 10\), not "
+                                         r"\(40, 1\)"):
+        quiet_fit(MODEL, X, Y[:, None])

@@ -121,13 +121,16 @@ def _target_like(loss: Loss, pred: Array, target: Array) -> Array:
     """`target` checked to have the prediction's shape and cast to its dtype: integer or
     float64 targets would otherwise promote a float32 model's loss, gradients and
     parameters to float64 on NumPy and CuPy (JAX keeps float32)."""
-    if tuple(pred.shape) != tuple(target.shape):
-        raise ValueError(
-            f"{type(loss).__name__}: prediction {tuple(pred.shape)} and target "
-            f"{tuple(target.shape)} differ in shape; reshape the target (e.g. y[:, None]) "
-            "rather than let them broadcast.")
+    _check_same_shape(loss, tuple(pred.shape), tuple(target.shape))
     check_values(loss, pred, target)
     return _as_dtype(target, pred.dtype)
+
+
+def _check_same_shape(loss: Loss, pred_shape: tuple, target_shape: tuple) -> None:
+    if pred_shape != target_shape:
+        raise ValueError(
+            f"{type(loss).__name__}: prediction {pred_shape} and target {target_shape} differ "
+            "in shape; reshape the target (e.g. y[:, None]) rather than let them broadcast.")
 
 
 # -- checking values -------------------------------------------------------------------------
@@ -186,8 +189,9 @@ def _has(what: str) -> str:
     return "hold" if what.endswith("s") else "holds"
 
 
-def _check_unit_interval(loss: Loss, target: np.ndarray) -> None:
+def _check_unit_interval(loss: Loss, target: np.ndarray, pred_shape: tuple) -> None:
     """Binary targets are probabilities of class 1: labels 0 and 1, or soft values between."""
+    _check_same_shape(loss, pred_shape, target.shape)
     _check_finite(loss, target)
     bad = (target < 0) | (target > 1)
     if bad.any():
@@ -232,6 +236,7 @@ class MSE(Loss):
         return (2.0 * self.scale * factor) * dloss * diff
 
     def check_target(self, target: np.ndarray, pred_shape: tuple[int, ...]) -> None:
+        _check_same_shape(self, pred_shape, target.shape)
         _check_finite(self, target)
 
     @classmethod
@@ -273,7 +278,7 @@ class BinaryCrossEntropy(Loss):
         return (factor * dloss) * (p - t) / xp.clip(p * (1 - p), _EPS, None)
 
     def check_target(self, target: np.ndarray, pred_shape: tuple[int, ...]) -> None:
-        _check_unit_interval(self, target)
+        _check_unit_interval(self, target, pred_shape)
 
     def check_prediction(self, pred: np.ndarray) -> None:
         bad = (pred < 0) | (pred > 1)  # NaN is the divergence check's business
@@ -309,7 +314,7 @@ class BinaryCrossEntropyWithLogits(Loss):
         return (factor * dloss) * (sigmoid(backend_of(z).xp, z) - t)
 
     def check_target(self, target: np.ndarray, pred_shape: tuple[int, ...]) -> None:
-        _check_unit_interval(self, target)
+        _check_unit_interval(self, target, pred_shape)
 
     @classmethod
     def examples(cls, rng):
@@ -342,6 +347,8 @@ class SoftmaxCrossEntropy(Loss):
 
     def check_target(self, target: np.ndarray, pred_shape: tuple[int, ...]) -> None:
         classes = pred_shape[1] if len(pred_shape) == 2 else None
+        if classes is not None:
+            _check_label_shape(pred_shape, target.shape)
         _check_finite(self, target, "labels" if target.ndim == 1 else "target")
         if target.ndim == 1 and len(target):
             if target.dtype.kind == "f":
@@ -389,16 +396,20 @@ class SoftmaxCrossEntropy(Loss):
 def _as_probabilities(loss: Loss, xp: Any, logits: Array, target: Array) -> Array:
     """Integer labels (N,) as one-hot rows; probability rows (N, K) as they are."""
     n, k = logits.shape
-    if len(target.shape) == 1 and target.shape[0] == n:
-        check_values(loss, logits, target)
+    _check_label_shape((n, k), tuple(target.shape))
+    check_values(loss, logits, target)
+    if len(target.shape) == 1:
         classes = xp.arange(k)
         return xp.astype(target[:, None] == classes[None, :], logits.dtype)
-    if tuple(target.shape) == (n, k):
-        check_values(loss, logits, target)
-        return _as_dtype(target, logits.dtype)
-    raise ValueError(f"SoftmaxCrossEntropy: for logits {(n, k)} the target is integer labels "
-                     f"of shape ({n},) or probabilities of shape ({n}, {k}), not "
-                     f"{tuple(target.shape)}")
+    return _as_dtype(target, logits.dtype)
+
+
+def _check_label_shape(logits_shape: tuple, target_shape: tuple) -> None:
+    n, k = logits_shape
+    if target_shape not in ((n,), (n, k)):
+        raise ValueError(f"SoftmaxCrossEntropy: for logits {(n, k)} the target is integer "
+                         f"labels of shape ({n},) or probabilities of shape ({n}, {k}), not "
+                         f"{target_shape}")
 
 
 def loss_classes(module_prefix: str = "xbackprop.") -> dict[str, type[Loss]]:
