@@ -130,7 +130,9 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer 
         keep_checkpoints: int = 3, resume: bool = False) -> FitResult:
     """Train `model` on (x, y) with mini-batches; returns the final state and the history.
 
-    x: (N, ...) inputs; y: (N,) integer labels or (N, ...) targets (NumPy or any backend).
+    x: (N, ...) inputs; y: (N,) integer labels or (N, ...) targets (NumPy or any backend),
+    checked once against the loss and the model before training (labels within the
+    classes, ...). optimizer: an `Optimizer`, or a name ("adam") with its default rate.
     Parameters come from `state` (training continues where it left off: step count, data
     order, optimizer state), else `params`, else `init_params(model, seed, ...)`. Your
     `params` and `state` are copied, never changed. `epochs` more epochs are trained (an
