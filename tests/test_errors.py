@@ -428,6 +428,20 @@ def test_plot_without_matplotlib_fails_before_training(in_tmp, capsys, monkeypat
     assert "--plot needs matplotlib, which is not installed: pip install 'xbackprop[plot]'" in err
 
 
+def test_example_pictures_without_matplotlib_fail_before_the_run(in_tmp, capsys, monkeypatch):
+    import importlib.util
+
+    from xbackprop.cli import example
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(example.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    code, out, err = cli(["example", "forest-fires", "--quick"], capsys)
+    assert code == 2 and out == ""
+    assert "need matplotlib, which is not installed: pip install 'xbackprop[plot]', or pass " \
+        "--no-plots" in err
+
+
 def test_plot_without_a_suffix_writes_and_names_a_png(in_tmp, capsys):
     pytest.importorskip("matplotlib")
     code, out, _ = cli(["train", "xor", "--epochs", "2", "--quiet", "--plot", "noext"], capsys)
