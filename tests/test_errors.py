@@ -257,6 +257,12 @@ CASES: dict[str, Case] = {
         ValueError, r"BinaryCrossEntropy takes probabilities in \[0, 1\], but the predictions "
                     r"run from 0.5 to 1.7 .*End the model with Sigmoid\(\), or give the raw "
                     r"outputs to BinaryCrossEntropyWithLogits"),
+    "BCE after a layer that gives any real number": Case(
+        lambda: quiet_fit(xb.Sequential([xb.Dense(1)]), X, (Y[:, None] > 4) * 1.0,
+                          loss="bce"), ValueError,
+        r"training data: BinaryCrossEntropy\(\) takes probabilities, but the model ends in Dense\(1\), "
+        r"whose outputs are any real number\. End it with Sigmoid\(\), or use "
+        r"BinaryCrossEntropyWithLogits"),
     "probability targets that do not sum to 1": Case(
         lambda: xb.SoftmaxCrossEntropy()(np.zeros((2, 3)), np.full((2, 3), 0.5)), ValueError,
         r"target rows are probabilities and must sum to 1, but row 0 sums to 1.5\. Normalise"),

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .backends import owner_of, to_numpy
-from .layers.base import Layer, Shape
+from .layers.base import Layer, Shape, describe
 from .losses import Loss
 from .model import check_params
 
@@ -66,7 +66,26 @@ def check_targets(model: Layer, loss: Loss, sample_shape: Shape, y: Any, samples
         loss.check_target(host, (samples, *outputs))
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
+    _check_output_range(model, loss, where)
     return host
+
+
+def _check_output_range(model: Layer, loss: Loss, where: str) -> None:
+    """A loss on probabilities (BinaryCrossEntropy) after a built-in layer whose outputs are
+    any real number would floor its logs and train on nonsense: say so before any step.
+    (The values themselves are checked when the loss is called directly.)"""
+    from .layers import Flatten, Sigmoid, Softmax
+    from .model import Sequential
+
+    if type(loss).check_prediction is Loss.check_prediction or not isinstance(model, Sequential):
+        return
+    last = next(layer for layer in reversed(model.layers) if not isinstance(layer, Flatten))
+    if type(last).__module__.startswith("xbackprop.") and not isinstance(last,
+                                                                         (Sigmoid, Softmax)):
+        raise ValueError(
+            f"{where}: {describe(loss)} takes probabilities, but the model ends in "
+            f"{describe(last)}, whose outputs are any real number. End it with Sigmoid(), or "
+            "use BinaryCrossEntropyWithLogits on these outputs (it is also stabler).")
 
 
 def check_model_params(model: Layer, params: Any, model_state: Any, sample_shape: Shape,
