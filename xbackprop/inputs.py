@@ -58,6 +58,8 @@ def check_targets(model: Layer, loss: Loss, sample_shape: Shape, y: Any, samples
         raise ValueError(f"{where}: x has {samples} samples but y has "
                          f"{host.shape[0] if host.ndim else 'none (a scalar)'}; give one "
                          "target per sample")
+    if type(model).output_shape is Layer.output_shape:
+        return host  # a container that does not say what it outputs: nothing to check by
     try:
         outputs = tuple(model.output_shape(tuple(sample_shape)))
     except (ValueError, TypeError):
