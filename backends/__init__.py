@@ -32,6 +32,7 @@ from ._select import (
     backend_of,
     get_backend,
     owner_of,
+    probe,
     set_backend,
     use_backend,
 )
@@ -39,7 +40,7 @@ from ._select import (
 __all__ = [
     "Array", "Backend", "BackendError", "BackendUnavailableError", "DtypeError",
     "MixedBackendError", "UnknownBackendError", "BACKEND_NAMES", "ENV_VAR",
-    "available_backends", "backend_of", "get_backend", "owner_of", "set_backend",
+    "available_backends", "backend_of", "get_backend", "owner_of", "probe", "set_backend",
     "use_backend", "to_numpy", "asarray", "tree_to_backend",
 ]
 

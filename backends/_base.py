@@ -5,7 +5,8 @@ Array API standard (2023.12). A `Backend` adds what the standard lacks or does s
 with a default written against the standard where one exists, so a new backend overrides
 only where its library has something faster:
 
-    identity      name, modules (whose arrays it owns), is_array
+    identity      name, modules (whose arrays it owns), is_array, is_concrete,
+                  refused_conversion
     capabilities  inplace_updates, compiles, host_arrays, counter()
     moving        asarray, to_numpy, put (placement, shardings), xp_dtype, numpy_dtype
     scope         scope(): this backend value is current and its device the library's
@@ -113,6 +114,17 @@ class Backend:
     def is_array(self, x: Any) -> bool:
         """True if `x` is an array (or a tracer) of this backend."""
         raise NotImplementedError
+
+    def is_concrete(self, x: Any) -> bool:
+        """True if `x` holds values that can be read now (not a JAX tracer inside `jax.jit`):
+        where a check of the values themselves is possible."""
+        return True
+
+    def refused_conversion(self, error: BaseException) -> bool:
+        """True if `error` is this library refusing to turn one of its arrays into a NumPy
+        array (JAX: `np.*` called on a traced array; CuPy: on GPU memory), the sign of layer
+        code that calls NumPy instead of the namespace of its inputs."""
+        return False
 
     def counter(self, value: int = 0) -> Any:
         """A step counter starting at `value`: a Python int, or a 0-d int32 array where

@@ -80,6 +80,12 @@ class JaxBackend(Backend):
     def is_array(self, x: Any) -> bool:
         return isinstance(x, self._jax.Array)  # tracers included
 
+    def is_concrete(self, x: Any) -> bool:
+        return not isinstance(x, self._jax.core.Tracer)
+
+    def refused_conversion(self, error: BaseException) -> bool:
+        return isinstance(error, self._jax.errors.TracerArrayConversionError)
+
     def counter(self, value: int = 0) -> Any:
         return self.asarray(np.int32(value))
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Array, Backend, backend_of, to_numpy
+from .backends import Array, Backend, backend_of, owner_of, to_numpy
+from .inputs import check_inputs, check_model_params, check_targets
 from .interrupt import deferred_interrupts
 from .layers.base import Context, Layer
-from .losses import Loss, get_loss
+from .losses import Loss, get_loss, targets_checked
 from .metrics import batch_stats, reduce_stats, scores
 from .train import _compiled
 from .tree import tree_leaves
@@ -39,7 +40,8 @@ def _score_fn(model: Layer, loss: Loss, backend: Backend, jit: bool) -> Callable
     def score(params: Any, model_state: Any, x: Array, y: Array, mask: Array
               ) -> tuple[Array, dict[str, Array]]:
         out = model.forward(params, x, Context(train=False, state=model_state))[0]
-        value = loss(out, y, mask)
+        with targets_checked():  # by evaluate, once, on the host
+            value = loss(out, y, mask)
         stats = batch_stats(out, y, loss.task, threshold=loss.threshold, mask=mask)
         total = value * stats["count"] if loss.reduction == "mean" else value
         return total, stats
@@ -71,10 +73,11 @@ def fixed_batches(backend: Backend, arrays: Sequence[Array], batch_size: int
 def predict(model: Layer, params: Any, x: Any, *, model_state: Any = None,
             batch_size: int = 1024, jit: bool = True) -> Array:
     """The model's outputs for `x: (N, ...)` in eval mode, in batches, on `params`' backend."""
-    backend = backend_of(*tree_leaves(params))
+    x = _check_call(model, params, model_state, x, batch_size, "predict")
+    backend, dtype = _placement(params, x)
     fn = _forward_fn(model, backend, jit)
     with backend.scope(), deferred_interrupts():
-        x = backend.asarray(x, dtype=tree_leaves(params)[0].dtype)
+        x = backend.asarray(x, dtype=dtype)
         outs = [fn(params, model_state, xb) for xb, _ in fixed_batches(backend, [x],
                                                                        batch_size)]
         return backend.xp.concat(outs, axis=0)[:x.shape[0], ...]
@@ -90,10 +93,12 @@ def evaluate(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str, *,
     output as `"rmse[k]"` etc. The loss is averaged over samples for reduction "mean".
     """
     loss = get_loss(loss)
-    backend = backend_of(*tree_leaves(params))
+    x = _check_call(model, params, model_state, x, batch_size, "evaluate")
+    check_targets(model, loss, tuple(x.shape[1:]), y, x.shape[0], "evaluate")
+    backend, dtype = _placement(params, x)
     fn = _score_fn(model, loss, backend, jit)
     with backend.scope(), deferred_interrupts():
-        x, y = backend.asarray(x, dtype=tree_leaves(params)[0].dtype), backend.asarray(y)
+        x, y = backend.asarray(x, dtype=dtype), backend.asarray(y)
         results = [fn(params, model_state, *batch)
                    for batch in fixed_batches(backend, [x, y], batch_size)]
         values, stats = to_numpy([v for v, _ in results]), to_numpy([s for _, s in results])
@@ -102,3 +107,26 @@ def evaluate(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str, *,
     n = float(totals["count"][0])
     return {"loss": total_loss / n if loss.reduction == "mean" else total_loss,
             **scores(totals, loss.task)}
+
+
+def _check_call(model: Layer, params: Any, model_state: Any, x: Any, batch_size: int,
+                where: str) -> Any:
+    """The checks `predict` and `evaluate` share, once per call: x, the batch size and the
+    parameters against the model."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or \
+            batch_size < 1:
+        raise ValueError(f"{where}: batch_size is a number of samples >= 1, not {batch_size!r}")
+    x = check_inputs(x, where)
+    check_model_params(model, params, model_state, tuple(x.shape[1:]), where)
+    return x
+
+
+def _placement(params: Any, x: Any) -> tuple[Backend, Any]:
+    """Where the model runs and in which dtype: the parameters' backend and dtype; for a
+    model without parameters (Softmax alone), the input's backend and float dtype."""
+    leaves = tree_leaves(params)
+    if leaves:
+        return backend_of(*leaves), leaves[0].dtype
+    backend = backend_of(x)
+    kind = backend.numpy_dtype(x.dtype) if owner_of(x) is not None else np.asarray(x).dtype
+    return backend, kind if kind.kind == "f" else np.float32

@@ -42,12 +42,13 @@ from .backends import Array, Backend, backend_of, get_backend, owner_of, to_nump
 from .callbacks import EarlyStopping
 from .diagnose import find_nonfinite
 from .evaluate import evaluate
+from .inputs import check_model_params, check_targets, kind_name
 from .interrupt import Interrupt, deferred_interrupts
 from .layers.base import Context, Layer
 from .losses import Loss, get_loss
 from .metrics import reduce_stats, scores
 from .model import init_params, init_state
-from .optim import Optimizer
+from .optim import Optimizer, get_optimizer
 from .progress import ProgressBar, format_metrics
 from .random import fold_in
 from .train import TrainingDivergedError, TrainState, _compiled, _step
@@ -118,7 +119,7 @@ class DataOrder:
         return self.epoch(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
 
 
-def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
+def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer | str,
         epochs: int = 10, batch_size: int = 32, seed: int = 0, params: Any = None,
         state: TrainState | None = None, validation_data: tuple[Any, Any] | None = None,
         backend: str | Backend | None = None, dtype: Any = "float32", shuffle: bool = True,
@@ -129,7 +130,9 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
         keep_checkpoints: int = 3, resume: bool = False) -> FitResult:
     """Train `model` on (x, y) with mini-batches; returns the final state and the history.
 
-    x: (N, ...) inputs; y: (N,) integer labels or (N, ...) targets (NumPy or any backend).
+    x: (N, ...) inputs; y: (N,) integer labels or (N, ...) targets (NumPy or any backend),
+    checked once against the loss and the model before training (labels within the
+    classes, ...). optimizer: an `Optimizer`, or a name ("adam") with its default rate.
     Parameters come from `state` (training continues where it left off: step count, data
     order, optimizer state), else `params`, else `init_params(model, seed, ...)`. Your
     `params` and `state` are copied, never changed. `epochs` more epochs are trained (an
@@ -164,7 +167,7 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
     NumPy — state, data order, dropout masks and history. Without resume, a folder that
     already holds checkpoints is an error (they would be rotated away).
     """
-    loss = get_loss(loss)
+    loss, optimizer = get_loss(loss), get_optimizer(optimizer)  # a name: its defaults
     _check_settings(epochs, batch_size, log_every, max_steps, on_nonfinite, progress,
                     checkpoint_every, keep_checkpoints)
     if resume and checkpoint_dir is None:
@@ -202,11 +205,12 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
     input_shape = tuple(np.shape(x)[1:])
     x_host, y_host = _prepare_data(x, y, dt, "training data")
     _check_labels(model, loss, input_shape, y_host)
+    batch_size = _batch_size(batch_size, len(x_host))
     data = (target.asarray(x_host), target.asarray(y_host))  # moved once
     val = None
     if validation_data is not None:
-        val = tuple(target.asarray(a) for a in _prepare_data(*validation_data, dt,
-                                                             "validation data"))
+        val = tuple(target.asarray(a) for a in _validation_data(model, loss, input_shape,
+                                                                validation_data, dt))
     if state is None:
         if params is None:
             params = init_params(model, seed, input_shape, dtype=dt, backend=target)
@@ -214,6 +218,7 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
             params = tree_map(_copy, tree_to_backend(params, target, dtype=dt))
         mstate = init_state(model, input_shape, dtype=dt, backend=target)
         state = TrainState.create(params, optimizer, mstate, seed=seed)
+    check_model_params(model, state.params, state.model_state, input_shape, "fit")
 
     callbacks = list(callbacks)
     if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
@@ -611,13 +616,16 @@ def _copy(leaf: Any) -> Any:
 def _prepare_data(x: Any, y: Any, dtype: np.dtype, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Check (x, y) and return them as host arrays: x as `dtype`, labels as int32."""
     x_host, y_host = np.asarray(to_numpy(x)), np.asarray(to_numpy(y))
+    if x_host.ndim == 0 or y_host.ndim == 0:
+        raise ValueError(f"{name}: x and y are arrays of samples, (N, ...) and (N,) or (N, ...); "
+                         f"got shapes {x_host.shape} and {y_host.shape}")
     if x_host.shape[0] != y_host.shape[0]:
         raise ValueError(f"{name}: x has {x_host.shape[0]} samples but y has {y_host.shape[0]}")
     if x_host.shape[0] == 0:
         raise ValueError(f"{name}: no samples")
     for what, a in (("x", x_host), ("y", y_host)):
         if a.dtype.kind not in "biuf":
-            raise ValueError(f"{name}: {what} holds {a.dtype} values; it must be numbers")
+            raise ValueError(f"{name}: {what} holds {kind_name(a.dtype)}; it must be numbers")
         if a.dtype.kind == "f":
             bad = ~np.isfinite(a)
             if bad.any():
@@ -628,14 +636,37 @@ def _prepare_data(x: Any, y: Any, dtype: np.dtype, name: str) -> tuple[np.ndarra
     return x_host.astype(dtype, copy=False), y_host.astype(y_dtype, copy=False)
 
 
-def _check_labels(model: Layer, loss: Loss, input_shape: tuple, y: np.ndarray) -> None:
-    """Integer labels for a softmax loss must index the model's outputs."""
-    if y.dtype.kind not in "iu" or y.ndim != 1:
-        return
-    out = model.output_shape(input_shape)
-    if len(out) == 1 and out[0] > 1 and (y.min() < 0 or y.max() >= out[0]):
-        raise ValueError(f"labels run from {y.min()} to {y.max()} but the model has {out[0]} "
-                         f"outputs; labels must be in [0, {out[0]})")
+def _check_labels(model: Layer, loss: Loss, input_shape: tuple, y: np.ndarray,
+                  name: str = "training data") -> None:
+    """The targets must be what the loss can mean for the model's outputs: integer labels
+    within its classes, whole-number labels, probabilities in range (Loss.check_target)."""
+    check_targets(model, loss, input_shape, y, len(y), name)
+
+
+def _validation_data(model: Layer, loss: Loss, input_shape: tuple, data: Any,
+                     dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """validation_data checked as the training data are, before training: a mistake in it
+    would otherwise surface after the first epoch, or as a plausible but wrong val_loss."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError(f"validation_data is a pair (x_val, y_val), not a {type(data).__name__}"
+                         f"{f' of {len(data)}' if isinstance(data, (tuple, list)) else ''}")
+    x_val, y_val = _prepare_data(*data, dtype, "validation data")
+    if tuple(x_val.shape[1:]) != tuple(input_shape):
+        raise ValueError(f"validation data: samples of shape {tuple(x_val.shape[1:])}, but the "
+                         f"training samples have shape {tuple(input_shape)}")
+    _check_labels(model, loss, input_shape, y_val, "validation data")
+    return x_val, y_val
+
+
+def _batch_size(batch_size: int, samples: int) -> int:
+    """A batch larger than the data is the whole data: one full batch per epoch (padding it
+    to the asked size would only compute on zeros), with a warning."""
+    if batch_size <= samples:
+        return batch_size
+    warnings.warn(f"fit: batch_size {batch_size} is larger than the {samples} training "
+                  f"samples; training on all {samples} in one batch per epoch", UserWarning,
+                  stacklevel=4)
+    return samples
 
 
 def _metric_names(loss: Loss, y: np.ndarray) -> list[str]:

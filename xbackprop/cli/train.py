@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
+from pathlib import Path
 
 from .. import backends
 from ..recipes import RECIPES, get_recipe
@@ -24,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                "rmsprop", "adagrad"], help="update rule")
     train.add_argument("--seed", type=int, default=0, help="seed for weights, split, shuffling")
     train.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    train.add_argument("--plot", metavar="PATH", help="save the loss/accuracy curves (PNG)")
+    train.add_argument("--plot", metavar="PATH",
+                       help="save the loss/accuracy curves as a PNG (.png added if missing)")
     train.add_argument("--no-jit", action="store_true", help="JAX: run the step op by op")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--checkpoint", metavar="DIR",
@@ -42,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = get_recipe(args.job)
     backend = backends.get_backend(args.backend)
+    plot = plot_path(args.plot) if args.plot else None  # before training, not after
     data = recipe.data(args.seed)
     model = recipe.build()
     loss = recipe.loss()
@@ -83,9 +87,26 @@ def run(args: argparse.Namespace) -> int:
     print(_timing(seconds, result.history.get("time", []), -(-len(data.x_train) // batch_size)))
     if args.checkpoint:
         print(f"checkpoints in {args.checkpoint} (resume with --resume)")
-    if args.plot:
-        print(f"saved {result.history.plot(args.plot, title=f'xbackprop {recipe.name}')}")
+    if plot:
+        print(f"saved {result.history.plot(plot, title=f'xbackprop {recipe.name}')}")
     return 0
+
+
+def plot_path(path: str) -> Path:
+    """`--plot PATH` checked before any work: matplotlib installed, the folder there, a PNG
+    name (".png" added to a name without a suffix)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ValueError("--plot needs matplotlib, which is not installed: pip install "
+                         "'xbackprop[plot]' (or leave out --plot)")
+    file = Path(path)
+    if file.suffix == "":
+        file = file.with_name(file.name + ".png")
+    elif file.suffix.lower() != ".png":
+        raise ValueError(f"--plot {path}: the picture is a PNG; give a name ending in .png")
+    if not file.parent.is_dir():
+        raise ValueError(f"--plot {path}: the folder {file.parent} does not exist; create it "
+                         "first")
+    return file
 
 
 def _timing(seconds: float, epoch_times: list[float], steps_per_epoch: int) -> str:
