@@ -3,6 +3,12 @@
 Both run the model in eval mode, compiled once per model and backend on JAX. Batches have
 one shape: when the data take several batches, the last one is padded and masked, so JAX
 compiles once and not once more for the ragged end.
+
+On a backend over a mesh (`get_backend("jax", devices=4)`; call them inside
+`xb.use_backend(...)`, as fit does, or `backend_of` answers the library's default value),
+batches are padded to a multiple of the devices and split over them. With several
+processes `evaluate` is collective: every process passes its own slice of the data and
+gets the loss and metrics over all of them.
 """
 
 from __future__ import annotations
@@ -57,21 +63,51 @@ def padded(xp: Any, a: Array, size: int) -> Array:
 def fixed_batches(backend: Backend, arrays: Sequence[Array], batch_size: int
                   ) -> Iterator[tuple[Array, ...]]:
     """Batches of `arrays` (each (N, ...)) plus a mask (N,), all of one shape: the last
-    batch is padded (mask 0) when there are several."""
-    xp = backend.xp
+    batch is padded (mask 0) when there are several, and every batch to a multiple of the
+    devices a batch is split over (`backend.batch_shards`), then split over them.
+
+    With several processes `arrays` are this process's rows and each batch holds every
+    process's part; every process must take the same number of batches (collective)."""
+    if backend.process_count > 1:
+        yield from _process_batches(backend, arrays, batch_size)
+        return
+    xp, shards = backend.xp, backend.batch_shards
     n = arrays[0].shape[0]
-    size = min(batch_size, n)
+    size = -(-min(batch_size, n) // shards) * shards
     for i in range(0, n, size):
         parts = [a[i:min(i + size, n), ...] for a in arrays]
         mask = backend.asarray((np.arange(size) < parts[0].shape[0]).astype(np.float64),
                                dtype=arrays[0].dtype)
-        yield (*(padded(xp, p, size) for p in parts), mask)
+        batch = (*(padded(xp, p, size) for p in parts), mask)
+        yield backend.put(batch, "batch") if shards > 1 else batch
+
+
+def _process_batches(backend: Backend, arrays: Sequence[Array], batch_size: int
+                     ) -> Iterator[tuple[Array, ...]]:
+    """`fixed_batches` over several processes: this process's rows, from the host, padded
+    to an equal part of each batch, and joined into global batches (`put_local`)."""
+    host = [np.asarray(to_numpy(a)) for a in arrays]
+    counts = backend.process_values(np.int64(host[0].shape[0]))
+    shards, procs = backend.batch_shards, backend.process_count
+    part = -(-min(batch_size, int(counts.sum())) // shards) * shards // procs
+    for i in range(0, int(counts.max()), part):
+        rows = [a[i:i + part] for a in host]
+        real = rows[0].shape[0]
+        mask = (np.arange(part) < real).astype(host[0].dtype)
+        rows = [np.concatenate([r, np.zeros((part - real,) + r.shape[1:], r.dtype)])
+                for r in rows]
+        yield backend.put_local((*rows, mask), "batch")
 
 
 def predict(model: Layer, params: Any, x: Any, *, model_state: Any = None,
             batch_size: int = 1024, jit: bool = True) -> Array:
     """The model's outputs for `x: (N, ...)` in eval mode, in batches, on `params`' backend."""
     backend = backend_of(*tree_leaves(params))
+    if backend.process_count > 1:
+        raise ValueError(
+            f"predict runs in one process, but the backend spans {backend.process_count}: "
+            "evaluate (collective) or save the model (xb.save_model, in process 0) and "
+            "predict with it in one process")
     fn = _forward_fn(model, backend, jit)
     with backend.scope(), deferred_interrupts():
         x = backend.asarray(x, dtype=tree_leaves(params)[0].dtype)
@@ -93,7 +129,12 @@ def evaluate(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str, *,
     backend = backend_of(*tree_leaves(params))
     fn = _score_fn(model, loss, backend, jit)
     with backend.scope(), deferred_interrupts():
-        x, y = backend.asarray(x, dtype=tree_leaves(params)[0].dtype), backend.asarray(y)
+        if backend.process_count == 1:
+            x, y = backend.asarray(x, dtype=tree_leaves(params)[0].dtype), backend.asarray(y)
+        else:  # each process batches its own rows from the host
+            x = np.asarray(to_numpy(x), backend.numpy_dtype(tree_leaves(params)[0].dtype))
+            y = np.asarray(to_numpy(y))
+            y = y.astype(np.int32) if y.dtype.kind in "iub" else y.astype(x.dtype)
         results = [fn(params, model_state, *batch)
                    for batch in fixed_batches(backend, [x, y], batch_size)]
         values, stats = to_numpy([v for v, _ in results]), to_numpy([s for _, s in results])
