@@ -95,6 +95,8 @@ class JaxBackend(Backend):
                 self._placement = jax.sharding.SingleDeviceSharding(devices[0])
             self.device = f"{devices[0].platform}:{devices[0].id}"
         self._devices = devices
+        self._by_name: dict[str, Any] = {}  # "batch", "replicated": made once, here
+        self._by_name = {name: self._sharding(name) for name in SHARDINGS}
         # XLA:CPU cannot reuse donated buffers, and always multiplies in full float32
         self._cpu = devices[0].platform == "cpu"
 
@@ -118,6 +120,10 @@ class JaxBackend(Backend):
             raise ShardingError(f"process id {process_id} is not in [0, {num_processes}): "
                                 "processes are numbered from 0")
         if not jax.distributed.is_initialized():
+            if getattr(jax.config, "jax_cpu_collectives_implementation", "gloo") in (None,
+                                                                                  "none"):
+                # CPU devices of several processes all-reduce over TCP (JAX < 0.5 had none)
+                jax.config.update("jax_cpu_collectives_implementation", "gloo")
             jax.distributed.initialize(coordinator_address, num_processes, process_id)
         return jax.process_index(), jax.process_count()
 
@@ -164,6 +170,8 @@ class JaxBackend(Backend):
         from xbackprop.tree import tree_map
 
         place = self._sharding(sharding)
+        if isinstance(tree, np.ndarray) and self.process_count == 1:  # one host array: fast
+            return self._jax.device_put(tree, place)
 
         def one(x: Any) -> Any:
             if not is_array_leaf(x):
@@ -205,9 +213,12 @@ class JaxBackend(Backend):
             return self._placement
         if isinstance(spec, self._jax.sharding.Sharding):
             return spec
+        named = self._by_name.get(spec) if isinstance(spec, str) else None
+        if named is not None:
+            return named
         if spec not in SHARDINGS:
-            raise ShardingError(f"backend 'jax': a sharding is None, 'replicated', 'batch' or a "
-                             f"jax.sharding.Sharding, not {spec!r}.")
+            raise ShardingError(f"backend 'jax': a sharding is None, 'replicated', 'batch' or "
+                                f"a jax.sharding.Sharding, not {spec!r}.")
         if self.mesh is None:
             return self._jax.sharding.SingleDeviceSharding(self._devices[0])
         return self._named(self.data_axis if spec == "batch" else None)
