@@ -276,3 +276,146 @@ def test_each_process_orders_its_own_slice():
                                   np.random.default_rng([3, 1, 1]).permutation(290))
     np.testing.assert_array_equal(DataOrder(300, 15, seed=3, shuffle=True).epoch(1),
                                   np.random.default_rng([3, 1]).permutation(300))
+
+
+# -- several processes --------------------------------------------------------------------
+
+# Process k of 2 (2 CPU devices each: a 4-device mesh over both) on its own slice of the
+# data: 36 and 34 training rows, 26 and 24 validation rows. It trains straight, then stops
+# after 4 steps and resumes from the checkpoint process 0 wrote, and dumps what it got.
+PROCESS = COMMON + """
+port, rank, tmp = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+assert xb.backends.initialize_distributed("jax", f"127.0.0.1:{port}", 2, rank) == (rank, 2)
+dp = xb.get_backend("jax", devices="all")
+assert dp.batch_shards == 4 and dp.process_count == 2 and dp.process_index == rank
+train, val = (slice(0, 36), slice(0, 26)) if rank == 0 else (slice(36, 70), slice(26, 50))
+settings = dict(loss="cross_entropy", optimizer=xb.optim.adam(0.01), batch_size=30, seed=3,
+                progress=False, epochs=3, validation_data=(X[val], Y[val]), backend=dp)
+straight = xb.fit(mlp(), X[train], Y[train], **settings)
+xb.fit(mlp(), X[train], Y[train], max_steps=4, checkpoint_dir=f"{tmp}/ckpt", **settings)
+resumed = xb.fit(mlp(), X[train], Y[train], checkpoint_dir=f"{tmp}/ckpt", resume=True,
+                 **settings)
+assert_same(straight, resumed, "resumed")
+with xb.use_backend(dp):
+    scores = xb.evaluate(mlp(), straight.params, X[train], Y[train], "cross_entropy",
+                         model_state=straight.state.model_state, batch_size=16)
+leaves = [np.asarray(a) for a in tree_leaves(xb.to_numpy(straight.state))]
+np.savez(f"{tmp}/state{rank}.npz", *leaves)
+history = {k: v for k, v in straight.history.items() if k != "time"}
+with open(f"{tmp}/out{rank}.json", "w") as f:
+    json.dump({"history": history, "evaluate": scores}, f)
+print("ok", rank)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _processes(argv: list[list[str]], env: dict[str, str], timeout: float = 300
+               ) -> list[tuple[int, str, str]]:
+    """Run the command lines together; (status, stdout, stderr) of each. If one fails the
+    others are stopped, since they would wait for it forever."""
+    procs = [subprocess.Popen(a, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for a in argv]
+    results = []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=timeout)
+            results.append((p.returncode, out, err))
+            if p.returncode:
+                break
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    return results
+
+
+def test_two_processes_agree_with_one_process_on_their_batches(jax_backend, tmp_path):
+    """Two processes on 127.0.0.1 (gloo collectives on the CPU), each with its own slice of
+    the data and two devices, train as one process does on the global batches they make
+    together: each step joins process 0's part and process 1's, each drawn from its own
+    slice in the documented order (DataOrder with stream=k), padded to 16 rows and masked.
+    Checkpoints written by process 0 resume the run in both; validation and evaluate cover
+    both slices."""
+    port = _free_port()
+    results = _processes([[sys.executable, "-c", PROCESS, str(port), str(k), str(tmp_path)]
+                          for k in range(2)], _subprocess_env(2))
+    for k, (status, out, err) in enumerate(results):
+        assert status == 0, f"process {k}: {err[-4000:]}"
+    assert len(results) == 2
+    namespace: dict = {}
+    exec(compile(COMMON, "COMMON", "exec"), namespace)
+    x, y, mlp = namespace["X"], namespace["Y"], namespace["mlp"]
+
+    # the same steps in one process, on one device
+    slices = [(x[:36], y[:36]), (x[36:], y[36:])]
+    orders = [DataOrder(len(xs), 15, seed=3, shuffle=True, steps_per_epoch=3, stream=k)
+              for k, (xs, _) in enumerate(slices)]
+    model, opt, one = mlp(), xb.optim.adam(0.01), xb.get_backend("jax")
+    state = xb.TrainState.create(xb.init_params(model, 3, (5,), backend=one), opt,
+                                 xb.init_state(model, (5,), backend=one), seed=3)
+    step = xb.make_train_step(model, "cross_entropy", opt, backend=one)
+    losses, val_losses = [], []
+    for epoch in range(3):
+        total = count = 0.0
+        for s in range(3 * epoch, 3 * epoch + 3):
+            parts = []
+            for order, (xs, ys) in zip(orders, slices):
+                idx = order.indices(s)
+                pad = 16 - len(idx)
+                parts.append((np.concatenate([xs[idx], np.zeros((pad, 5), np.float32)]),
+                              np.concatenate([ys[idx], np.zeros(pad, ys.dtype)]),
+                              (np.arange(16) < len(idx)).astype(np.float32)))
+            batch = tuple(np.concatenate(column) for column in zip(*parts))
+            state, loss = step(state, batch)
+            total += float(loss) * batch[2].sum()
+            count += batch[2].sum()
+        losses.append(total / count)
+        val_losses.append(xb.evaluate(model, state.params, x[:50], y[:50], "cross_entropy",
+                                      model_state=state.model_state)["loss"])
+    reference = [np.asarray(a) for a in xb.tree.tree_leaves(xb.to_numpy(state))]
+    for k in range(2):
+        with np.load(tmp_path / f"state{k}.npz", allow_pickle=False) as f:
+            got = [f[f"arr_{i}"] for i in range(len(f.files))]
+        assert len(got) == len(reference)
+        for a, b in zip(got, reference):
+            np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL, err_msg=f"process {k}")
+        out = json.loads((tmp_path / f"out{k}.json").read_text())
+        np.testing.assert_allclose(out["history"]["loss"], losses, rtol=RTOL)
+        np.testing.assert_allclose(out["history"]["val_loss"], val_losses, rtol=RTOL)
+        whole = xb.evaluate(model, state.params, x, y, "cross_entropy",
+                            model_state=state.model_state)
+        for name, value in whole.items():
+            assert abs(out["evaluate"][name] - value) < 1e-5, (name, out["evaluate"], whole)
+    assert [p.name for p in xb.CheckpointManager(tmp_path / "ckpt").checkpoints()][-1] == \
+        "ckpt-000000009.safetensors"
+
+
+def test_the_train_command_in_two_processes_agrees_with_one(jax_backend):
+    """`xbackprop train xor --coordinator ... --num-processes 2 --process-id K`: each process
+    takes 2 of the 4 XOR points, every step's batch holds all four (its order does not
+    change the sums), so the result is the one-process run's; only process 0 prints."""
+    port = _free_port()
+    command = [sys.executable, "-m", "xbackprop", "train", "xor", "--backend", "jax",
+               "--epochs", "50", "--quiet"]
+    results = _processes([command + ["--coordinator", f"127.0.0.1:{port}", "--num-processes",
+                                     "2", "--process-id", str(k)] for k in range(2)],
+                         _subprocess_env(1))
+    assert [r[0] for r in results] == [0, 0], results[-1][2][-3000:]
+    single = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env=_subprocess_env(1))
+    assert single.returncode == 0, single.stderr[-3000:]
+    first, second = ("\n".join(line for line in r[1].splitlines()
+                                if not line.startswith("[Gloo]"))  # gloo's own hello
+                      for r in results)
+    assert second == ""
+    assert "backend jax (mesh(data=2) of cpu, 2 processes)" in first and "4 train" in first
+
+    def scores(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.startswith(("train loss", "test  loss"))]
+    assert scores(first) == scores(single.stdout) and len(scores(first)) == 2, (first, single)
