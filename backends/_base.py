@@ -118,6 +118,9 @@ class Backend:
     process_count: int = 1
     #: this process's place among them, 0 to process_count - 1
     process_index: int = 0
+    #: processes in the run this process belongs to (`initialize_distributed`); more than
+    #: `process_count` when this value leaves some out
+    run_processes: int = 1
 
     xp: Any = None  # the array namespace
     device: str = "?"

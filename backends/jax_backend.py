@@ -140,6 +140,10 @@ class JaxBackend(Backend):
         spec = "jax" if self._placement is None else f"jax:{self._devices[0].platform}"
         return get_backend(spec, devices=devices)
 
+    @property
+    def run_processes(self) -> int:  # type: ignore[override]
+        return self._jax.process_count()
+
     def is_array(self, x: Any) -> bool:
         return isinstance(x, self._jax.Array)  # tracers included
 

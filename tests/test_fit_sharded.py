@@ -291,6 +291,11 @@ assert dp.batch_shards == 4 and dp.process_count == 2 and dp.process_index == ra
 train, val = (slice(0, 36), slice(0, 26)) if rank == 0 else (slice(36, 70), slice(26, 50))
 settings = dict(loss="cross_entropy", optimizer=xb.optim.adam(0.01), batch_size=30, seed=3,
                 progress=False, epochs=3, validation_data=(X[val], Y[val]), backend=dp)
+try:  # this process's devices alone would train alone
+    xb.fit(mlp(), X[train], Y[train], **dict(settings, backend="jax"))
+    raise AssertionError("a one-process backend in a two-process run")
+except ValueError as e:
+    assert "one of 2 that train together" in str(e) and "devices='all'" in str(e), e
 straight = xb.fit(mlp(), X[train], Y[train], **settings)
 xb.fit(mlp(), X[train], Y[train], max_steps=4, checkpoint_dir=f"{tmp}/ckpt", **settings)
 resumed = xb.fit(mlp(), X[train], Y[train], checkpoint_dir=f"{tmp}/ckpt", resume=True,

@@ -340,6 +340,12 @@ class _Layout:
 
     def __init__(self, backend: Backend, n: int, batch_size: int, pad: bool) -> None:
         shards, procs = backend.batch_shards, backend.process_count
+        if backend.run_processes > procs:
+            raise ValueError(
+                f"this process is one of {backend.run_processes} that train together, but "
+                f"backend {backend.name!r} on {backend.device} holds only this process's "
+                "devices, so each would train alone on its slice: pass devices='all' (or a "
+                "backend over a mesh of every process's devices)")
         self.n, self.batch_size, self.procs, self.rank = n, batch_size, procs, \
             backend.process_index
         #: rows per step (this process's part of them with several processes), or None
