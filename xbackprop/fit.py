@@ -219,7 +219,7 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
         held = backend_of(*tree_leaves(state.params))
         if backend is None and devices is None:
             target = held
-        elif held.name != target.name:
+        elif type(held) is not type(target):  # another library
             raise ValueError(
                 f"the state's arrays are {held.name}'s, but backend {target.name!r} was asked "
                 f"for: continue on {held.name} (leave backend out), or move the state through "
@@ -288,8 +288,9 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
                    "val_loss" if val is not None else "loss")
         mode = "max" if early_stopping is not None and early_stopping.maximise else "min"
         settings = {"samples": layout.samples, "batch_size": int(batch_size), "seed": int(seed),
-                    "shuffle": bool(shuffle), "epochs": int(epochs),
-                    "processes": target.process_count}
+                    "shuffle": bool(shuffle), "epochs": int(epochs)}
+        if target.process_count > 1:  # each process's slice has its own order
+            settings["processes"] = target.process_count
         checkpoints = _Checkpoints(checkpoint_dir, every=checkpoint_every,
                                    keep=keep_checkpoints, monitor=monitor, mode=mode,
                                    model=model, loss=loss, input_shape=input_shape,
@@ -669,8 +670,8 @@ class _Checkpoints:
         if found is None:
             return None
         saved = found.metadata.get("fit", {})
-        saved = {"processes": 1, **saved}  # made before processes were recorded: one
-        differ = {k: (saved.get(k), v) for k, v in self.settings.items()
+        saved, settings = ({"processes": 1, **d} for d in (saved, self.settings))  # 1 unsaid
+        differ = {k: (saved.get(k), v) for k, v in settings.items()
                   if k != "epochs" and saved.get(k) != v}
         if differ:
             details = ", ".join(f"{k} {a!r} then, {b!r} now" for k, (a, b) in differ.items())
