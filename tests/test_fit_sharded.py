@@ -14,8 +14,6 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest

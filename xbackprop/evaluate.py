@@ -60,6 +60,20 @@ def padded(xp: Any, a: Array, size: int) -> Array:
     return xp.concat([a, pad], axis=0)
 
 
+def split_size(rows: int, shards: int) -> int:
+    """`rows` rounded up to a multiple of `shards`: a batch that splits into equal parts."""
+    return -(-rows // shards) * shards
+
+
+def padded_part(arrays: Sequence[np.ndarray], rows: int) -> tuple[np.ndarray, ...]:
+    """Host arrays (each (n, ...), n ≤ rows) with zero rows appended up to `rows`, and the
+    mask (rows,) that marks the n real ones: one process's part of a global batch."""
+    n = arrays[0].shape[0]
+    full = tuple(np.concatenate([a, np.zeros((rows - n,) + a.shape[1:], a.dtype)])
+                 for a in arrays)
+    return (*full, (np.arange(rows) < n).astype(arrays[0].dtype))
+
+
 def fixed_batches(backend: Backend, arrays: Sequence[Array], batch_size: int
                   ) -> Iterator[tuple[Array, ...]]:
     """Batches of `arrays` (each (N, ...)) plus a mask (N,), all of one shape: the last
@@ -73,7 +87,7 @@ def fixed_batches(backend: Backend, arrays: Sequence[Array], batch_size: int
         return
     xp, shards = backend.xp, backend.batch_shards
     n = arrays[0].shape[0]
-    size = -(-min(batch_size, n) // shards) * shards
+    size = split_size(min(batch_size, n), shards)
     for i in range(0, n, size):
         parts = [a[i:min(i + size, n), ...] for a in arrays]
         mask = backend.asarray((np.arange(size) < parts[0].shape[0]).astype(np.float64),
@@ -89,14 +103,9 @@ def _process_batches(backend: Backend, arrays: Sequence[Array], batch_size: int
     host = [np.asarray(to_numpy(a)) for a in arrays]
     counts = backend.process_values(np.int64(host[0].shape[0]))
     shards, procs = backend.batch_shards, backend.process_count
-    part = -(-min(batch_size, int(counts.sum())) // shards) * shards // procs
+    part = split_size(min(batch_size, int(counts.sum())), shards) // procs
     for i in range(0, int(counts.max()), part):
-        rows = [a[i:i + part] for a in host]
-        real = rows[0].shape[0]
-        mask = (np.arange(part) < real).astype(host[0].dtype)
-        rows = [np.concatenate([r, np.zeros((part - real,) + r.shape[1:], r.dtype)])
-                for r in rows]
-        yield backend.put_local((*rows, mask), "batch")
+        yield backend.put_local(padded_part([a[i:i + part] for a in host], part), "batch")
 
 
 def predict(model: Layer, params: Any, x: Any, *, model_state: Any = None,

@@ -52,7 +52,7 @@ from .backends import Array, Backend, backend_of, get_backend, owner_of, to_nump
     tree_to_backend
 from .callbacks import EarlyStopping
 from .diagnose import find_nonfinite
-from .evaluate import evaluate
+from .evaluate import evaluate, padded_part, split_size
 from .interrupt import Interrupt, deferred_interrupts
 from .layers.base import Context, Layer
 from .losses import Loss, get_loss
@@ -364,11 +364,11 @@ class _Layout:
                 raise ValueError(f"the mesh splits batches {shards} ways, which does not "
                                  f"divide among {procs} processes; give every process the "
                                  "same number of devices along the data axis")
-            self.rows = -(-batch_size // shards) * shards // procs
+            self.rows = split_size(batch_size, shards) // procs
             self.counts = [int(c) for c in backend.process_values(np.int64(n))]
             self.samples = sum(self.counts)
         elif pad and backend.compiles:
-            self.rows = -(-batch_size // shards) * shards
+            self.rows = split_size(batch_size, shards)
         elif shards > 1:
             last = n % batch_size
             if batch_size % shards or last % shards:
@@ -458,11 +458,8 @@ class _ProcessFeed:
 
     def batch(self, step: int) -> tuple[Array, ...]:
         idx = self.order.indices(step)
-        x, y = (a[idx] for a in self.host)
-        mask = (np.arange(self.rows) < len(idx)).astype(x.dtype)
-        part = tuple(np.concatenate([a, np.zeros((self.rows - len(idx),) + a.shape[1:],
-                                                 a.dtype)]) for a in (x, y))
-        return self.backend.put_local((*part, mask), "batch")
+        return self.backend.put_local(padded_part([a[idx] for a in self.host], self.rows),
+                                      "batch")
 
 
 class _Loop:
