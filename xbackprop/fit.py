@@ -197,7 +197,7 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
     then an error. `state=` continues on its own backend unless `backend` or `devices` says
     where: the state is then placed there (replicated), and the run goes on the same.
 
-    Several processes (after `xb.backends.initialize_distributed(...)`, one per host or GPU,
+    Several processes (after `xb.initialize_distributed(...)`, one per host or GPU,
     with a backend over every process's devices, `devices="all"`): every process calls fit
     with its own slice of the data, the same settings and `batch_size` (the global batch);
     each contributes an equal part of each batch from its slice, shuffled with its own seeds
