@@ -111,11 +111,32 @@ xb.fit(xb.Sequential([Spy(), *mlp().layers]), X, Y, devices=N,
        **dict(settings, validation_data=None))
 rows = -(-30 // N) * N
 assert seen == [(rows, 5), PartitionSpec("data")], seen
+
+# 3. no layer makes XLA gather the batch: every built-in layer's forward and backward (its
+# gradcheck examples, 8 samples) on rows split N ways compiles to local work and all-reduces
+# of the parameter gradients, never an all-gather or all-to-all of activations
+from xbackprop.gradcheck import layer_cases, layer_classes
+for case in layer_cases(layer_classes(), batch=8):
+    layer, shape = case.subject, case.shape
+
+
+    def forward_backward(params, state, key, x, layer=layer, train=case.train):
+        y, cache = layer.forward(params, x, xb.Context(train=train, key=key, state=state))
+        return layer.backward(params, cache, y * y)
+
+
+    params = xb.init_params(layer, 0, shape[1:], backend=dp)
+    state = xb.init_state(layer, shape[1:], backend=dp)
+    fn = dp.compile(forward_backward, in_shardings=("replicated", "replicated", "replicated",
+                                                    "batch"))
+    x = dp.put(rng.normal(size=shape).astype(np.float32), "batch")
+    hlo = fn.lower(params, state, xb.random.make_key(0, dp), x).compile().as_text()
+    assert "all-gather" not in hlo and "all-to-all" not in hlo, (case.name, layer, shape)
 if sys.argv[2] == "equality":
     print("ok", N)
     sys.exit()
 
-# 3. evaluate and predict on the mesh (inside its scope) give one device's numbers
+# 4. evaluate and predict on the mesh (inside its scope) give one device's numbers
 model, params, mstate = mlp(), sharded.params, sharded.state.model_state
 with xb.use_backend(dp):
     on_mesh = xb.evaluate(model, params, X, Y, "cross_entropy", model_state=mstate,
@@ -130,7 +151,7 @@ np.testing.assert_allclose(predicted, np.asarray(xb.predict(model, host[0], X,
                            rtol=1e-5, atol=1e-6)
 assert predicted.shape == (70, 3)
 
-# 4. pad_batches=False: batches at their own size, which must divide by N
+# 5. pad_batches=False: batches at their own size, which must divide by N
 try:
     xb.fit(mlp(), X, Y, devices=N, pad_batches=False, **settings)
     raise AssertionError("batch 30 on N devices without padding")
@@ -145,7 +166,7 @@ even = dict(settings, batch_size=16)
 assert_same(xb.fit(mlp(), X[:64], Y[:64], backend=one, **even),
             xb.fit(mlp(), X[:64], Y[:64], devices=N, pad_batches=False, **even), "unpadded")
 
-# 5. checkpoints: a sharded run stopped after 4 steps resumes on one device, a one-device
+# 6. checkpoints: a sharded run stopped after 4 steps resumes on one device, a one-device
 # run resumes on N devices, and a state continues from one device onto N: the same run
 ck = dict(settings, epochs=3)
 xb.fit(mlp(), X, Y, devices=N, max_steps=4, checkpoint_dir=f"{tmp}/dp", **ck)
@@ -164,7 +185,7 @@ np.testing.assert_allclose(first.history["loss"] + rest.history["loss"],
 for a, b in zip(tree_leaves(xb.to_numpy(rest.state)), tree_leaves(xb.to_numpy(single.state))):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=RTOL, atol=ATOL)
 
-# 6. a step that overflows stops at the same step, with the same culprit, as on one device
+# 7. a step that overflows stops at the same step, with the same culprit, as on one device
 blown = X.copy()
 blown[40] = 3e38
 errors = []
@@ -190,8 +211,8 @@ def _subprocess_env(devices: int) -> dict[str, str]:
 @pytest.mark.parametrize("devices, part", [(4, "all"), (8, "equality")])
 def test_n_devices_train_as_one_device_does(jax_backend, tmp_path, devices, part):
     """See MANY_DEVICES: equality with one device (MLP and CNN, BatchNorm and dropout,
-    padded batches) and the batch split inside one compiled step on 4 and 8 devices; on 4
-    also evaluate and predict, pad_batches=False, checkpoints and states moving between one
+    padded batches), the batch split inside one compiled step and no layer gathering the
+    batch, on 4 and 8 devices; on 4 also evaluate and predict, pad_batches=False, checkpoints and states moving between one
     device and N, and a diverging step found where one device finds it."""
     out = subprocess.run([sys.executable, "-c", MANY_DEVICES, str(tmp_path), part],
                          capture_output=True, text=True, env=_subprocess_env(devices),
