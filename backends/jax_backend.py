@@ -96,7 +96,8 @@ class JaxBackend(Backend):
             self.device = f"{devices[0].platform}:{devices[0].id}"
         self._devices = devices
         self._by_name: dict[str, Any] = {}  # "batch", "replicated": made once, here
-        self._by_name = {name: self._sharding(name) for name in SHARDINGS}
+        for name in SHARDINGS:
+            self._by_name[name] = self._sharding(name)
         # XLA:CPU cannot reuse donated buffers, and always multiplies in full float32
         self._cpu = devices[0].platform == "cpu"
 
@@ -313,9 +314,10 @@ def _device_mesh(jax: Any, device: str | None, devices: int | str, axis: str) ->
     JAX's default platform, or of `device`'s ("cpu", "gpu")."""
     platform = device
     if device is not None and (":" in device or device.isdigit()):
+        named = device.partition(":")[0]
         raise ShardingError(
             f"backend 'jax': devices={devices!r} takes the first devices of a platform; name "
-            f"the platform ('jax:{device.partition(':')[0] or 'gpu'}'), not one device "
+            f"the platform ('jax:{'gpu' if named.isdigit() else named}'), not one device "
             f"({device!r})")
     try:
         found = jax.devices(platform)
