@@ -8,8 +8,8 @@ only where its library has something faster:
     identity      name, modules (whose arrays it owns), is_array
     capabilities  inplace_updates, compiles, host_arrays, counter()
     placement     put (shardings), put_local (a global batch from each process's rows),
-                  with_devices (data parallelism), batch_shards, process_count,
-                  process_index, process_values
+                  with_devices (data parallelism), for_placement, batch_shards,
+                  process_count, process_index, process_values
     moving        asarray, to_numpy, xp_dtype, numpy_dtype
     scope         scope(): this backend value is current and its device the library's
     math          slice_add (scatter-add), pad, im2col / col2im (patches), first_argmax,
@@ -192,6 +192,12 @@ class Backend:
         raise ShardingError(
             f"backend {cls.name!r} runs in one process; processes that train together run on "
             "the JAX backend: initialize_distributed('jax', ...), then backend='jax'.")
+
+    def for_placement(self, tree: Any) -> Backend:
+        """The configured value of this backend whose placement `tree`'s arrays have (JAX:
+        the mesh they are replicated over), so work on them goes on where they are; else
+        this value."""
+        return self
 
     def with_devices(self, devices: int | str) -> Backend:
         """This backend over its first `devices` devices ("all": every one), each batch

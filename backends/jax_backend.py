@@ -141,6 +141,19 @@ class JaxBackend(Backend):
         spec = "jax" if self._placement is None else f"jax:{self._devices[0].platform}"
         return get_backend(spec, devices=devices)
 
+    def for_placement(self, tree: Any) -> Backend:
+        from xbackprop.tree import tree_leaves
+
+        leaves = tree_leaves(tree)
+        sharding = getattr(leaves[0], "sharding", None) if leaves and self.is_array(
+            leaves[0]) and not isinstance(leaves[0], self._jax.core.Tracer) else None
+        if self.mesh is not None or not isinstance(sharding, self._jax.sharding.NamedSharding) \
+                or sharding.mesh.size == 1 or self.data_axis not in sharding.mesh.axis_names:
+            return self
+        from ._select import get_backend
+
+        return get_backend("jax", mesh=sharding.mesh, data_axis=self.data_axis)
+
     @property
     def run_processes(self) -> int:  # type: ignore[override]
         return self._jax.process_count()

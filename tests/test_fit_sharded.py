@@ -137,11 +137,12 @@ if sys.argv[2] == "equality":
     sys.exit()
 
 # 4. evaluate and predict on the mesh (inside its scope) give one device's numbers
+# (outside its scope too: the parameters say where they are)
 model, params, mstate = mlp(), sharded.params, sharded.state.model_state
-with xb.use_backend(dp):
-    on_mesh = xb.evaluate(model, params, X, Y, "cross_entropy", model_state=mstate,
-                          batch_size=25)
-    predicted = np.asarray(xb.predict(model, params, X, model_state=mstate, batch_size=25))
+on_mesh = xb.evaluate(model, params, X, Y, "cross_entropy", model_state=mstate,
+                      batch_size=25)
+predicted = np.asarray(xb.predict(model, params, X, model_state=mstate, batch_size=25))
+assert one.for_placement(params).batch_shards == N and one.for_placement(X) is one
 host = xb.tree_to_backend(xb.to_numpy((params, mstate)), one)
 on_one = xb.evaluate(model, *host[:1], X, Y, "cross_entropy", model_state=host[1])
 for k in on_one:
@@ -179,7 +180,11 @@ assert tree_leaves(resumed.params)[0].sharding.is_fully_replicated
 ckpt = xb.CheckpointManager(f"{tmp}/dp").load_latest(dp)
 assert all(len(a.sharding.device_set) == N for a in tree_leaves(ckpt.state.params))
 first = xb.fit(mlp(), X, Y, backend=one, **dict(settings, epochs=1))
-rest = xb.fit(mlp(), X, Y, state=first.state, devices=N, **dict(settings, epochs=2))
+middle = xb.fit(mlp(), X, Y, state=first.state, devices=N, **dict(settings, epochs=1))
+assert len(tree_leaves(middle.params)[0].sharding.device_set) == N
+rest = xb.fit(mlp(), X, Y, state=middle.state, **dict(settings, epochs=1))  # stays on the mesh
+assert len(tree_leaves(rest.params)[0].sharding.device_set) == N
+rest.history["loss"][:0] = middle.history["loss"]
 np.testing.assert_allclose(first.history["loss"] + rest.history["loss"],
                            single.history["loss"], rtol=RTOL)
 for a, b in zip(tree_leaves(xb.to_numpy(rest.state)), tree_leaves(xb.to_numpy(single.state))):

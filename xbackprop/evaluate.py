@@ -4,11 +4,10 @@ Both run the model in eval mode, compiled once per model and backend on JAX. Bat
 one shape: when the data take several batches, the last one is padded and masked, so JAX
 compiles once and not once more for the ragged end.
 
-On a backend over a mesh (`get_backend("jax", devices=4)`; call them inside
-`xb.use_backend(...)`, as fit does, or `backend_of` answers the library's default value),
-batches are padded to a multiple of the devices and split over them. With several
-processes `evaluate` is collective: every process passes its own slice of the data and
-gets the loss and metrics over all of them.
+Parameters replicated over a mesh (trained with `fit(..., devices=4)`) run there: batches
+are padded to a multiple of the devices and split over them. With several processes
+`evaluate` is collective: every process passes its own slice of the data and gets the loss
+and metrics over all of them.
 """
 
 from __future__ import annotations
@@ -111,7 +110,7 @@ def _process_batches(backend: Backend, arrays: Sequence[Array], batch_size: int
 def predict(model: Layer, params: Any, x: Any, *, model_state: Any = None,
             batch_size: int = 1024, jit: bool = True) -> Array:
     """The model's outputs for `x: (N, ...)` in eval mode, in batches, on `params`' backend."""
-    backend = backend_of(*tree_leaves(params))
+    backend = backend_of(*tree_leaves(params)).for_placement(params)  # over their mesh
     if backend.process_count > 1:
         raise ValueError(
             f"predict runs in one process, but the backend spans {backend.process_count}: "
@@ -135,7 +134,7 @@ def evaluate(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str, *,
     output as `"rmse[k]"` etc. The loss is averaged over samples for reduction "mean".
     """
     loss = get_loss(loss)
-    backend = backend_of(*tree_leaves(params))
+    backend = backend_of(*tree_leaves(params)).for_placement(params)  # over their mesh
     fn = _score_fn(model, loss, backend, jit)
     with backend.scope(), deferred_interrupts():
         if backend.process_count == 1:

@@ -194,8 +194,9 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
     is the single-device run's up to float32 rounding (the sums add up in another order).
     pad_batches=False runs every batch at its own size instead (on JAX, the last partial
     batch compiles a second step), and a batch that does not divide by the device count is
-    then an error. `state=` continues on its own backend unless `backend` or `devices` says
-    where: the state is then placed there (replicated), and the run goes on the same.
+    then an error. `state=` continues where its arrays are (over their mesh, if they are
+    replicated over one) unless `backend` or `devices` says where: the state is then placed
+    there (replicated), and the run goes on the same.
 
     Several processes (after `xb.initialize_distributed(...)`, one per host or GPU,
     with a backend over every process's devices, `devices="all"`): every process calls fit
@@ -216,8 +217,8 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
                          "state= or params= as well")
     target = get_backend(backend)
     if state is not None:
-        held = backend_of(*tree_leaves(state.params))
-        if backend is None and devices is None:
+        held = backend_of(*tree_leaves(state.params)).for_placement(state.params)
+        if backend is None and devices is None:  # where the state is (a mesh, a device)
             target = held
         elif type(held) is not type(target):  # another library
             raise ValueError(
