@@ -73,9 +73,14 @@ def _instance(spec: str, source: str | None, options: dict[str, Any] | None = No
     try:
         inspect.signature(cls).bind(device or None, **(options or {}))
     except TypeError as e:
+        hint = ""
+        if {"mesh", "devices", "data_axis"} & set(options or {}) and "mesh" not in \
+                inspect.signature(cls).parameters:
+            hint = (f" Backend {name!r} computes on one device; meshes and devices= are the "
+                    "JAX backend's: get_backend('jax', mesh=mesh) or get_backend('jax', "
+                    "devices=4).")
         raise UnknownBackendError(f"backend {name!r}{f' (from {source})' if source else ''} "
-                                  "takes no such options: "
-                                  f"{e}") from None
+                                  f"takes no such options: {e}.{hint}") from None
     with _instances_lock:
         if key is not None and key in _instances:
             return _instances[key]
@@ -100,6 +105,16 @@ def _check_namespace(backend: Backend) -> None:
             f"{getattr(xp, '__version__', '')} lacks {', '.join(missing)} of the Array API "
             "standard (2023.12), which xbackprop's layers use. Upgrade it (NumPy >= 2.1, "
             "CuPy >= 14).")
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The registered Backend class called `name`, without making a value (nothing is
+    imported or initialised)."""
+    cls = _CLASSES.get(name)
+    if cls is None:
+        raise UnknownBackendError(f"unknown backend {name!r}; choose one of "
+                                  f"{', '.join(map(repr, BACKEND_NAMES))}.")
+    return cls
 
 
 def _normalise(name: str) -> str:

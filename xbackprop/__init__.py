@@ -7,7 +7,8 @@ and backward side by side, and run unchanged on NumPy, CuPy and JAX.
 
 The backend comes from `backend=...`, `with xb.use_backend(...)`, `xb.set_backend(...)` or
 the environment variable XBACKPROP_BACKEND (default numpy). Importing xbackprop imports
-NumPy only.
+NumPy only. `fit(..., backend="jax", devices=4)` trains data-parallel over four devices;
+`xb.initialize_distributed(...)` joins processes that train together.
 """
 
 
@@ -53,11 +54,13 @@ from .backends import (
     BackendUnavailableError,
     DtypeError,
     MixedBackendError,
+    ShardingError,
     UnknownBackendError,
     asarray,
     available_backends,
     backend_of,
     get_backend,
+    initialize_distributed,
     set_backend,
     to_numpy,
     tree_to_backend,
@@ -123,8 +126,9 @@ __version__ = "0.1.0"
 __all__ = [
     # backends
     "Backend", "BackendError", "BackendUnavailableError", "DtypeError", "MixedBackendError",
-    "UnknownBackendError", "asarray", "available_backends", "backend_of", "get_backend",
-    "set_backend", "to_numpy", "tree_to_backend", "use_backend",
+    "ShardingError", "UnknownBackendError", "asarray", "available_backends", "backend_of",
+    "get_backend", "initialize_distributed", "set_backend", "to_numpy", "tree_to_backend",
+    "use_backend",
     # layers
     "Context", "EVAL", "Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
     "Softmax", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Dropout",

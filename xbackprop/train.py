@@ -175,12 +175,14 @@ def _select(keep: Array, new: Any, old: Any) -> Any:
     return tree_map(one, new, old)
 
 
-def _compiled(backend: Backend, fn: Callable, jit: bool, donate_argnums: tuple[int, ...] = ()
-              ) -> Callable:
-    """`fn` compiled by `backend` (JAX: jit), or with jit=False run op by op in the same
-    numerics (JAX on a GPU: full float32 matrix products either way)."""
+def _compiled(backend: Backend, fn: Callable, jit: bool, donate_argnums: tuple[int, ...] = (),
+              in_shardings: Any = None, out_shardings: Any = None) -> Callable:
+    """`fn` compiled by `backend` (JAX: jit, with the placements of its arguments and
+    outputs: see `Backend.compile`), or with jit=False run op by op in the same numerics
+    (JAX on a GPU: full float32 matrix products either way) on arrays placed as they are."""
     if jit:
-        return backend.compile(fn, donate_argnums=donate_argnums)
+        return backend.compile(fn, donate_argnums=donate_argnums, in_shardings=in_shardings,
+                               out_shardings=out_shardings)
 
     @functools.wraps(fn)
     def eager(*args: Any) -> Any:
