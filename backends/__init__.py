@@ -23,24 +23,27 @@ from ._base import (
     BackendUnavailableError,
     DtypeError,
     MixedBackendError,
+    ShardingError,
     UnknownBackendError,
 )
 from ._select import (
     BACKEND_NAMES,
+    backend_class,
     ENV_VAR,
     available_backends,
     backend_of,
     get_backend,
     owner_of,
+    probe,
     set_backend,
     use_backend,
 )
 
 __all__ = [
     "Array", "Backend", "BackendError", "BackendUnavailableError", "DtypeError",
-    "MixedBackendError", "UnknownBackendError", "BACKEND_NAMES", "ENV_VAR",
-    "available_backends", "backend_of", "get_backend", "owner_of", "set_backend",
-    "use_backend", "to_numpy", "asarray", "tree_to_backend",
+    "MixedBackendError", "ShardingError", "UnknownBackendError", "BACKEND_NAMES", "ENV_VAR",
+    "available_backends", "backend_of", "get_backend", "owner_of", "probe", "set_backend",
+    "use_backend", "to_numpy", "asarray", "tree_to_backend", "initialize_distributed",
 ]
 
 
@@ -75,3 +78,23 @@ def tree_to_backend(tree: Any, backend: str | Backend | None = None, dtype: Any 
         return target.asarray(x, dtype=dtype if dtype is not None and kind == "f" else None)
 
     return tree_map(one, tree)
+
+
+def initialize_distributed(backend: str = "jax", coordinator_address: str | None = None,
+                           num_processes: int | None = None, process_id: int | None = None
+                           ) -> tuple[int, int]:
+    """Join a run of several processes (one per host, or per GPU) that train together:
+    `(process_index, process_count)`. Call it first, before any array is made.
+
+    coordinator_address "HOST:PORT" (process 0's host, any free port), num_processes and
+    process_id name this process's place; leave all three out where the cluster says them
+    (SLURM, Open MPI, Kubernetes: JAX's auto-detection). Afterwards
+    `get_backend("jax", devices="all")` spans every process's devices. Only JAX runs
+    several processes; the others say what to use instead.
+    """
+    from ._select import _normalise
+
+    name = _normalise(backend).partition(":")[0]
+    return backend_class(name).initialize_distributed(coordinator_address, num_processes,
+                                                      process_id)
+

@@ -5,9 +5,13 @@ Array API standard (2023.12). A `Backend` adds what the standard lacks or does s
 with a default written against the standard where one exists, so a new backend overrides
 only where its library has something faster:
 
-    identity      name, modules (whose arrays it owns), is_array
+    identity      name, modules (whose arrays it owns), is_array, is_concrete,
+                  refused_conversion
     capabilities  inplace_updates, compiles, host_arrays, counter()
-    moving        asarray, to_numpy, put (placement, shardings), xp_dtype, numpy_dtype
+    placement     put (shardings), put_local (a global batch from each process's rows),
+                  with_devices (data parallelism), for_placement, batch_shards,
+                  process_count, process_index, process_values
+    moving        asarray, to_numpy, xp_dtype, numpy_dtype
     scope         scope(): this backend value is current and its device the library's
     math          slice_add (scatter-add), pad, im2col / col2im (patches), first_argmax,
                   random_bits, fused_update
@@ -16,6 +20,10 @@ only where its library has something faster:
 
 A backend *value* may be configured (CuPy on device 1, JAX over a device mesh); whatever
 runs inside its `scope()` (compiled steps do) sees that value for the backend's arrays.
+
+Data parallelism is placement, not math: a value over a mesh splits each batch into
+`batch_shards` equal parts along axis 0, one per device, keeps parameters replicated, and
+lets its compiler all-reduce what the step's sums need. Layers never know.
 """
 
 from __future__ import annotations
@@ -60,6 +68,11 @@ class DtypeError(BackendError, TypeError):
     """A dtype the backend cannot hold as asked (e.g. float64 on JAX without x64 mode)."""
 
 
+class ShardingError(BackendError, ValueError):
+    """A placement the backend cannot make: devices on a one-device backend, a mesh axis
+    that does not exist, more devices than there are."""
+
+
 def check_float_dtype(dtype: Any) -> np.dtype:
     """Return `dtype` as a NumPy dtype, or raise if it is not float32/float64."""
     dt = np.dtype(dtype)
@@ -97,6 +110,19 @@ class Backend:
     #: costs nothing: no transfer and no wait for a device. True for NumPy.
     host_arrays: ClassVar[bool] = False
 
+    # -- placement (data parallelism) --------------------------------------------------------
+    #: the equal parts a batch is split into along axis 0, one per device of a mesh's data
+    #: axis: a batch must have a multiple of this many rows (fit and evaluate pad to one)
+    batch_shards: int = 1
+    #: processes that run each step together (multi-process JAX); each holds only its own
+    #: slice of the data and passes its rows of every batch to `put_local`
+    process_count: int = 1
+    #: this process's place among them, 0 to process_count - 1
+    process_index: int = 0
+    #: processes in the run this process belongs to (`initialize_distributed`); more than
+    #: `process_count` when this value leaves some out
+    run_processes: int = 1
+
     xp: Any = None  # the array namespace
     device: str = "?"
 
@@ -113,6 +139,17 @@ class Backend:
     def is_array(self, x: Any) -> bool:
         """True if `x` is an array (or a tracer) of this backend."""
         raise NotImplementedError
+
+    def is_concrete(self, x: Any) -> bool:
+        """True if `x` holds values that can be read now (not a JAX tracer inside `jax.jit`):
+        where a check of the values themselves is possible."""
+        return True
+
+    def refused_conversion(self, error: BaseException) -> bool:
+        """True if `error` is this library refusing to turn one of its arrays into a NumPy
+        array (JAX: `np.*` called on a traced array; CuPy: on GPU memory), the sign of layer
+        code that calls NumPy instead of the namespace of its inputs."""
+        return False
 
     def counter(self, value: int = 0) -> Any:
         """A step counter starting at `value`: a Python int, or a 0-d int32 array where
@@ -148,13 +185,49 @@ class Backend:
 
         return tree_map(lambda x: self.asarray(x) if is_array_leaf(x) else x, tree)
 
+    def put_local(self, tree: Any, sharding: Any = "batch") -> Any:
+        """Global arrays from this process's part of them: every process calls this with its
+        own rows (the same shape everywhere), and the result holds every process's rows, in
+        process order, along axis 0. In one process, `put(tree, sharding)`."""
+        return self.put(tree, sharding)
+
+    def process_values(self, value: Any) -> np.ndarray:
+        """Every process's `value` (a number or small host array), stacked: `(process_count,
+        ...)`. Every process must call it: with several processes it is a collective."""
+        return np.asarray(value)[None]
+
+    @classmethod
+    def initialize_distributed(cls, coordinator_address: str | None,
+                               num_processes: int | None, process_id: int | None
+                               ) -> tuple[int, int]:
+        """Join a multi-process run (see `xbackprop.backends.initialize_distributed`)."""
+        raise ShardingError(
+            f"backend {cls.name!r} runs in one process; processes that train together run on "
+            "the JAX backend: initialize_distributed('jax', ...), then backend='jax'.")
+
+    def for_placement(self, tree: Any) -> Backend:
+        """The configured value of this backend whose placement `tree`'s arrays have (JAX:
+        the mesh they are replicated over), so work on them goes on where they are; else
+        this value."""
+        return self
+
+    def with_devices(self, devices: int | str) -> Backend:
+        """This backend over its first `devices` devices ("all": every one), each batch
+        split among them and parameters replicated: data-parallel training. Backends that
+        compute on one device raise, saying what to use instead."""
+        raise ShardingError(
+            f"backend {self.name!r} computes on one device ({self.device}), so it cannot "
+            f"split batches over devices={devices!r}. Data-parallel training runs on the JAX "
+            "backend: backend='jax' (pip install 'xbackprop[jax]'); on a CPU, "
+            "XLA_FLAGS=--xla_force_host_platform_device_count=N splits it into N devices.")
+
     def check_sharding(self, spec: Any) -> None:
         """Raise unless every leaf of `spec` is a placement this backend understands."""
         from xbackprop.tree import tree_leaves
 
         for leaf in tree_leaves(spec):
             if leaf not in SHARDINGS:
-                raise ValueError(
+                raise ShardingError(
                     f"backend {self.name!r} on {self.device} places arrays on one device: a "
                     f"sharding is None, 'replicated' or 'batch', not {leaf!r}.")
 

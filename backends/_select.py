@@ -52,9 +52,11 @@ _instances_lock = threading.Lock()
 _process_choice: Backend | None = None
 
 
-def _instance(spec: str, source: str, options: dict[str, Any] | None = None) -> Backend:
+def _instance(spec: str, source: str | None, options: dict[str, Any] | None = None
+              ) -> Backend:
     """The Backend value for a normalised choice `name[:device]` (and `options`), built on
-    first use and kept while its options can be a dict key."""
+    first use and kept while its options can be a dict key. `source` says where the choice
+    came from, for the errors (None: nowhere, the backend was only asked about)."""
     key: Any = spec if not options else (spec, tuple(sorted(options.items())))
     try:
         backend = _instances.get(key)
@@ -66,13 +68,19 @@ def _instance(spec: str, source: str, options: dict[str, Any] | None = None) -> 
     cls = _CLASSES.get(name)
     if cls is None:
         raise UnknownBackendError(
-            f"unknown backend {name!r} (from {source}); choose one of "
+            f"unknown backend {name!r}{f' (from {source})' if source else ''}; choose one of "
             f"{', '.join(map(repr, BACKEND_NAMES))}.")
     try:
         inspect.signature(cls).bind(device or None, **(options or {}))
     except TypeError as e:
-        raise UnknownBackendError(f"backend {name!r} (from {source}) takes no such options: "
-                                  f"{e}") from None
+        hint = ""
+        if {"mesh", "devices", "data_axis"} & set(options or {}) and "mesh" not in \
+                inspect.signature(cls).parameters:
+            hint = (f" Backend {name!r} computes on one device; meshes and devices= are the "
+                    "JAX backend's: get_backend('jax', mesh=mesh) or get_backend('jax', "
+                    "devices=4).")
+        raise UnknownBackendError(f"backend {name!r}{f' (from {source})' if source else ''} "
+                                  f"takes no such options: {e}.{hint}") from None
     with _instances_lock:
         if key is not None and key in _instances:
             return _instances[key]
@@ -80,6 +88,8 @@ def _instance(spec: str, source: str, options: dict[str, Any] | None = None) -> 
             backend = cls(device or None, **(options or {}))
             _check_namespace(backend)
         except BackendUnavailableError as e:
+            if source is None:
+                raise
             raise BackendUnavailableError(f"{e} (backend chosen by {source})") from e
         if key is not None:
             _instances[key] = backend
@@ -95,6 +105,16 @@ def _check_namespace(backend: Backend) -> None:
             f"{getattr(xp, '__version__', '')} lacks {', '.join(missing)} of the Array API "
             "standard (2023.12), which xbackprop's layers use. Upgrade it (NumPy >= 2.1, "
             "CuPy >= 14).")
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The registered Backend class called `name`, without making a value (nothing is
+    imported or initialised)."""
+    cls = _CLASSES.get(name)
+    if cls is None:
+        raise UnknownBackendError(f"unknown backend {name!r}; choose one of "
+                                  f"{', '.join(map(repr, BACKEND_NAMES))}.")
+    return cls
 
 
 def _normalise(name: str) -> str:
@@ -149,6 +169,12 @@ def use_backend(name: str | Backend) -> contextlib.AbstractContextManager[Backen
     backend = name if isinstance(name, Backend) else _instance(_normalise(name),
                                                                 "use_backend()")
     return backend.scope()
+
+
+def probe(name: str) -> Backend:
+    """The backend `name` if it can run here; else the error that says why, as a listing
+    shows it (`xbackprop backends`: nothing was chosen, so no "chosen by")."""
+    return _instance(_normalise(name), None)
 
 
 def available_backends() -> list[str]:

@@ -54,6 +54,10 @@ class CupyBackend(Backend):
     def to_numpy(self, x: Array) -> np.ndarray:
         return self._cupy.asnumpy(x)
 
+    def refused_conversion(self, error: BaseException) -> bool:
+        # cupy.ndarray.__array__: "Implicit conversion to a NumPy array is not allowed..."
+        return isinstance(error, TypeError) and "Implicit conversion to a NumPy array" in str(error)
+
     def asarray(self, x: Any, dtype: Any = None) -> Array:
         with self._cupy.cuda.Device(self._id):
             return super().asarray(x, dtype)

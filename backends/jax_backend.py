@@ -6,10 +6,19 @@ XLA turns it back into an in-place update. Tracers count as JAX arrays, so layer
 unchanged under `jax.jit`, `jax.vmap` and `jax.grad`.
 
 Placement: `get_backend("jax:gpu:1")` (or "jax:1", "jax:cpu") keeps arrays on one device;
-`get_backend("jax", mesh=mesh)` places them over a `jax.sharding.Mesh`: replicated by
-default, or split along its data axis with `put(batch, "batch")`, and a compiled step takes
-shardings per argument (`compile(fn, in_shardings=("replicated", "batch"))`). XLA then runs
-the step data-parallel and all-reduces what the shardings require.
+`get_backend("jax", mesh=mesh)` places them over a `jax.sharding.Mesh`, and
+`get_backend("jax", devices=4)` ("jax:gpu" for GPUs; "all" for every device) makes a
+one-axis mesh "data" of the first four devices. Arrays are replicated by default, or split
+along the data axis with `put(batch, "batch")`, and a compiled step takes shardings per
+argument (`compile(fn, in_shardings=("replicated", "batch"))`). XLA then runs the step
+data-parallel (GSPMD) and all-reduces what the shardings require: the sums over the batch
+in the loss, the gradients and BatchNorm's statistics. Mesh axes are used as "Auto" axes
+(JAX's sharding propagation) even where `jax.make_mesh` made them "Explicit", since
+explicit sharding would have every layer name its output shardings.
+
+Several processes (`initialize_distributed`, one per host or GPU) share one mesh over all
+their devices; each passes its own rows of a batch to `put_local`, which builds the global
+array with `jax.make_array_from_process_local_data`.
 
 On NVIDIA GPUs JAX computes float32 matrix products and convolutions in TensorFloat-32 by
 default (a 10-bit mantissa: ~1e-3 relative error). xbackprop asks for full float32 instead,
@@ -26,8 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from ._base import _HOST_TYPES as _HOST
 from ._base import SHARDINGS, Array, Backend, BackendUnavailableError, DtypeError, \
-    is_array_leaf, to_host, check_float_dtype, library_pad
+    ShardingError, check_float_dtype, is_array_leaf, library_pad, to_host
 
 
 class JaxBackend(Backend):
@@ -41,9 +51,11 @@ class JaxBackend(Backend):
     matmul_precision: str = "float32"
 
     def __init__(self, device: str | None = None, mesh: Any = None,
-                 data_axis: str = "data") -> None:
+                 data_axis: str = "data", devices: int | str | None = None) -> None:
         """device: None (JAX's default), "cpu", "gpu", "gpu:1" or an index into
-        `jax.devices()`; mesh: a `jax.sharding.Mesh` whose `data_axis` splits batches."""
+        `jax.devices()`; mesh: a `jax.sharding.Mesh` whose `data_axis` splits batches;
+        devices: N or "all", a one-axis mesh over the first N devices (of `device`'s
+        platform, if named)."""
         try:
             import jax
             import jax.numpy as jnp
@@ -53,37 +65,123 @@ class JaxBackend(Backend):
                 "Install it with: pip install 'xbackprop[jax]'") from e
         self._jax = jax
         self.xp = jnp
+        if devices is not None:
+            if mesh is not None:
+                raise ShardingError("backend 'jax': give devices=N or a mesh, not both")
+            mesh = _device_mesh(jax, device, devices, data_axis)
+            device = None
         self.mesh = mesh
         self.data_axis = data_axis
         #: where `asarray` puts arrays: None for JAX's default device
         self._placement: Any = None
         if mesh is not None:
             if device is not None:
-                raise BackendUnavailableError("backend 'jax': give a device or a mesh, not both")
+                raise ShardingError("backend 'jax': give a device or a mesh, not both")
             if data_axis not in mesh.axis_names:
-                raise BackendUnavailableError(
+                raise ShardingError(
                     f"backend 'jax': the mesh has axes {mesh.axis_names}, not the data axis "
                     f"{data_axis!r}; pass data_axis=... or name a mesh axis {data_axis!r}.")
+            self.mesh = mesh = _auto_axes(jax, mesh)
             devices = list(mesh.devices.flat)
             self._placement = self._named()
             shape = ", ".join(f"{k}={v}" for k, v in mesh.shape.items())
             self.device = f"mesh({shape}) of {devices[0].platform}"
+            self.batch_shards = int(mesh.shape[data_axis])
+            self.process_count = len({d.process_index for d in devices})
+            self.process_index = jax.process_index()
         else:
             devices = [_find_device(jax, device)]
             if device is not None:
                 self._placement = jax.sharding.SingleDeviceSharding(devices[0])
             self.device = f"{devices[0].platform}:{devices[0].id}"
         self._devices = devices
+        self._by_name: dict[str, Any] = {}  # "batch", "replicated": made once, here
+        for name in SHARDINGS:
+            self._by_name[name] = self._sharding(name)
         # XLA:CPU cannot reuse donated buffers, and always multiplies in full float32
         self._cpu = devices[0].platform == "cpu"
 
+    @classmethod
+    def initialize_distributed(cls, coordinator_address: str | None = None,
+                               num_processes: int | None = None,
+                               process_id: int | None = None) -> tuple[int, int]:
+        try:
+            import jax
+        except ImportError as e:
+            raise BackendUnavailableError(
+                f"several processes train together on JAX, which is not installed ({e}). "
+                "Install it with: pip install 'xbackprop[jax]'") from e
+        given = [coordinator_address, num_processes, process_id]
+        if any(v is not None for v in given) and any(v is None for v in given):
+            raise ShardingError(
+                "a multi-process run needs all of the coordinator address (HOST:PORT of "
+                "process 0), the number of processes and this process's id, or none of them "
+                "(to detect them from SLURM, Open MPI or Kubernetes)")
+        if num_processes is not None and not 0 <= process_id < num_processes:
+            raise ShardingError(f"process id {process_id} is not in [0, {num_processes}): "
+                                "processes are numbered from 0")
+        if not jax.distributed.is_initialized():
+            if getattr(jax.config, "jax_cpu_collectives_implementation", "gloo") in (None,
+                                                                                  "none"):
+                # CPU devices of several processes all-reduce over TCP (JAX < 0.5 had none)
+                jax.config.update("jax_cpu_collectives_implementation", "gloo")
+            jax.distributed.initialize(coordinator_address, num_processes, process_id)
+        return jax.process_index(), jax.process_count()
+
+    def with_devices(self, devices: int | str) -> Backend:
+        if self.mesh is not None:
+            if devices == "all" and self.batch_shards == len(self._jax.devices()) or \
+                    devices == self.batch_shards:
+                return self
+            raise ShardingError(
+                f"backend 'jax' on {self.device} splits batches over its mesh already; give "
+                f"devices={devices!r} or a backend with a mesh, not both")
+        from ._select import get_backend
+
+        spec = "jax" if self._placement is None else f"jax:{self._devices[0].platform}"
+        return get_backend(spec, devices=devices)
+
+    def for_placement(self, tree: Any) -> Backend:
+        from xbackprop.tree import tree_leaves
+
+        leaves = tree_leaves(tree)
+        sharding = getattr(leaves[0], "sharding", None) if leaves and self.is_array(
+            leaves[0]) and not isinstance(leaves[0], self._jax.core.Tracer) else None
+        if self.mesh is not None or not isinstance(sharding, self._jax.sharding.NamedSharding) \
+                or sharding.mesh.size == 1 or self.data_axis not in sharding.mesh.axis_names:
+            return self
+        from ._select import get_backend
+
+        return get_backend("jax", mesh=sharding.mesh, data_axis=self.data_axis)
+
+    @property
+    def run_processes(self) -> int:  # type: ignore[override]
+        return self._jax.process_count()
+
     def is_array(self, x: Any) -> bool:
         return isinstance(x, self._jax.Array)  # tracers included
+
+    def is_concrete(self, x: Any) -> bool:
+        return not isinstance(x, self._jax.core.Tracer)
+
+    def refused_conversion(self, error: BaseException) -> bool:
+        return isinstance(error, self._jax.errors.TracerArrayConversionError)
 
     def counter(self, value: int = 0) -> Any:
         return self.asarray(np.int32(value))
 
     def asarray(self, x: Any, dtype: Any = None) -> Array:
+        if self.process_count > 1 and not isinstance(x, self._jax.core.Tracer) and not (
+                self.is_array(x) and not x.is_fully_addressable):
+            # a global placement takes host values (the same in every process), not arrays
+            # of this process's devices
+            host = np.asarray(x if isinstance(x, _HOST) else to_host(x))
+            if dtype is not None:
+                dtype = self.numpy_dtype(dtype)
+                if dtype.kind == "f":
+                    self.check_dtype(dtype)
+            return self._jax.device_put(host if dtype is None else host.astype(dtype),
+                                        self._placement)
         a = super().asarray(x, dtype)
         if self._placement is None or isinstance(a, self._jax.core.Tracer):
             return a
@@ -96,14 +194,35 @@ class JaxBackend(Backend):
         from xbackprop.tree import tree_map
 
         place = self._sharding(sharding)
+        if isinstance(tree, np.ndarray) and self.process_count == 1:  # one host array: fast
+            return self._jax.device_put(tree, place)
 
         def one(x: Any) -> Any:
             if not is_array_leaf(x):
                 return x
             if not (self.is_array(x) or isinstance(x, (np.ndarray, np.generic))):
                 x = to_host(x)
+            if self.process_count > 1 and self.is_array(x) and x.is_fully_addressable:
+                x = np.asarray(x)  # this process's array: to a global one through the host
             return self._jax.device_put(x, place)
         return tree_map(one, tree)
+
+    def put_local(self, tree: Any, sharding: Any = "batch") -> Any:
+        if self.process_count == 1:
+            return self.put(tree, sharding)
+        from xbackprop.tree import tree_map
+
+        place = self._sharding(sharding)
+        make = self._jax.make_array_from_process_local_data
+        return tree_map(lambda x: make(place, np.asarray(to_host(x))) if is_array_leaf(x)
+                        else x, tree)
+
+    def process_values(self, value: Any) -> np.ndarray:
+        if self.process_count == 1:
+            return np.asarray(value)[None]
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(np.asarray(value)))
 
     def check_sharding(self, spec: Any) -> None:
         from xbackprop.tree import tree_leaves
@@ -118,9 +237,12 @@ class JaxBackend(Backend):
             return self._placement
         if isinstance(spec, self._jax.sharding.Sharding):
             return spec
+        named = self._by_name.get(spec) if isinstance(spec, str) else None
+        if named is not None:
+            return named
         if spec not in SHARDINGS:
-            raise ValueError(f"backend 'jax': a sharding is None, 'replicated', 'batch' or a "
-                             f"jax.sharding.Sharding, not {spec!r}.")
+            raise ShardingError(f"backend 'jax': a sharding is None, 'replicated', 'batch' or "
+                                f"a jax.sharding.Sharding, not {spec!r}.")
         if self.mesh is None:
             return self._jax.sharding.SingleDeviceSharding(self._devices[0])
         return self._named(self.data_axis if spec == "batch" else None)
@@ -204,3 +326,52 @@ def _find_device(jax: Any, device: str | None) -> Any:
         raise BackendUnavailableError(
             f"backend 'jax': no device {device!r} here ({e}); JAX sees "
             f"{', '.join(f'{d.platform}:{d.id}' for d in jax.devices())}.") from e
+
+
+def _device_mesh(jax: Any, device: str | None, devices: int | str, axis: str) -> Any:
+    """A one-axis mesh named `axis` over the first `devices` devices ("all": every one) of
+    JAX's default platform, or of `device`'s ("cpu", "gpu")."""
+    platform = device
+    if device is not None and (":" in device or device.isdigit()):
+        named = device.partition(":")[0]
+        raise ShardingError(
+            f"backend 'jax': devices={devices!r} takes the first devices of a platform; name "
+            f"the platform ('jax:{'gpu' if named.isdigit() else named}'), not one device "
+            f"({device!r})")
+    try:
+        found = jax.devices(platform)
+    except RuntimeError as e:
+        raise BackendUnavailableError(f"backend 'jax': no {platform} devices here ({e})"
+                                      ) from e
+    if devices == "all":
+        n = len(found)
+    elif isinstance(devices, (int, np.integer)) and not isinstance(devices, bool) \
+            and devices >= 1:
+        n = int(devices)
+    else:
+        raise ShardingError(f"devices is a number of devices >= 1 or 'all', not {devices!r}")
+    if n > len(found):
+        kind = found[0].platform
+        hint = (f" On a CPU, split the host into {n} devices before JAX starts: "
+                f"XLA_FLAGS=--xla_force_host_platform_device_count={n} (or "
+                f"jax.config.update('jax_num_cpu_devices', {n}) before the first JAX call)."
+                if kind == "cpu" else "")
+        raise ShardingError(
+            f"backend 'jax': devices={n}, but JAX sees {len(found)} {kind} device"
+            f"{'s' * (len(found) != 1)} ({', '.join(f'{d.platform}:{d.id}' for d in found)})."
+            + hint)
+    chosen = found[:n]
+    if len({d.process_index for d in chosen}) < jax.process_count():
+        raise ShardingError(
+            f"backend 'jax': devices={n} leaves out processes of this {jax.process_count()}-"
+            f"process run (each has {len(jax.local_devices())} devices); every process must "
+            "take part in each step: devices='all'")
+    return jax.sharding.Mesh(np.array(chosen), (axis,))
+
+
+def _auto_axes(jax: Any, mesh: Any) -> Any:
+    """`mesh` with every axis "Auto" (sharding propagation decides the layers' outputs)."""
+    axis_type = getattr(jax.sharding, "AxisType", None)
+    if axis_type is None or all(t == axis_type.Auto for t in mesh.axis_types):
+        return mesh
+    return mesh.update(axis_types=(axis_type.Auto,) * len(mesh.axis_names))

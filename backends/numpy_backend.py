@@ -36,11 +36,18 @@ class NumpyBackend(Backend):
     def first_argmax(self, x: Array, x_max: Array) -> Array:
         """By scores: rows that hit the maximum score K, K-1, ..., 1 and the highest score
         wins, in three whole-array passes; NumPy's argmax along axis 0 walks one column at
-        a time (7x slower for pooling windows)."""
+        a time (7x slower for pooling windows).
+
+        A column whose maximum is NaN (NaN == NaN is false, so no row hits it) gets its
+        first NaN, as `argmax` gives on every backend and PyTorch's max pooling routes."""
         rows = x.shape[0]
         dtype = np.uint8 if rows < 256 else np.int32
         scores = (rows - np.arange(rows, dtype=dtype))[:, None]
-        return rows - np.max((x == x_max) * scores, axis=0)
+        arg = rows - np.max((x == x_max) * scores, axis=0)
+        missed = np.flatnonzero(arg == rows)  # (M,) pass; empty unless a maximum is NaN
+        if missed.size:
+            arg[missed] = np.argmax(np.isnan(x[:, missed]), axis=0)
+        return arg
 
 
 _MALLOC_TUNED = False

@@ -118,3 +118,40 @@ def test_public_names_exist():
 
 def test_version_matches_the_distribution():
     assert xb.__version__ == metadata.version("xbackprop")
+
+
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("where", ["checkout", "elsewhere"])
+def test_imports_from_the_checkout_root_whatever_the_install_mode(where, tmp_path):
+    """`python -c "import xbackprop"` in the checkout's root finds the source folder, which has
+    no `backends/` inside: with a wheel installed (simulated here by removing the editable
+    install's import hook, if there is one) it must still find its backend layer, and from
+    anywhere else the installed package is used as it is."""
+    out = run_python(f"""
+        import sys
+        sys.meta_path[:] = [f for f in sys.meta_path
+                            if 'editable' not in getattr(type(f), '__module__', '')
+                            and 'editable' not in getattr(f, '__module__', '')]
+        sys.path_importer_cache.clear()
+        if {where == "checkout"!r}:
+            sys.path.insert(0, {CHECKOUT!r})
+            sys.modules.pop('xbackprop', None)
+        try:
+            import xbackprop as xb
+        except ModuleNotFoundError as e:
+            print('not installed:', e)   # an editable install alone, run from elsewhere
+            raise SystemExit(0)
+        from xbackprop.backends import numpy_backend
+        x, y = xb.data.xor()
+        model = xb.Sequential([xb.Dense(2), xb.Tanh(), xb.Dense(1)])
+        xb.fit(model, x, y, loss='mse', optimizer=xb.optim.sgd(0.1), epochs=1, progress=False)
+        print(xb.backends.__name__, numpy_backend.__name__, xb.__file__.startswith({CHECKOUT!r}))
+    """, cwd=CHECKOUT if where == "checkout" else tmp_path)
+    assert out.returncode == 0, out.stderr
+    if where == "checkout":
+        assert out.stdout.split() == ["xbackprop.backends", "xbackprop.backends.numpy_backend",
+                                      "True"]
+    else:
+        assert out.stdout.startswith(("not installed", "xbackprop.backends "))

@@ -1,7 +1,7 @@
 """`xb.optim.minimize`: the library's optimizers on a plain function with a hand-written
 gradient, on every backend, against optax driven by the same gradient; the path it returns;
 Python floats as the start; clear errors for what it cannot take. Also the clear error an
-optimizer gives for parameters that are Python floats."""
+optimizer gives for parameters that are not numbers."""
 
 from __future__ import annotations
 
@@ -124,16 +124,10 @@ def test_bad_functions_and_steps(backend):
     assert run(rosenbrock, rosenbrock_grad, 0).points.shape == (1, 2)
 
 
-@pytest.mark.parametrize("params, where", [(1.0, "the parameter is a float"),
-                                           ({"w": [np.ones(2), 0.5]}, "parameter 'w.1'")])
+@pytest.mark.parametrize("params, where", [("1.0", "the parameter is a str"),
+                                           ({"w": [np.ones(2), None, "b"]},
+                                            "parameter 'w.2' is a str")])
 @pytest.mark.parametrize("make", [optim.sgd, optim.adam])
-def test_optimizers_name_parameters_that_are_not_arrays(make, params, where):
+def test_optimizers_name_parameters_that_are_not_numbers(make, params, where):
     with pytest.raises(TypeError, match=f"{where}.*xb.optim.minimize"):
         make(0.1).init(params)
-
-
-@pytest.mark.parametrize("make", [optim.sgd, optim.adam])
-def test_an_update_of_python_floats_is_a_clear_error(make):
-    opt = make(0.1)
-    with pytest.raises(TypeError, match="parameter 'x' is a float"):
-        opt.update({"x": 1.0}, {"x": 2.0}, opt.init({"x": np.array(1.0)}))

@@ -291,6 +291,33 @@ def test_freeze_under_jit(jax_backend):
     assert not np.allclose(np.asarray(new[2]["W"]), np.asarray(params[2]["W"]))
 
 
+@pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
+def test_python_floats_as_parameters_update_as_float64_arrays_do(name):
+    """A toy function's parameters may be plain Python floats (x, y of a 2-d landscape): every
+    optimizer moves them exactly as it moves 0-d float64 arrays (which the optax comparison
+    above proves right)."""
+    opt = optim.OPTIMIZERS[name](0.1)
+    floats, arrays = {"x": 1.5, "y": -0.5}, {"x": np.float64(1.5), "y": np.float64(-0.5)}
+    floats_state, arrays_state = opt.init(floats), opt.init(arrays)
+    for g in ([0.3, -2.0], [1.0, 0.25], [-0.5, 0.5]):
+        floats, floats_state = opt.update(floats, dict(zip("xy", g)), floats_state)
+        arrays, arrays_state = opt.update(arrays, {k: np.float64(v) for k, v in zip("xy", g)},
+                                          arrays_state)
+    assert floats == arrays and floats != {"x": 1.5, "y": -0.5}
+
+
+def test_optimizers_by_name_take_the_learning_rate_that_suits_them():
+    for name, factory in optim.OPTIMIZERS.items():
+        by_name, default = optim.get_optimizer(name), factory(optim.DEFAULT_LR[name])
+        params = {"w": np.array([1.0, -2.0])}
+        grads = {"w": np.array([0.5, 0.5])}
+        got = by_name.update(params, grads, by_name.init(params))[0]["w"]
+        want = default.update(params, grads, default.init(params))[0]["w"]
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    assert optim.get_optimizer(" Adam ", 0.5).update(
+        {"w": np.ones(1)}, {"w": np.ones(1)}, optim.adam().init({"w": np.ones(1)}))[0]["w"] < 0.6
+
+
 # -- errors -------------------------------------------------------------------------------
 
 def test_nesterov_needs_momentum():

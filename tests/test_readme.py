@@ -23,6 +23,16 @@ def test_readme_python_blocks_run(jax_backend, capsys, tmp_path, monkeypatch):
     assert "all gradients match" in capsys.readouterr().out  # the Swish layer checks out
 
 
+def test_the_hand_written_step_loop_runs_on_its_own(capsys, tmp_path, monkeypatch):
+    """The block that drives make_train_step by hand needs no name from an earlier block."""
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    (loop,) = [b for b in blocks if "xb.make_train_step(" in b]
+    exec(compile(loop, str(README), "exec"), {})
+    scores = eval(capsys.readouterr().out.strip().splitlines()[-1], {})
+    assert scores["accuracy"] > 0.9
+
+
 def test_readme_documents_the_two_commands():
     text = README.read_text()
     assert 'pip install -e ".[jax]" && xbackprop train digits' in text

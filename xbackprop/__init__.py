@@ -7,21 +7,60 @@ and backward side by side, and run unchanged on NumPy, CuPy and JAX.
 
 The backend comes from `backend=...`, `with xb.use_backend(...)`, `xb.set_backend(...)` or
 the environment variable XBACKPROP_BACKEND (default numpy). Importing xbackprop imports
-NumPy only.
+NumPy only. `fit(..., backend="jax", devices=4)` trains data-parallel over four devices;
+`xb.initialize_distributed(...)` joins processes that train together.
 """
 
-from . import config, data, initializers, metrics, optim, plot, random, schedules, tree
+
+def _find_backends() -> None:
+    """Make `xbackprop.backends` importable when this package was found in a source checkout.
+
+    The backend layer lives in the checkout's top-level `backends/` folder and is installed
+    as `xbackprop.backends` (setuptools' package-dir). An editable install maps it; a wheel
+    copies it into the package. But Python run from the checkout's root finds the source
+    `xbackprop/` first (the working directory is on `sys.path`), whatever is installed, and
+    there the subpackage is one folder up: load it from there, under its installed name.
+    """
+    import importlib.util
+    import os
+    import sys
+
+    name = f"{__name__}.backends"
+    if name in sys.modules or importlib.util.find_spec(name) is not None:
+        return
+    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "backends")
+    init = os.path.join(folder, "__init__.py")
+    if not os.path.isfile(init):
+        return  # not a checkout either: the import below says what is missing
+    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[folder])
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    globals()["backends"] = module  # as the import system sets a loaded submodule
+
+
+_find_backends()
+
+from . import config, data, initializers, metrics, optim, plot, random, schedules, tree  # noqa: E402
 from .backends import (
     Backend,
     BackendError,
     BackendUnavailableError,
     DtypeError,
     MixedBackendError,
+    ShardingError,
     UnknownBackendError,
     asarray,
     available_backends,
     backend_of,
     get_backend,
+    initialize_distributed,
     set_backend,
     to_numpy,
     tree_to_backend,
@@ -87,8 +126,9 @@ __version__ = "0.1.0"
 __all__ = [
     # backends
     "Backend", "BackendError", "BackendUnavailableError", "DtypeError", "MixedBackendError",
-    "UnknownBackendError", "asarray", "available_backends", "backend_of", "get_backend",
-    "set_backend", "to_numpy", "tree_to_backend", "use_backend",
+    "ShardingError", "UnknownBackendError", "asarray", "available_backends", "backend_of",
+    "get_backend", "initialize_distributed", "set_backend", "to_numpy", "tree_to_backend",
+    "use_backend",
     # layers
     "Context", "EVAL", "Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
     "Softmax", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Dropout",

@@ -48,6 +48,7 @@ from .backends import Backend, DtypeError, backend_of, get_backend, owner_of
 from .config import ConfigError, from_config, to_config
 from .layers.base import Layer, describe
 from .losses import Loss, get_loss
+from .model import ParamsMismatchError, check_params
 from .tree import tree_paths
 
 __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_info", "save_model", "load_model",
@@ -79,7 +80,7 @@ class CheckpointVersionError(CheckpointError):
     """A checkpoint written in a newer format than this xbackprop reads."""
 
 
-class ArchitectureMismatchError(CheckpointError):
+class ArchitectureMismatchError(CheckpointError, ParamsMismatchError):
     """Parameters whose shapes do not fit the model they are loaded into."""
 
 
@@ -722,45 +723,12 @@ def _resolve_model(path: Path, model: Layer | None, info: CheckpointInfo, params
     return model
 
 
-def _layer_name(model: Layer, tensor: str) -> str:
-    """'layer 0, Dense(16)' for tensor '0.W' of a Sequential; the model's name otherwise."""
-    from .model import Sequential
-
-    head = tensor.split(".")[0]
-    if isinstance(model, Sequential) and head.isdigit() and int(head) < len(model.layers):
-        return f"layer {head}, {describe(model.layers[int(head)])}"
-    return describe(model)
-
-
 def _check_shapes(model: Layer, input_shape: tuple[int, ...], params: Any, model_state: Any,
                   source: str) -> None:
     """Raise ArchitectureMismatchError at the first array of `params` / `model_state` whose
     shape (or presence) differs from what `model` makes for inputs (N, *input_shape)."""
-    try:
-        expected = (model.init(np.random.default_rng(0), tuple(input_shape)),
-                    model.init_state(tuple(input_shape)))
-    except (ValueError, TypeError) as e:
-        raise ArchitectureMismatchError(
-            f"{source} is for inputs of shape (N, {', '.join(map(str, input_shape))}), which "
-            f"the model {describe(model)} cannot take: {e}") from e
-    for what, want, have in zip(("params", "model_state"), expected, (params, model_state)):
-        want_shapes = {n: tuple(np.shape(a)) for n, a in tree_paths(want)}
-        have_shapes = {n: tuple(a.shape) for n, a in tree_paths(have)}
-        for name, shape in want_shapes.items():
-            if name not in have_shapes:
-                raise ArchitectureMismatchError(
-                    f"{source} does not fit the model: it has no {what}.{name}, which "
-                    f"{_layer_name(model, name)} needs with shape {shape}")
-            if have_shapes[name] != shape:
-                raise ArchitectureMismatchError(
-                    f"{source} does not fit the model (another architecture?): {what}.{name} "
-                    f"has shape {have_shapes[name]}, but {_layer_name(model, name)} needs "
-                    f"{shape}")
-        for name, shape in have_shapes.items():
-            if name not in want_shapes:
-                raise ArchitectureMismatchError(
-                    f"{source} does not fit the model: it has {what}.{name} of shape {shape}, "
-                    "for which the model has no place")
+    check_params(model, params, input_shape, model_state, source=source,
+                 error=ArchitectureMismatchError)
 
 
 def _describe_config(config: dict[str, Any]) -> str:

@@ -3,6 +3,11 @@
 Both run the model in eval mode, compiled once per model and backend on JAX. Batches have
 one shape: when the data take several batches, the last one is padded and masked, so JAX
 compiles once and not once more for the ragged end.
+
+Parameters replicated over a mesh (trained with `fit(..., devices=4)`) run there: batches
+are padded to a multiple of the devices and split over them. With several processes
+`evaluate` is collective: every process passes its own slice of the data and gets the loss
+and metrics over all of them.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Array, Backend, backend_of, to_numpy
+from .backends import Array, Backend, backend_of, owner_of, to_numpy
+from .inputs import check_inputs, check_model_params, check_targets
 from .interrupt import deferred_interrupts
 from .layers.base import Context, Layer
-from .losses import Loss, get_loss
+from .losses import Loss, get_loss, targets_checked
 from .metrics import batch_stats, reduce_stats, scores
 from .train import _compiled
 from .tree import tree_leaves
@@ -39,7 +45,8 @@ def _score_fn(model: Layer, loss: Loss, backend: Backend, jit: bool) -> Callable
     def score(params: Any, model_state: Any, x: Array, y: Array, mask: Array
               ) -> tuple[Array, dict[str, Array]]:
         out = model.forward(params, x, Context(train=False, state=model_state))[0]
-        value = loss(out, y, mask)
+        with targets_checked():  # by evaluate, once, on the host
+            value = loss(out, y, mask)
         stats = batch_stats(out, y, loss.task, threshold=loss.threshold, mask=mask)
         total = value * stats["count"] if loss.reduction == "mean" else value
         return total, stats
@@ -54,27 +61,67 @@ def padded(xp: Any, a: Array, size: int) -> Array:
     return xp.concat([a, pad], axis=0)
 
 
+def split_size(rows: int, shards: int) -> int:
+    """`rows` rounded up to a multiple of `shards`: a batch that splits into equal parts."""
+    return -(-rows // shards) * shards
+
+
+def padded_part(arrays: Sequence[np.ndarray], rows: int) -> tuple[np.ndarray, ...]:
+    """Host arrays (each (n, ...), n ≤ rows) with zero rows appended up to `rows`, and the
+    mask (rows,) that marks the n real ones: one process's part of a global batch."""
+    n = arrays[0].shape[0]
+    full = tuple(np.concatenate([a, np.zeros((rows - n,) + a.shape[1:], a.dtype)])
+                 for a in arrays)
+    return (*full, (np.arange(rows) < n).astype(arrays[0].dtype))
+
+
 def fixed_batches(backend: Backend, arrays: Sequence[Array], batch_size: int
                   ) -> Iterator[tuple[Array, ...]]:
     """Batches of `arrays` (each (N, ...)) plus a mask (N,), all of one shape: the last
-    batch is padded (mask 0) when there are several."""
-    xp = backend.xp
+    batch is padded (mask 0) when there are several, and every batch to a multiple of the
+    devices a batch is split over (`backend.batch_shards`), then split over them.
+
+    With several processes `arrays` are this process's rows and each batch holds every
+    process's part; every process must take the same number of batches (collective)."""
+    if backend.process_count > 1:
+        yield from _process_batches(backend, arrays, batch_size)
+        return
+    xp, shards = backend.xp, backend.batch_shards
     n = arrays[0].shape[0]
-    size = min(batch_size, n)
+    size = split_size(min(batch_size, n), shards)
     for i in range(0, n, size):
         parts = [a[i:min(i + size, n), ...] for a in arrays]
         mask = backend.asarray((np.arange(size) < parts[0].shape[0]).astype(np.float64),
                                dtype=arrays[0].dtype)
-        yield (*(padded(xp, p, size) for p in parts), mask)
+        batch = (*(padded(xp, p, size) for p in parts), mask)
+        yield backend.put(batch, "batch") if shards > 1 else batch
+
+
+def _process_batches(backend: Backend, arrays: Sequence[Array], batch_size: int
+                     ) -> Iterator[tuple[Array, ...]]:
+    """`fixed_batches` over several processes: this process's rows, from the host, padded
+    to an equal part of each batch, and joined into global batches (`put_local`)."""
+    host = [np.asarray(to_numpy(a)) for a in arrays]
+    counts = backend.process_values(np.int64(host[0].shape[0]))
+    shards, procs = backend.batch_shards, backend.process_count
+    part = split_size(min(batch_size, int(counts.sum())), shards) // procs
+    for i in range(0, int(counts.max()), part):
+        yield backend.put_local(padded_part([a[i:i + part] for a in host], part), "batch")
 
 
 def predict(model: Layer, params: Any, x: Any, *, model_state: Any = None,
             batch_size: int = 1024, jit: bool = True) -> Array:
     """The model's outputs for `x: (N, ...)` in eval mode, in batches, on `params`' backend."""
-    backend = backend_of(*tree_leaves(params))
+    x = _check_call(model, params, model_state, x, batch_size, "predict")
+    backend, dtype = _placement(params, x)
+    if backend.process_count > 1:
+        raise ValueError(
+            f"predict runs in one process, but the backend spans {backend.process_count}: "
+            "evaluate (collective) or save the model (xb.save_model, in process 0) and "
+            "predict with it in one process")
     fn = _forward_fn(model, backend, jit)
     with backend.scope(), deferred_interrupts():
-        x = backend.asarray(x, dtype=tree_leaves(params)[0].dtype)
+        x = backend.asarray(x, dtype=dtype)
         outs = [fn(params, model_state, xb) for xb, _ in fixed_batches(backend, [x],
                                                                        batch_size)]
         return backend.xp.concat(outs, axis=0)[:x.shape[0], ...]
@@ -90,10 +137,17 @@ def evaluate(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str, *,
     output as `"rmse[k]"` etc. The loss is averaged over samples for reduction "mean".
     """
     loss = get_loss(loss)
-    backend = backend_of(*tree_leaves(params))
+    x = _check_call(model, params, model_state, x, batch_size, "evaluate")
+    check_targets(model, loss, tuple(x.shape[1:]), y, x.shape[0], "evaluate")
+    backend, dtype = _placement(params, x)
     fn = _score_fn(model, loss, backend, jit)
     with backend.scope(), deferred_interrupts():
-        x, y = backend.asarray(x, dtype=tree_leaves(params)[0].dtype), backend.asarray(y)
+        if backend.process_count == 1:
+            x, y = backend.asarray(x, dtype=dtype), backend.asarray(y)
+        else:  # each process batches its own rows from the host
+            x = np.asarray(to_numpy(x), backend.numpy_dtype(dtype))
+            y = np.asarray(to_numpy(y))
+            y = y.astype(np.int32) if y.dtype.kind in "iub" else y.astype(x.dtype)
         results = [fn(params, model_state, *batch)
                    for batch in fixed_batches(backend, [x, y], batch_size)]
         values, stats = to_numpy([v for v, _ in results]), to_numpy([s for _, s in results])
@@ -102,3 +156,26 @@ def evaluate(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str, *,
     n = float(totals["count"][0])
     return {"loss": total_loss / n if loss.reduction == "mean" else total_loss,
             **scores(totals, loss.task)}
+
+
+def _check_call(model: Layer, params: Any, model_state: Any, x: Any, batch_size: int,
+                where: str) -> Any:
+    """The checks `predict` and `evaluate` share, once per call: x, the batch size and the
+    parameters against the model."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or \
+            batch_size < 1:
+        raise ValueError(f"{where}: batch_size is a number of samples >= 1, not {batch_size!r}")
+    x = check_inputs(x, where)
+    check_model_params(model, params, model_state, tuple(x.shape[1:]), where)
+    return x
+
+
+def _placement(params: Any, x: Any) -> tuple[Backend, Any]:
+    """Where the model runs and in which dtype: the parameters' backend and dtype; for a
+    model without parameters (Softmax alone), the input's backend and float dtype."""
+    leaves = tree_leaves(params)
+    if leaves:  # over the parameters' mesh, if they are on one
+        return backend_of(*leaves).for_placement(params), leaves[0].dtype
+    backend = backend_of(x)
+    kind = backend.numpy_dtype(x.dtype) if owner_of(x) is not None else np.asarray(x).dtype
+    return backend, kind if kind.kind == "f" else np.float32

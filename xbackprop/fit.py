@@ -12,6 +12,17 @@ run continued from a saved state therefore sees exactly the batches, and the dro
 On backends that compile (JAX) the last, partial batch of an epoch is padded to the batch
 size and masked, so one compiled step serves every batch.
 
+Data parallelism (`devices=N`, or a backend value over a mesh): each step's batch is split
+into equal parts along the mesh's data axis, one per device, and the parameters and the
+optimizer state are replicated; the one compiled step runs the hand-written forward and
+backward on every device's part, and XLA all-reduces the sums over the batch (the loss, the
+gradients, BatchNorm's statistics), so the result is the single-device step's on the same
+batch. A batch that does not divide by the device count is padded up to one that does and
+masked. In one process the data sit on every device and a step gathers by index, as on one
+device; with several processes (`initialize_distributed`) each process passes only its own
+slice of the data, and a step's batch is every process's part of it, gathered from the host
+and joined into one global array (`Backend.put_local`).
+
 The loop reads nothing back from the device per step. Each step returns small statistics
 (its loss, whether it stayed finite, metric sums) that wait on the device until the loop
 needs them: at the end of an epoch that something reports (a progress line, validation, a
@@ -41,13 +52,14 @@ from .backends import Array, Backend, backend_of, get_backend, owner_of, to_nump
     tree_to_backend
 from .callbacks import EarlyStopping
 from .diagnose import find_nonfinite
-from .evaluate import evaluate
+from .evaluate import evaluate, padded_part, split_size
+from .inputs import check_model_params, check_targets, kind_name
 from .interrupt import Interrupt, deferred_interrupts
 from .layers.base import Context, Layer
 from .losses import Loss, get_loss
 from .metrics import reduce_stats, scores
 from .model import init_params, init_state
-from .optim import Optimizer
+from .optim import Optimizer, get_optimizer
 from .progress import ProgressBar, format_metrics
 from .random import fold_in
 from .train import TrainingDivergedError, TrainState, _compiled, _step
@@ -91,12 +103,19 @@ class DataOrder:
     (n ≤ 128) one generator seeded by (seed, block) draws a block of 256 // n consecutive
     epochs at once, so they do not pay for a new generator every epoch. Step s is batch
     s mod E of epoch s // E.
+
+    With several processes, process k orders its own slice of the data with the seeds
+    (seed, e, k) (`stream=k`), takes its part of every batch from it, and all of them run
+    the longest slice's number of steps per epoch (`steps_per_epoch`; a shorter slice's
+    parts run out first and are padding).
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool) -> None:
+    def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool, *,
+                 steps_per_epoch: int | None = None, stream: int | None = None) -> None:
         self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
-        self.steps_per_epoch = -(-n // batch_size)
+        self.steps_per_epoch = steps_per_epoch or -(-n // batch_size)
         self.block = max(1, ORDER_BLOCK_SAMPLES // n) if shuffle else 1
+        self._stream = [] if stream is None else [stream]
         self._cached: tuple[int, np.ndarray] | None = None
 
     def epoch(self, epoch: int) -> np.ndarray:
@@ -104,21 +123,22 @@ class DataOrder:
         if not self.shuffle:
             return np.arange(self.n)
         if self.block == 1:
-            return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+            return np.random.default_rng([self.seed, epoch, *self._stream]).permutation(self.n)
         block, row = divmod(epoch, self.block)
         if self._cached is None or self._cached[0] != block:
-            rng = np.random.default_rng([self.seed, block])
+            rng = np.random.default_rng([self.seed, block, *self._stream])
             orders = rng.permuted(np.tile(np.arange(self.n), (self.block, 1)), axis=1)
             self._cached = (block, orders)
         return self._cached[1][row]
 
     def indices(self, step: int) -> np.ndarray:
-        """The samples of `step`'s batch (fewer than the batch size for an epoch's last)."""
+        """The samples of `step`'s batch (fewer than the batch size for an epoch's last; none
+        when a process's slice has run out before the longest one)."""
         epoch, i = divmod(step, self.steps_per_epoch)
         return self.epoch(epoch)[i * self.batch_size:(i + 1) * self.batch_size]
 
 
-def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
+def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer | str,
         epochs: int = 10, batch_size: int = 32, seed: int = 0, params: Any = None,
         state: TrainState | None = None, validation_data: tuple[Any, Any] | None = None,
         backend: str | Backend | None = None, dtype: Any = "float32", shuffle: bool = True,
@@ -126,10 +146,13 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
         callbacks: Sequence[Callable[[int, dict, TrainState], Any]] = (),
         early_stopping: EarlyStopping | int | None = None, max_steps: int | None = None,
         on_nonfinite: str = "raise", checkpoint_dir: Any = None, checkpoint_every: int = 1,
-        keep_checkpoints: int = 3, resume: bool = False) -> FitResult:
+        keep_checkpoints: int = 3, resume: bool = False, devices: int | str | None = None,
+        pad_batches: bool = True) -> FitResult:
     """Train `model` on (x, y) with mini-batches; returns the final state and the history.
 
-    x: (N, ...) inputs; y: (N,) integer labels or (N, ...) targets (NumPy or any backend).
+    x: (N, ...) inputs; y: (N,) integer labels or (N, ...) targets (NumPy or any backend),
+    checked once against the loss and the model before training (labels within the
+    classes, ...). optimizer: an `Optimizer`, or a name ("adam") with its default rate.
     Parameters come from `state` (training continues where it left off: step count, data
     order, optimizer state), else `params`, else `init_params(model, seed, ...)`. Your
     `params` and `state` are copied, never changed. `epochs` more epochs are trained (an
@@ -163,8 +186,30 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
     checkpoint there: the same run, to `epochs` in all (not `epochs` more), bit for bit on
     NumPy — state, data order, dropout masks and history. Without resume, a folder that
     already holds checkpoints is an error (they would be rotated away).
+
+    devices: split every batch over this many devices ("all": every one) with the
+    parameters replicated (data parallelism, JAX): the same as `backend=xb.get_backend(
+    "jax", devices=N)`; or pass a backend value over your own mesh, `get_backend("jax",
+    mesh=mesh)`, whose "data" axis splits batches. `batch_size` is the global batch, the
+    rows of all devices together; a batch that does not divide by the device count is padded
+    up to one that does (masked: the loss, BatchNorm and the metrics ignore the padding), as
+    is an epoch's last, partial batch, so one compiled step serves every batch. The result
+    is the single-device run's up to float32 rounding (the sums add up in another order).
+    pad_batches=False runs every batch at its own size instead (on JAX, the last partial
+    batch compiles a second step), and a batch that does not divide by the device count is
+    then an error. `state=` continues where its arrays are (over their mesh, if they are
+    replicated over one) unless `backend` or `devices` says where: the state is then placed
+    there (replicated), and the run goes on the same.
+
+    Several processes (after `xb.initialize_distributed(...)`, one per host or GPU,
+    with a backend over every process's devices, `devices="all"`): every process calls fit
+    with its own slice of the data, the same settings and `batch_size` (the global batch);
+    each contributes an equal part of each batch from its slice, shuffled with its own seeds
+    (see `DataOrder`). Validation data are slices too, and the history holds the metrics
+    over all of them. Only process 0 shows progress and writes checkpoints, which every
+    process reads on resume (a folder they share).
     """
-    loss = get_loss(loss)
+    loss, optimizer = get_loss(loss), get_optimizer(optimizer)  # a name: its defaults
     _check_settings(epochs, batch_size, log_every, max_steps, on_nonfinite, progress,
                     checkpoint_every, keep_checkpoints)
     if resume and checkpoint_dir is None:
@@ -175,9 +220,21 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
                          "state= or params= as well")
     target = get_backend(backend)
     if state is not None:
-        target = backend_of(*tree_leaves(state.params))
+        held = backend_of(*tree_leaves(state.params)).for_placement(state.params)
+        if backend is None and devices is None:  # where the state is (a mesh, a device)
+            target = held
+        elif type(held) is not type(target):  # another library
+            raise ValueError(
+                f"the state's arrays are {held.name}'s, but backend {target.name!r} was asked "
+                f"for: continue on {held.name} (leave backend out), or move the state through "
+                "a checkpoint (xb.save_checkpoint, then xb.load_checkpoint(path, "
+                f"backend={target.name!r}))")
         dtype = target.numpy_dtype(tree_leaves(state.params)[0].dtype)
         state = tree_map(_copy, state)  # the steps below consume their state; keep yours
+    if devices is not None:
+        target = target.with_devices(devices)
+    if state is not None and backend_of(*tree_leaves(state.params)) is not target:
+        state = target.put(state)  # replicated over the devices, where there are several
     with target.scope():  # a configured backend value (a device, a mesh) is what layers see
         return _fit(model, x, y, loss, optimizer, target, epochs=epochs, batch_size=batch_size,
                     seed=seed, params=params, state=state, validation_data=validation_data,
@@ -185,7 +242,7 @@ def fit(model: Layer, x: Any, y: Any, *, loss: Loss | str, optimizer: Optimizer,
                     jit=jit, callbacks=callbacks, early_stopping=early_stopping,
                     max_steps=max_steps, on_nonfinite=on_nonfinite,
                     checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-                    keep_checkpoints=keep_checkpoints, resume=resume)
+                    keep_checkpoints=keep_checkpoints, resume=resume, pad_batches=pad_batches)
 
 
 def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target: Backend, *,
@@ -193,7 +250,7 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
          validation_data: Any, dtype: Any, shuffle: bool, progress: bool | str,
          log_every: int | None, jit: bool, callbacks: Sequence[Callable], early_stopping: Any,
          max_steps: int | None, on_nonfinite: str, checkpoint_dir: Any, checkpoint_every: int,
-         keep_checkpoints: int, resume: bool) -> FitResult:
+         keep_checkpoints: int, resume: bool, pad_batches: bool) -> FitResult:
     """fit's body, on `target` and inside its scope."""
     dt = target.check_dtype(dtype)
     if len(x) == 0 or len(y) == 0:
@@ -202,11 +259,16 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
     input_shape = tuple(np.shape(x)[1:])
     x_host, y_host = _prepare_data(x, y, dt, "training data")
     _check_labels(model, loss, input_shape, y_host)
-    data = (target.asarray(x_host), target.asarray(y_host))  # moved once
+    if target.process_count == 1:  # (several processes: batch_size is the global batch)
+        batch_size = _batch_size(batch_size, len(x_host))
+    layout = _Layout(target, len(x_host), batch_size, pad_batches)
     val = None
     if validation_data is not None:
-        val = tuple(target.asarray(a) for a in _prepare_data(*validation_data, dt,
-                                                             "validation data"))
+        val = _validation_data(model, loss, input_shape, validation_data, dt)
+        if target.process_count == 1:  # moved once; several processes batch it from the host
+            val = tuple(target.asarray(a) for a in val)
+    if target.process_index != 0:  # one process reports for all
+        progress, log_every = False, None
     if state is None:
         if params is None:
             params = init_params(model, seed, input_shape, dtype=dt, backend=target)
@@ -214,6 +276,7 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
             params = tree_map(_copy, tree_to_backend(params, target, dtype=dt))
         mstate = init_state(model, input_shape, dtype=dt, backend=target)
         state = TrainState.create(params, optimizer, mstate, seed=seed)
+    check_model_params(model, state.params, state.model_state, input_shape, "fit")
 
     callbacks = list(callbacks)
     if isinstance(early_stopping, int) and not isinstance(early_stopping, bool):
@@ -223,7 +286,7 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
         early_stopping.check_logs(_log_names(loss, y_host, val is not None))
         callbacks.append(early_stopping)
 
-    order = DataOrder(len(x_host), batch_size, seed, shuffle)
+    order = layout.order(seed, shuffle)
     spe = order.steps_per_epoch
     history, rows = History(), []
     checkpoints = None
@@ -231,12 +294,15 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
         monitor = (early_stopping.monitor if early_stopping is not None else
                    "val_loss" if val is not None else "loss")
         mode = "max" if early_stopping is not None and early_stopping.maximise else "min"
-        settings = {"samples": len(x_host), "batch_size": int(batch_size), "seed": int(seed),
+        settings = {"samples": layout.samples, "batch_size": int(batch_size), "seed": int(seed),
                     "shuffle": bool(shuffle), "epochs": int(epochs)}
+        if target.process_count > 1:  # each process's slice has its own order
+            settings["processes"] = target.process_count
         checkpoints = _Checkpoints(checkpoint_dir, every=checkpoint_every,
                                    keep=keep_checkpoints, monitor=monitor, mode=mode,
                                    model=model, loss=loss, input_shape=input_shape,
-                                   settings=settings, early_stopping=early_stopping)
+                                   settings=settings, early_stopping=early_stopping,
+                                   writer=target.process_index == 0)
         resumed = checkpoints.resume(target) if resume else None
         if resumed is not None:
             state, history, rows = resumed
@@ -244,8 +310,10 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
             raise ValueError(f"{checkpoint_dir} already holds checkpoints (the newest: "
                              f"{checkpoints.manager.latest().name}); pass resume=True to "
                              "continue that run, or choose an empty folder for a new one")
-    loop = _Loop(model, loss, optimizer, target, data, order, jit=jit,
-                 skip=on_nonfinite == "skip", val=val)
+    feed = (_DeviceFeed if target.process_count == 1 else _ProcessFeed)(
+        target, x_host, y_host, order, layout.rows)
+    loop = _Loop(model, loss, optimizer, target, feed, jit=jit, skip=on_nonfinite == "skip",
+                 val=val)
     start = int(state.step)
     end = epochs * spe if resume else (start // spe + epochs) * spe
     if max_steps is not None:
@@ -269,28 +337,85 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
     return FitResult(state, history)
 
 
-class _Loop:
-    """The steps of one `fit` call, the statistics waiting on the device, and turning them
-    into epochs of history."""
+class _Layout:
+    """How one fit call's batches are laid out: the rows a step runs on, this process's part
+    of every batch and its data order.
 
-    def __init__(self, model: Layer, loss: Loss, optimizer: Optimizer, backend: Backend,
-                 data: tuple[Array, Array], order: DataOrder, *, jit: bool, skip: bool,
-                 val: tuple[Array, Array] | None) -> None:
-        self.model, self.loss, self.backend, self.data, self.order = (model, loss, backend,
-                                                                      data, order)
-        self.val, self.jit, self.skip = val, jit, skip
-        self.skipped = 0
-        # one batch shape for every step where steps are compiled
-        self.pad = backend.compiles
-        if backend.host_arrays:  # reading a value costs nothing: check before updating
-            guard = "check-skip" if skip else "check"
-        elif backend.compiles:  # check in the compiled step; read the flags in bulk
-            guard = "select" if skip else None
-        else:  # an asynchronous device (CuPy): read the flags in bulk, skipping syncs
-            guard = "check-skip" if skip else None
-        self.check_each_step = guard in ("check", "check-skip")
-        core = _step(model, loss, optimizer, donate=True, aux=True, guard=guard)
+    `batch_size` is the global batch. It is padded (when padding is on) to `rows`, a multiple
+    of the devices a batch is split over; with several processes, process k's part of each
+    batch is `rows / processes` rows, of which its share of `batch_size` are real.
+    """
 
+    def __init__(self, backend: Backend, n: int, batch_size: int, pad: bool) -> None:
+        shards, procs = backend.batch_shards, backend.process_count
+        if backend.run_processes > procs:
+            raise ValueError(
+                f"this process is one of {backend.run_processes} that train together, but "
+                f"backend {backend.name!r} on {backend.device} holds only this process's "
+                "devices, so each would train alone on its slice: pass devices='all' (or a "
+                "backend over a mesh of every process's devices)")
+        self.n, self.batch_size, self.procs, self.rank = n, batch_size, procs, \
+            backend.process_index
+        #: rows per step (this process's part of them with several processes), or None
+        #: where batches run at their own size
+        self.rows: int | None = None
+        self.samples = n
+        if procs > 1:
+            if not pad:
+                raise ValueError("pad_batches=False: with several processes every process's "
+                                 "part of a batch is padded to one size; leave padding on")
+            if batch_size < procs:
+                raise ValueError(f"batch_size {batch_size} is the global batch, which each of "
+                                 f"the {procs} processes takes a part of: make it >= {procs}")
+            if shards % procs:
+                raise ValueError(f"the mesh splits batches {shards} ways, which does not "
+                                 f"divide among {procs} processes; give every process the "
+                                 "same number of devices along the data axis")
+            self.rows = split_size(batch_size, shards) // procs
+            self.counts = [int(c) for c in backend.process_values(np.int64(n))]
+            self.samples = sum(self.counts)
+        elif pad and backend.compiles:
+            self.rows = split_size(batch_size, shards)
+        elif shards > 1:
+            last = n % batch_size
+            if batch_size % shards or last % shards:
+                bad, what = ((batch_size, f"batch_size {batch_size}") if batch_size % shards
+                             else (last, f"the last batch of each epoch ({n} samples = "
+                                         f"{n // batch_size} x {batch_size} + {last})"))
+                raise ValueError(
+                    f"pad_batches=False: {what} does not divide by the {shards} devices "
+                    f"that each batch is split over ({bad} = {bad // shards} x {shards} + "
+                    f"{bad % shards}). Choose a batch size and a sample count that divide "
+                    f"by {shards}, or leave pad_batches=True to pad batches to a multiple "
+                    f"of {shards} (masked)")
+
+    def share(self, rank: int) -> int:
+        """Process `rank`'s real rows of every full batch: the global batch split evenly."""
+        return self.batch_size // self.procs + (rank < self.batch_size % self.procs)
+
+    def order(self, seed: int, shuffle: bool) -> DataOrder:
+        if self.procs == 1:
+            return DataOrder(self.n, self.batch_size, seed, shuffle)
+        steps = max(-(-c // self.share(k)) for k, c in enumerate(self.counts))
+        return DataOrder(self.n, self.share(self.rank), seed, shuffle, steps_per_epoch=steps,
+                         stream=self.rank)
+
+
+class _DeviceFeed:
+    """One process: the data move to the backend once (over a mesh, a copy onto each
+    device) and a step gathers its batch from them by index, inside the compiled step. The
+    indices are split over the mesh like the batch, so each device gathers only its rows."""
+
+    def __init__(self, backend: Backend, x: np.ndarray, y: np.ndarray, order: DataOrder,
+                 rows: int | None) -> None:
+        self.backend, self.order, self.rows, self.host = backend, order, rows, (x, y)
+        self.data = (backend.asarray(x), backend.asarray(y))
+        self.sharded = backend.batch_shards > 1
+        #: the placements of the step's (state, data, indices, real rows) and its outputs
+        self.shardings = dict(in_shardings=("replicated", "replicated", "batch", "replicated"),
+                              out_shardings="replicated") if self.sharded else {}
+
+    def wrap(self, core: Callable) -> Callable:
         def fit_step(state: TrainState, data: tuple[Array, Array], idx: Array,
                      n_real: Any) -> tuple[TrainState, dict[str, Array]]:
             x, y = data
@@ -299,20 +424,73 @@ class _Loop:
             if n_real is not None:  # padded: the first n_real rows are real
                 mask = xp.astype(xp.arange(idx.shape[0]) < n_real, x.dtype)
             return core(state, (xp.take(x, idx, axis=0), xp.take(y, idx, axis=0), mask))
+        return fit_step
 
-        backend.prepare_training()
-        self.step = _compiled(backend, fit_step, jit, donate_argnums=(0,))
-
-    def batch(self, step: int) -> tuple[Array, Any]:
-        """The step's batch indices on the device, and the count of real rows (None when
-        batches are not padded)."""
+    def args(self, step: int) -> tuple:
+        """The step's arguments after the state: the data, the batch's indices on the
+        device, and the count of real rows (None when batches are not padded)."""
         idx = self.order.indices(step)
-        if not self.pad:
-            return self.backend.asarray(idx), None
-        real = len(idx)
-        if real < self.order.batch_size:
-            idx = np.concatenate([idx, np.zeros(self.order.batch_size - real, idx.dtype)])
-        return self.backend.asarray(idx.astype(np.int32)), real
+        real = None
+        if self.rows is not None:
+            real = len(idx)
+            if real < self.rows:
+                idx = np.concatenate([idx, np.zeros(self.rows - real, idx.dtype)])
+            idx = idx.astype(np.int32)
+        idx = self.backend.put(idx, "batch") if self.sharded else self.backend.asarray(idx)
+        return self.data, idx, real
+
+    def batch(self, step: int) -> tuple[Array, ...]:
+        """The step's batch `(x, y)`, gathered eagerly (to look for a NaN's origin)."""
+        idx = self.order.indices(step)
+        return tuple(self.backend.asarray(a[idx]) for a in self.host)
+
+
+class _ProcessFeed:
+    """Several processes: each holds only its own slice of the data, on the host. A step's
+    batch is every process's part of it: each gathers its rows, pads them to its part's size
+    (masked) and the backend joins the parts into one global batch split over the devices
+    (`put_local`: `jax.make_array_from_process_local_data`)."""
+
+    def __init__(self, backend: Backend, x: np.ndarray, y: np.ndarray, order: DataOrder,
+                 rows: int) -> None:
+        self.backend, self.order, self.rows, self.host = backend, order, rows, (x, y)
+        self.shardings = dict(in_shardings=("replicated", "batch"),
+                              out_shardings="replicated")
+
+    def wrap(self, core: Callable) -> Callable:
+        return core
+
+    def args(self, step: int) -> tuple:
+        return (self.batch(step),)
+
+    def batch(self, step: int) -> tuple[Array, ...]:
+        idx = self.order.indices(step)
+        return self.backend.put_local(padded_part([a[idx] for a in self.host], self.rows),
+                                      "batch")
+
+
+class _Loop:
+    """The steps of one `fit` call, the statistics waiting on the device, and turning them
+    into epochs of history."""
+
+    def __init__(self, model: Layer, loss: Loss, optimizer: Optimizer, backend: Backend,
+                 feed: _DeviceFeed | _ProcessFeed, *, jit: bool, skip: bool,
+                 val: tuple[Array, Array] | None) -> None:
+        self.model, self.loss, self.backend, self.feed, self.order = (model, loss, backend,
+                                                                      feed, feed.order)
+        self.val, self.jit, self.skip = val, jit, skip
+        self.skipped = 0
+        if backend.host_arrays:  # reading a value costs nothing: check before updating
+            guard = "check-skip" if skip else "check"
+        elif backend.compiles:  # check in the compiled step; read the flags in bulk
+            guard = "select" if skip else None
+        else:  # an asynchronous device (CuPy): read the flags in bulk, skipping syncs
+            guard = "check-skip" if skip else None
+        self.check_each_step = guard in ("check", "check-skip")
+        core = _step(model, loss, optimizer, donate=True, aux=True, guard=guard)
+        backend.prepare_training()
+        self.step = _compiled(backend, feed.wrap(core), jit, donate_argnums=(0,),
+                              **feed.shardings)
 
     def run(self, state: TrainState, start: int, end: int, history: History,
             reporter: _Reporter, callbacks: list, rows: list[tuple[int, dict]],
@@ -325,7 +503,7 @@ class _Loop:
         clock = time.perf_counter()
         s = start
         while s < end:
-            state, aux = self.step(state, self.data, *self.batch(s))
+            state, aux = self.step(state, *self.feed.args(s))
             if self.check_each_step and not aux["finite"] and not self.skip:
                 rows += [(st, to_numpy(a)) for st, a in pending] + [(s, to_numpy(aux))]
                 self._report(rows, s // spe, history, None, None, clock, [])
@@ -419,7 +597,7 @@ class _Loop:
         step, state = anchor
         state = tree_map(_copy, state)  # the anchor itself stays as it was
         for s in range(step, bad_step):
-            state, _ = self.step(state, self.data, *self.batch(s))
+            state, _ = self.step(state, *self.feed.args(s))
         return state
 
     def _diverged(self, step: int, state: TrainState, history: History,
@@ -428,18 +606,21 @@ class _Loop:
         before it."""
         spe = self.order.steps_per_epoch
         epoch, i = divmod(step, spe)
-        idx = self.order.indices(step)
-        x, y = (to_numpy(a)[idx] for a in self.data)
         backend = self.backend
-        batch = (backend.asarray(x), backend.asarray(y))
         key = fold_in(state.key, state.step) if getattr(self.model, "stochastic", False) \
             else None
         ctx = Context(train=True, key=key, state=state.model_state)
-        with backend.numerics():
-            where = find_nonfinite(self.model, self.loss, state.params, batch, ctx)
-        culprit = (f"The first non-finite value is {where}." if where else
-                   "Replayed eagerly, the step stays finite: the compiled step differs "
-                   "(try jit=False to compare).")
+        if backend.process_count > 1:  # its values are spread over the processes
+            where = None
+            culprit = ("Run it in one process to find the first non-finite value (with "
+                       "several, each holds only its part of a batch).")
+        else:
+            with backend.numerics():
+                where = find_nonfinite(self.model, self.loss, state.params,
+                                       self.feed.batch(step), ctx)
+            culprit = (f"The first non-finite value is {where}." if where else
+                       "Replayed eagerly, the step stays finite: the compiled step differs "
+                       "(try jit=False to compare).")
         advice = ("Clean the data." if where and where.startswith("the batch's") else
                   "The learning rate is probably too high for this model (lower it, e.g. "
                   "10x), or the targets are out of the range the loss takes.")
@@ -461,17 +642,21 @@ class _Checkpoints:
 
     def __init__(self, directory: Any, *, every: int, keep: int, monitor: str, mode: str,
                  model: Layer, loss: Loss, input_shape: tuple, settings: dict[str, Any],
-                 early_stopping: EarlyStopping | None) -> None:
+                 early_stopping: EarlyStopping | None, writer: bool = True) -> None:
         from .checkpoint import CheckpointManager
 
         self.manager = CheckpointManager(directory, keep=keep, monitor=monitor, mode=mode)
         self.every, self.model, self.loss, self.input_shape = every, model, loss, input_shape
         self.settings, self.early_stopping = settings, early_stopping
+        #: False in every process but the first of several: one writes for all
+        self.writer = writer
 
     def due(self, epoch: int) -> bool:
         return (epoch + 1) % self.every == 0
 
     def save(self, state: TrainState, history: History, rows: list[tuple[int, dict]]) -> Any:
+        if not self.writer:
+            return None
         metrics = {k: v[-1] for k, v in history.items()} if history and not rows else None
         stopper = self.early_stopping
         metadata = {"fit": self.settings, "unfinished_epoch": _rows_to_json(rows),
@@ -489,7 +674,8 @@ class _Checkpoints:
         if found is None:
             return None
         saved = found.metadata.get("fit", {})
-        differ = {k: (saved.get(k), v) for k, v in self.settings.items()
+        saved, settings = ({"processes": 1, **d} for d in (saved, self.settings))  # 1 unsaid
+        differ = {k: (saved.get(k), v) for k, v in settings.items()
                   if k != "epochs" and saved.get(k) != v}
         if differ:
             details = ", ".join(f"{k} {a!r} then, {b!r} now" for k, (a, b) in differ.items())
@@ -611,13 +797,16 @@ def _copy(leaf: Any) -> Any:
 def _prepare_data(x: Any, y: Any, dtype: np.dtype, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Check (x, y) and return them as host arrays: x as `dtype`, labels as int32."""
     x_host, y_host = np.asarray(to_numpy(x)), np.asarray(to_numpy(y))
+    if x_host.ndim == 0 or y_host.ndim == 0:
+        raise ValueError(f"{name}: x and y are arrays of samples, (N, ...) and (N,) or (N, ...); "
+                         f"got shapes {x_host.shape} and {y_host.shape}")
     if x_host.shape[0] != y_host.shape[0]:
         raise ValueError(f"{name}: x has {x_host.shape[0]} samples but y has {y_host.shape[0]}")
     if x_host.shape[0] == 0:
         raise ValueError(f"{name}: no samples")
     for what, a in (("x", x_host), ("y", y_host)):
         if a.dtype.kind not in "biuf":
-            raise ValueError(f"{name}: {what} holds {a.dtype} values; it must be numbers")
+            raise ValueError(f"{name}: {what} holds {kind_name(a.dtype)}; it must be numbers")
         if a.dtype.kind == "f":
             bad = ~np.isfinite(a)
             if bad.any():
@@ -628,14 +817,37 @@ def _prepare_data(x: Any, y: Any, dtype: np.dtype, name: str) -> tuple[np.ndarra
     return x_host.astype(dtype, copy=False), y_host.astype(y_dtype, copy=False)
 
 
-def _check_labels(model: Layer, loss: Loss, input_shape: tuple, y: np.ndarray) -> None:
-    """Integer labels for a softmax loss must index the model's outputs."""
-    if y.dtype.kind not in "iu" or y.ndim != 1:
-        return
-    out = model.output_shape(input_shape)
-    if len(out) == 1 and out[0] > 1 and (y.min() < 0 or y.max() >= out[0]):
-        raise ValueError(f"labels run from {y.min()} to {y.max()} but the model has {out[0]} "
-                         f"outputs; labels must be in [0, {out[0]})")
+def _check_labels(model: Layer, loss: Loss, input_shape: tuple, y: np.ndarray,
+                  name: str = "training data") -> None:
+    """The targets must be what the loss can mean for the model's outputs: integer labels
+    within its classes, whole-number labels, probabilities in range (Loss.check_target)."""
+    check_targets(model, loss, input_shape, y, len(y), name)
+
+
+def _validation_data(model: Layer, loss: Loss, input_shape: tuple, data: Any,
+                     dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """validation_data checked as the training data are, before training: a mistake in it
+    would otherwise surface after the first epoch, or as a plausible but wrong val_loss."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError(f"validation_data is a pair (x_val, y_val), not a {type(data).__name__}"
+                         f"{f' of {len(data)}' if isinstance(data, (tuple, list)) else ''}")
+    x_val, y_val = _prepare_data(*data, dtype, "validation data")
+    if tuple(x_val.shape[1:]) != tuple(input_shape):
+        raise ValueError(f"validation data: samples of shape {tuple(x_val.shape[1:])}, but the "
+                         f"training samples have shape {tuple(input_shape)}")
+    _check_labels(model, loss, input_shape, y_val, "validation data")
+    return x_val, y_val
+
+
+def _batch_size(batch_size: int, samples: int) -> int:
+    """A batch larger than the data is the whole data: one full batch per epoch (padding it
+    to the asked size would only compute on zeros), with a warning."""
+    if batch_size <= samples:
+        return batch_size
+    warnings.warn(f"fit: batch_size {batch_size} is larger than the {samples} training "
+                  f"samples; training on all {samples} in one batch per epoch", UserWarning,
+                  stacklevel=4)
+    return samples
 
 
 def _metric_names(loss: Loss, y: np.ndarray) -> list[str]:

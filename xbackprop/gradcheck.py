@@ -323,6 +323,7 @@ def _layer_problem(layer: Layer, input_shape: Sequence[int], seed: int, train: b
     """`given` may hold "params", "x" and "state" to check at instead of random ones."""
     given = {k: _float64(v) for k, v in (given or {}).items() if v is not None}
     rng = np.random.default_rng(seed)
+    _check_batch_shape(layer, input_shape)
     in_shape = tuple(input_shape[1:])
     params = given["params"] if "params" in given else _random_params(layer, rng, in_shape)
     state = given["state"] if "state" in given else _random_state(layer, in_shape, rng)
@@ -353,6 +354,30 @@ def _layer_problem(layer: Layer, input_shape: Sequence[int], seed: int, train: b
     if given:
         subject += f" at the given {', '.join(sorted(given))}"
     return _Problem(subject, inputs, apply, vjp, consts)
+
+
+def _check_batch_shape(layer: Layer, input_shape: Sequence[int]) -> None:
+    """The checkers draw a batch, so their input_shape includes the batch axis; a sample's
+    shape alone (init_params' input_shape) gets an error that says so, not the layer's."""
+    from .model import sample_shape
+
+    if isinstance(input_shape, (int, np.integer)):
+        raise TypeError(f"input_shape is the shape of a batch, a tuple: (4, {int(input_shape)}) "
+                        f"for 4 samples of {int(input_shape)} features, not the int "
+                        f"{int(input_shape)}")
+    shape = tuple(input_shape)
+    try:
+        sample_shape(layer, shape[1:], "the gradient check")
+    except (ValueError, TypeError) as e:
+        try:
+            sample_shape(layer, shape, "the gradient check")
+        except (ValueError, TypeError):
+            raise e from None
+        batch = (4, *shape)
+        raise ValueError(
+            f"the gradient checkers' input_shape includes the batch axis: {batch} for 4 "
+            f"samples of shape {shape}? (init_params' input_shape does not.) As given, "
+            f"{shape} means samples of shape {shape[1:]}: {e}") from None
 
 
 def _float64(tree: Any) -> Any:

@@ -8,10 +8,17 @@ get a gradient. Every loss is stable at extreme inputs (logits of ±1e4 give fin
 `mask: (N,)` weighs samples: 1 for a real sample, 0 for padding that fills a batch up to a
 fixed size (so a compiled step sees one shape). Padded samples add nothing to the loss, to
 the count a mean divides by, or to the gradient.
+
+Targets a loss cannot mean are refused, never averaged into a plausible number: labels out
+of range, fractional or NaN, probabilities outside [0, 1] or rows that do not sum to 1
+(`Loss.check_target`). `fit` and `evaluate` check the whole data once, on the host; a loss
+called directly checks its values when they are concrete (not under `jax.jit`), and not
+inside steps whose data were checked (`targets_checked`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import math
 from collections.abc import Callable, Iterator
@@ -19,11 +26,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .backends import Array, backend_of
+from .backends import Array, backend_of, owner_of
 from .layers.activations import sigmoid
 
 __all__ = ["Loss", "MSE", "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits",
-           "SoftmaxCrossEntropy", "loss_classes", "get_loss"]
+           "SoftmaxCrossEntropy", "loss_classes", "get_loss", "targets_checked"]
 
 TargetMaker = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
 REDUCTIONS = ("mean", "sum")
@@ -66,6 +73,17 @@ class Loss:
     def backward(self, cache: Any, dloss: Any = 1.0) -> Array:
         raise NotImplementedError
 
+    def check_target(self, target: np.ndarray, pred_shape: tuple[int, ...]) -> None:
+        """Raise ValueError if `target` (NumPy, on the host) holds values this loss cannot
+        mean for predictions of shape `pred_shape` (batch axis first). `fit` and `evaluate`
+        call it once per call; the built-in losses call it on concrete values when called
+        directly. The default accepts anything."""
+
+    def check_prediction(self, pred: np.ndarray) -> None:
+        """Raise ValueError if `pred` (NumPy, on the host) is outside the range this loss
+        takes (BinaryCrossEntropy: probabilities). Called with `check_target` on a direct
+        call; the default accepts anything."""
+
     def __call__(self, pred: Array, target: Array, mask: Array | None = None) -> Array:
         return self.forward(pred, target, mask)[0]
 
@@ -103,12 +121,88 @@ def _target_like(loss: Loss, pred: Array, target: Array) -> Array:
     """`target` checked to have the prediction's shape and cast to its dtype: integer or
     float64 targets would otherwise promote a float32 model's loss, gradients and
     parameters to float64 on NumPy and CuPy (JAX keeps float32)."""
-    if tuple(pred.shape) != tuple(target.shape):
-        raise ValueError(
-            f"{type(loss).__name__}: prediction {tuple(pred.shape)} and target "
-            f"{tuple(target.shape)} differ in shape; reshape the target (e.g. y[:, None]) "
-            "rather than let them broadcast.")
+    _check_same_shape(loss, tuple(pred.shape), tuple(target.shape))
+    check_values(loss, pred, target)
     return _as_dtype(target, pred.dtype)
+
+
+def _check_same_shape(loss: Loss, pred_shape: tuple, target_shape: tuple) -> None:
+    if pred_shape != target_shape:
+        raise ValueError(
+            f"{type(loss).__name__}: prediction {pred_shape} and target {target_shape} differ "
+            "in shape; reshape the target (e.g. y[:, None]) rather than let them broadcast.")
+
+
+# -- checking values -------------------------------------------------------------------------
+
+_CHECKED: contextvars.ContextVar[bool] = contextvars.ContextVar("xbackprop_targets_checked",
+                                                                default=False)
+
+
+class targets_checked:
+    """`with targets_checked():` the losses called inside skip `check_values`: the caller
+    has checked the data once, on the host (fit's and evaluate's steps), so a step never
+    reads its targets back from a device."""
+
+    __slots__ = ("token",)
+
+    def __enter__(self) -> None:
+        self.token = _CHECKED.set(True)
+
+    def __exit__(self, *exc: Any) -> None:
+        _CHECKED.reset(self.token)
+
+
+def check_values(loss: Loss, pred: Array, target: Array) -> None:
+    """`loss.check_target` (and `check_prediction`) on a direct call whose values can be read
+    now: not inside `targets_checked()`, not on JAX tracers under `jax.jit`."""
+    if _CHECKED.get():
+        return
+    owners = (owner_of(pred), owner_of(target))
+    if any(o is not None and not o.is_concrete(a) for o, a in zip(owners, (pred, target))):
+        return
+    host = [np.asarray(a if o is None else o.to_numpy(a)) for o, a in zip(owners, (pred, target))]
+    if type(loss).check_prediction is not Loss.check_prediction:
+        loss.check_prediction(host[0])
+    loss.check_target(host[1], tuple(pred.shape))
+
+
+def _first(bad: np.ndarray) -> str:
+    """The index of the first True in `bad`, for a message: "3" or "(3, 1)"."""
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    return str(index[0]) if len(index) == 1 else str(index)
+
+
+def _check_finite(loss: Loss, target: np.ndarray, what: str = "target") -> None:
+    if target.dtype.kind not in "biuf":
+        raise ValueError(f"{type(loss).__name__}: the {what} {_has(what)} {target.dtype} values; "
+                         "they must be numbers")
+    if target.dtype.kind == "f":
+        bad = ~np.isfinite(target)
+        if bad.any():
+            raise ValueError(f"{type(loss).__name__}: the {what} {_has(what)} {int(bad.sum())} "
+                             f"NaN or infinite values (the first at index {_first(bad)}); clean "
+                             "the data")
+
+
+def _has(what: str) -> str:
+    return "hold" if what.endswith("s") else "holds"
+
+
+def _check_unit_interval(loss: Loss, target: np.ndarray, pred_shape: tuple) -> None:
+    """Binary targets are probabilities of class 1: labels 0 and 1, or soft values between."""
+    _check_same_shape(loss, pred_shape, target.shape)
+    _check_finite(loss, target)
+    bad = (target < 0) | (target > 1)
+    if bad.any():
+        low, high = target.min(), target.max()
+        hint = (" Labels -1/1? Use (y + 1) / 2." if low < 0 and np.isin(target, (-1, 1)).all()
+                else "")
+        raise ValueError(
+            f"{type(loss).__name__}: targets are probabilities of class 1, in [0, 1] (labels 0 "
+            f"and 1), but these run from {low:g} to {high:g} (the first outside at index "
+            f"{_first(bad)}).{hint} For more than two classes use SoftmaxCrossEntropy with "
+            "integer labels.")
 
 
 def _as_dtype(x: Array, dtype: Any) -> Array:
@@ -140,6 +234,10 @@ class MSE(Loss):
     def backward(self, cache: Any, dloss: Any = 1.0) -> Array:
         diff, factor = cache
         return (2.0 * self.scale * factor) * dloss * diff
+
+    def check_target(self, target: np.ndarray, pred_shape: tuple[int, ...]) -> None:
+        _check_same_shape(self, pred_shape, target.shape)
+        _check_finite(self, target)
 
     @classmethod
     def examples(cls, rng):
@@ -179,6 +277,18 @@ class BinaryCrossEntropy(Loss):
         xp = backend_of(p, t).xp
         return (factor * dloss) * (p - t) / xp.clip(p * (1 - p), _EPS, None)
 
+    def check_target(self, target: np.ndarray, pred_shape: tuple[int, ...]) -> None:
+        _check_unit_interval(self, target, pred_shape)
+
+    def check_prediction(self, pred: np.ndarray) -> None:
+        bad = (pred < 0) | (pred > 1)  # NaN is the divergence check's business
+        if bad.any():
+            raise ValueError(
+                f"BinaryCrossEntropy takes probabilities in [0, 1], but the predictions run "
+                f"from {np.nanmin(pred):g} to {np.nanmax(pred):g} (the first outside at index "
+                f"{_first(bad)}). End the model with Sigmoid(), or give the raw outputs to "
+                "BinaryCrossEntropyWithLogits (stabler).")
+
     @classmethod
     def examples(cls, rng):
         yield cls(), _shape2(rng), lambda r, s: r.uniform(size=s)
@@ -203,6 +313,9 @@ class BinaryCrossEntropyWithLogits(Loss):
         z, t, factor = cache
         return (factor * dloss) * (sigmoid(backend_of(z).xp, z) - t)
 
+    def check_target(self, target: np.ndarray, pred_shape: tuple[int, ...]) -> None:
+        _check_unit_interval(self, target, pred_shape)
+
     @classmethod
     def examples(cls, rng):
         yield cls(), _shape2(rng), lambda r, s: r.uniform(size=s)
@@ -220,7 +333,7 @@ class SoftmaxCrossEntropy(Loss):
         if len(pred.shape) != 2:
             raise ValueError(f"SoftmaxCrossEntropy takes logits of shape (N, classes), got "
                              f"{tuple(pred.shape)}")
-        t = _as_probabilities(xp, pred, target)
+        t = _as_probabilities(self, xp, pred, target)
         shifted = pred - xp.max(pred, axis=1, keepdims=True)  # log-sum-exp trick
         e = xp.exp(shifted)
         sum_e = xp.sum(e, axis=1, keepdims=True)
@@ -231,6 +344,41 @@ class SoftmaxCrossEntropy(Loss):
     def backward(self, cache: Any, dloss: Any = 1.0) -> Array:
         softmax, t, factor = cache
         return (factor * dloss) * (softmax - t)
+
+    def check_target(self, target: np.ndarray, pred_shape: tuple[int, ...]) -> None:
+        classes = pred_shape[1] if len(pred_shape) == 2 else None
+        if classes is not None:
+            _check_label_shape(pred_shape, target.shape)
+        _check_finite(self, target, "labels" if target.ndim == 1 else "target")
+        if target.ndim == 1 and len(target):
+            if target.dtype.kind == "f":
+                fractional = target != np.round(target)
+                if fractional.any():
+                    i = np.argmax(fractional)
+                    raise ValueError(
+                        f"SoftmaxCrossEntropy: labels are class indices, whole numbers, but "
+                        f"label {i} is {target[i]:g}. For soft targets give probabilities of "
+                        "shape (N, classes), one row per sample.")
+            low, high = target.min(), target.max()
+            if classes is not None and (low < 0 or high >= classes):
+                i = np.argmax((target < 0) | (target >= classes))
+                raise ValueError(
+                    f"SoftmaxCrossEntropy: labels run from {low:g} to {high:g} (label {i} is "
+                    f"{target[i]:g}), but the predictions have {classes} classes; labels must "
+                    f"be in [0, {classes})")
+        elif target.ndim == 2 and len(target):
+            if target.min() < 0:
+                raise ValueError(
+                    f"SoftmaxCrossEntropy: target rows are probabilities, but the one at index "
+                    f"{_first(target < 0)} is {target.min():g}, below 0")
+            sums = target.sum(axis=1, dtype=np.float64)
+            off = np.abs(sums - 1) > 1e-3
+            if off.any():
+                i = int(np.argmax(off))
+                raise ValueError(
+                    f"SoftmaxCrossEntropy: target rows are probabilities and must sum to 1, but "
+                    f"row {i} sums to {sums[i]:g}. Normalise them (t / t.sum(axis=1, "
+                    "keepdims=True)), or give integer labels of shape (N,).")
 
     @classmethod
     def examples(cls, rng):
@@ -245,17 +393,23 @@ class SoftmaxCrossEntropy(Loss):
         yield cls("sum"), _shape2(rng), probabilities
 
 
-def _as_probabilities(xp: Any, logits: Array, target: Array) -> Array:
+def _as_probabilities(loss: Loss, xp: Any, logits: Array, target: Array) -> Array:
     """Integer labels (N,) as one-hot rows; probability rows (N, K) as they are."""
     n, k = logits.shape
-    if len(target.shape) == 1 and target.shape[0] == n:
+    _check_label_shape((n, k), tuple(target.shape))
+    check_values(loss, logits, target)
+    if len(target.shape) == 1:
         classes = xp.arange(k)
         return xp.astype(target[:, None] == classes[None, :], logits.dtype)
-    if tuple(target.shape) == (n, k):
-        return _as_dtype(target, logits.dtype)
-    raise ValueError(f"SoftmaxCrossEntropy: for logits {(n, k)} the target is integer labels "
-                     f"of shape ({n},) or probabilities of shape ({n}, {k}), not "
-                     f"{tuple(target.shape)}")
+    return _as_dtype(target, logits.dtype)
+
+
+def _check_label_shape(logits_shape: tuple, target_shape: tuple) -> None:
+    n, k = logits_shape
+    if target_shape not in ((n,), (n, k)):
+        raise ValueError(f"SoftmaxCrossEntropy: for logits {(n, k)} the target is integer "
+                         f"labels of shape ({n},) or probabilities of shape ({n}, {k}), not "
+                         f"{target_shape}")
 
 
 def loss_classes(module_prefix: str = "xbackprop.") -> dict[str, type[Loss]]:

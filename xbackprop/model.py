@@ -8,16 +8,19 @@ walks the layers in reverse, each turning dL/d(output) into dL/d(input) and its 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from .backends import Array, Backend, get_backend, tree_to_backend
-from .layers.base import EVAL, Context, Layer, Params, Shape, describe
-from .tree import tree_leaves, tree_map
+from .layers.base import EVAL, Context, Layer, Params, Shape, describe, run_backward, \
+    run_forward
+from .tree import tree_leaves, tree_map, tree_paths
 
-__all__ = ["Sequential", "init_params", "init_state", "count_params"]
+__all__ = ["Sequential", "init_params", "init_state", "count_params", "check_params",
+           "ParamsMismatchError"]
 
 
 def _rng(seed: int | np.random.Generator) -> np.random.Generator:
@@ -26,12 +29,17 @@ def _rng(seed: int | np.random.Generator) -> np.random.Generator:
 
 def init_params(layer: Layer, seed: int | np.random.Generator, input_shape: Shape, *,
                 dtype: Any = "float32", backend: str | Backend | None = None) -> Any:
-    """`layer`'s initial parameters for inputs of shape `(N, *input_shape)`, drawn on the host
+    """`layer`'s initial parameters for inputs `x: (N, *input_shape)`, drawn on the host
     from `seed` and cast to `dtype` there, so one seed gives bit-identical parameters on every
-    backend; then moved to `backend` (default: the current one)."""
+    backend; then moved to `backend` (default: the current one).
+
+    input_shape is one sample's shape, without the batch axis: `(64,)` for `x: (N, 64)`,
+    `(1, 28, 28)` for images `(N, 1, 28, 28)`. (The gradient checkers' `input_shape`
+    includes the batch axis: they draw a batch.)"""
     target = get_backend(backend)
     dt = target.check_dtype(dtype)
-    host = layer.init(_rng(seed), tuple(input_shape))
+    shape = sample_shape(layer, input_shape, "init_params")
+    host = layer.init(_rng(seed), shape)
     return tree_to_backend(tree_map(lambda a: np.asarray(a, dtype=dt), host), target)
 
 
@@ -40,8 +48,46 @@ def init_state(layer: Layer, input_shape: Shape, *, dtype: Any = "float32",
     """`layer`'s initial non-trainable state (BatchNorm's running statistics), on `backend`."""
     target = get_backend(backend)
     dt = target.check_dtype(dtype)
-    host = layer.init_state(tuple(input_shape))
+    host = layer.init_state(sample_shape(layer, input_shape, "init_state"))
     return tree_to_backend(tree_map(lambda a: np.asarray(a, dtype=dt), host), target)
+
+
+def sample_shape(layer: Layer, input_shape: Any, caller: str) -> Shape:
+    """`input_shape`, one sample's shape without the batch axis, as a tuple of ints that
+    `layer` takes; an error that says what was meant when it is an int or includes the
+    batch axis (a layer's own message, e.g. "put a Flatten() before it", would mislead)."""
+    if isinstance(input_shape, (int, np.integer)):
+        raise TypeError(f"{caller}: input_shape is one sample's shape, a tuple: "
+                        f"({int(input_shape)},) for x: (N, {int(input_shape)}), not the int "
+                        f"{int(input_shape)}")
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise TypeError(f"{caller}: input_shape is one sample's shape, a tuple of ints such "
+                        f"as (64,) or (1, 28, 28), not {input_shape!r}") from None
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1
+               for d in shape):
+        raise ValueError(f"{caller}: input_shape {shape} must hold positive ints, such as (64,) "
+                         "or (1, 28, 28)")
+    shape = tuple(int(d) for d in shape)
+    try:
+        layer.output_shape(shape)
+    except ValueError as e:
+        if len(shape) > 1 and _takes(layer, shape[1:]):
+            raise ValueError(
+                f"{caller}: input_shape is one sample's shape, without the batch axis: "
+                f"{shape[1:]} for x: {shape}? (check_layer and check_model take the batch "
+                f"axis; {caller} does not.) As given, {shape} fails: {e}") from None
+        raise
+    return shape
+
+
+def _takes(layer: Layer, shape: Shape) -> bool:
+    try:
+        layer.output_shape(shape)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def count_params(params: Any) -> int:
@@ -55,7 +101,13 @@ class Sequential(Layer):
     abstract = True  # a container, not a layer the gradient checker should list
 
     def __init__(self, layers: Sequence[Layer]) -> None:
+        if isinstance(layers, Layer):
+            raise TypeError("Sequential takes a list of layers: Sequential([layer, ...]), not "
+                            f"{describe(layers)} alone")
         layers = tuple(layers)
+        if not layers:
+            raise ValueError("Sequential([]) has no layers: give it at least one, e.g. "
+                             "Sequential([Dense(10)])")
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Sequential: item {i} is a {type(layer).__name__}, not a Layer"
@@ -96,7 +148,7 @@ class Sequential(Layer):
         _check_params(self, params)
         caches = []
         for i, (layer, p) in enumerate(zip(self.layers, params)):
-            x, cache = layer.forward(p, x, self._context(ctx, i))
+            x, cache = run_forward(layer, p, x, self._context(ctx, i), i)
             caches.append(cache)
         return x, caches
 
@@ -113,7 +165,7 @@ class Sequential(Layer):
         `(index, layer, input, output, cache)` in order; the same numbers as `forward`."""
         _check_params(self, params)
         for i, (layer, p) in enumerate(zip(self.layers, params)):
-            y, cache = layer.forward(p, x, self._context(ctx, i))
+            y, cache = run_forward(layer, p, x, self._context(ctx, i), i)
             yield i, layer, x, y, cache
             x = y
 
@@ -121,7 +173,7 @@ class Sequential(Layer):
                  ) -> tuple[Array, list[Params]]:
         grads: list[Params] = [{}] * len(self.layers)
         for i in range(len(self.layers) - 1, -1, -1):
-            dy, grads[i] = self.layers[i].backward(params[i], caches[i], dy)
+            dy, grads[i] = run_backward(self.layers[i], params[i], caches[i], dy, i)
         return dy, grads
 
     def backward_layers(self, params: list[Params], caches: list[Any], dy: Array
@@ -129,7 +181,7 @@ class Sequential(Layer):
         """The backward pass one layer at a time, last layer first: yields `(index, layer,
         dL/d(output), dL/d(input), parameter gradients)`; the same numbers as `backward`."""
         for i in range(len(self.layers) - 1, -1, -1):
-            dx, grads = self.layers[i].backward(params[i], caches[i], dy)
+            dx, grads = run_backward(self.layers[i], params[i], caches[i], dy, i)
             yield i, self.layers[i], dy, dx, grads
             dy = dx
 
@@ -137,9 +189,12 @@ class Sequential(Layer):
         """The gradients without dL/d(input), which the first layer then need not compute."""
         grads: list[Params] = [{}] * len(self.layers)
         for i in range(len(self.layers) - 1, 0, -1):
-            dy, grads[i] = self.layers[i].backward(params[i], caches[i], dy)
-        if self.layers:
-            grads[0] = self.layers[0].param_grads(params[0], caches[0], dy)
+            dy, grads[i] = run_backward(self.layers[i], params[i], caches[i], dy, i)
+        first = self.layers[0]
+        if type(first).param_grads is Layer.param_grads:  # not overridden: backward's
+            grads[0] = run_backward(first, params[0], caches[0], dy, 0)[1]
+        else:
+            grads[0] = first.param_grads(params[0], caches[0], dy)
         return grads
 
     def next_state(self, state: Any, caches: list[Any]) -> Any:
@@ -167,3 +222,71 @@ def _check_params(model: Sequential, params: Any) -> None:
         got = len(params) if isinstance(params, (list, tuple)) else type(params).__name__
         raise ValueError(f"Sequential of {len(model.layers)} layers got parameters for {got}; "
                          "make them with xbackprop.init_params(model, seed, input_shape)")
+
+
+class ParamsMismatchError(ValueError):
+    """Parameters or model state whose arrays do not fit the model: another architecture,
+    another input shape, a missing or extra array."""
+
+
+def check_params(model: Layer, params: Any, input_shape: Shape, model_state: Any = None, *,
+                 source: str | None = None, where: str = "",
+                 error: type[ValueError] = ParamsMismatchError, state: bool = True) -> None:
+    """Raise `error` at the first array of `params` (and `model_state`, if `state`) whose
+    shape or presence differs from what `model` makes for inputs `(N, *input_shape)`:
+    Dense(16)'s parameters given to a Dense(32) model fail here, naming the layer, instead of
+    training or predicting something else in silence. Messages begin with `source` ("run.st:
+    the checkpoint"), else `where` and the argument ("predict: params")."""
+    def subject(what: str) -> str:
+        return source if source is not None else f"{where}{what}"
+
+    try:
+        expected = _expected_shapes(model, tuple(int(d) for d in input_shape))
+    except (ValueError, TypeError) as e:
+        raise error(
+            f"{subject('params')} is for inputs of shape (N, {', '.join(map(str, input_shape))}),"
+            f" which the model {describe(model)} cannot take: {e}") from e
+    pairs = zip(("params", "model_state"), expected, (params, model_state))
+    for what, want, have in list(pairs)[:2 if state else 1]:
+        have_shapes = {n: tuple(a.shape) if hasattr(a, "shape") else ()
+                       for n, a in tree_paths(have)}
+        for name, shape in want.items():
+            if name not in have_shapes:
+                raise error(f"{subject(what)} does not fit the model: it has no {what}.{name}, "
+                            f"which {layer_name(model, name)} needs with shape {shape}")
+            if have_shapes[name] != shape:
+                raise error(f"{subject(what)} does not fit the model (another architecture?): "
+                            f"{what}.{name} has shape {have_shapes[name]}, but "
+                            f"{layer_name(model, name)} needs {shape}")
+        for name, shape in have_shapes.items():
+            if name not in want:
+                raise error(f"{subject(what)} does not fit the model: it has {what}.{name} of "
+                            f"shape {shape}, for which the model has no place")
+
+
+def _expected_shapes(model: Layer, input_shape: Shape
+                     ) -> tuple[dict[str, Shape], dict[str, Shape]]:
+    """The shapes of the parameters and the state `model` makes for `input_shape`, by path;
+    remembered per model and shape (drawing a large model's parameters takes a while)."""
+    try:
+        return _cached_shapes(model, input_shape)
+    except TypeError:  # an unhashable (non-frozen) user layer: no memory
+        return _shapes_of(model, input_shape)
+
+
+def _shapes_of(model: Layer, input_shape: Shape) -> tuple[dict[str, Shape], dict[str, Shape]]:
+    params = model.init(np.random.default_rng(0), input_shape)
+    state = model.init_state(input_shape)
+    return ({n: tuple(np.shape(a)) for n, a in tree_paths(params)},
+            {n: tuple(np.shape(a)) for n, a in tree_paths(state)})
+
+
+_cached_shapes = functools.lru_cache(maxsize=64)(_shapes_of)
+
+
+def layer_name(model: Layer, tensor: str) -> str:
+    """'layer 0, Dense(16)' for tensor '0.W' of a Sequential; the model's name otherwise."""
+    head = tensor.split(".")[0]
+    if isinstance(model, Sequential) and head.isdigit() and int(head) < len(model.layers):
+        return f"layer {head}, {describe(model.layers[int(head)])}"
+    return describe(model)

@@ -113,16 +113,18 @@ class _InPlace:
 Rule = Callable[[Any, Any, tuple, dict, Any], tuple[Any, tuple]]
 
 
-def _check_arrays(params: Params) -> None:
-    """Raise a TypeError naming the first parameter that is not an array (a Python float)."""
+def _check_numbers(params: Params) -> None:
+    """Raise a TypeError naming the first parameter that is neither an array nor a real
+    number (Python floats are fine: a toy function's x and y)."""
     for path, leaf in tree_paths(params):
-        if not hasattr(leaf, "dtype") or not hasattr(leaf, "shape"):
+        number = isinstance(leaf, (int, float, np.integer, np.floating)) and \
+            not isinstance(leaf, bool)
+        if not number and not (hasattr(leaf, "dtype") and hasattr(leaf, "shape")):
             where = f"parameter {path!r}" if path else "the parameter"
             raise TypeError(
-                f"optimizers update arrays, but {where} is a {type(leaf).__name__} ({leaf!r}): "
-                "make parameters arrays first, e.g. xb.asarray([1.5, -0.5]); to minimise a "
-                "function of plain numbers use xb.optim.minimize(f, grad, x0, optimizer, "
-                "steps), which takes floats")
+                f"optimizers update arrays and numbers, but {where} is a "
+                f"{type(leaf).__name__} ({leaf!r}); to minimise a function of a few numbers "
+                "see also xb.optim.minimize(f, grad, x0, optimizer, steps)")
 
 
 def _rebuilt(tree: Any, old: list, new: list, structure: Any) -> Any:
@@ -148,7 +150,7 @@ def _optimizer(rule: Rule, slots: dict[str, float], lr: float | Schedule,
     schedule = as_schedule(lr)
 
     def init(params: Params) -> OptState:
-        _check_arrays(params)
+        _check_numbers(params)
 
         def filled(value: float) -> Any:
             return tree_map(lambda p: backend_of(p).xp.full_like(p, value), params)
@@ -159,8 +161,6 @@ def _optimizer(rule: Rule, slots: dict[str, float], lr: float | Schedule,
                ) -> tuple[Params, OptState]:
         # flat lists of leaves, each tree's structure checked against the parameters'
         p_leaves, structure = tree_flatten(params)
-        if p_leaves and not hasattr(p_leaves[0], "dtype"):
-            _check_arrays(params)
         g_leaves, g_structure = tree_flatten(grads)
         if g_structure != structure:
             raise ValueError("gradients do not have the structure of the parameters: "
@@ -170,7 +170,10 @@ def _optimizer(rule: Rule, slots: dict[str, float], lr: float | Schedule,
         # one backend for everything: never move p to g's backend silently
         backend = backend_of(*p_leaves, *g_leaves, *(a for leaves in slot_leaves for a in leaves))
         ops = _InPlace if inplace and backend.inplace_updates else _Pure
-        dtype = p_leaves[0].dtype if p_leaves else np.float32
+        # Python and NumPy scalars as parameters (a toy function's x, y) have a dtype too
+        leaf = p_leaves[0] if p_leaves else None
+        dtype = np.float32 if leaf is None else getattr(leaf, "dtype", None) or \
+            np.result_type(leaf)
         count = state.count + 1
         hyper = {"lr": schedule(_float_count(state.count, dtype))}
         if prepare is not None:
@@ -311,10 +314,44 @@ def masked(optimizer: Optimizer, trainable: Callable[[str], bool]) -> Optimizer:
 
 def freeze(optimizer: Optimizer, patterns: Sequence[str]) -> Optimizer:
     """`optimizer` with the parameters matching any glob pattern frozen, e.g.
-    `freeze(sgd(0.5), ["*.b"])` trains the weights and keeps every bias as it is."""
+    `freeze(sgd(0.5), ["*.b"])` trains the weights and keeps every bias as it is.
+
+    Paths are those of `xbackprop.tree.tree_paths` ("0.W", "2.b", ...). A pattern that
+    matches no parameter is an error listing the paths there are (a typo such as "*.bias"
+    would otherwise train everything it meant to freeze)."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
     patterns = list(patterns)
-    return masked(optimizer, lambda path: not any(fnmatch.fnmatchcase(path, pat)
-                                                  for pat in patterns))
+    checked: set[tuple[str, ...]] = set()
+
+    def check(params: Params) -> None:
+        paths = tuple(path for path, _ in tree_paths(params))
+        if paths in checked:  # once per parameter structure
+            return
+        unmatched = [pat for pat in patterns
+                     if not any(fnmatch.fnmatchcase(path, pat) for path in paths)]
+        if unmatched:
+            raise ValueError(
+                f"freeze: {', '.join(map(repr, unmatched))} matches no parameter, so nothing "
+                f"would be frozen by it. The parameters are {', '.join(paths) or 'none'} "
+                "(a layer's index, then the array's name: '0.W', '*.b' for every bias).")
+        checked.add(paths)
+
+    def trainable(path: str) -> bool:
+        return not any(fnmatch.fnmatchcase(path, pat) for pat in patterns)
+
+    inner = masked(optimizer, trainable)
+
+    def init(params: Params) -> Any:
+        check(params)
+        return inner.init(params)
+
+    def update(params: Params, grads: Params, state: Any, *, inplace: bool = False
+               ) -> tuple[Params, Any]:
+        check(params)
+        return inner.update(params, grads, state, inplace=inplace)
+
+    return Optimizer(init, update)
 
 
 OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {
@@ -332,14 +369,29 @@ DEFAULT_LR: dict[str, float] = {
 }
 
 
-def get_optimizer(name: str, lr: float | Schedule, **kwargs: Any) -> Optimizer:
-    """An optimizer by name (the command line's `--optimizer`)."""
+def get_optimizer(optimizer: str | Optimizer, lr: float | Schedule | None = None,
+                  **kwargs: Any) -> Optimizer:
+    """An Optimizer from an instance (returned as it is) or a name ("adam", "sgd", ...; the
+    command line's `--optimizer`), with `lr` or that optimizer's default learning rate."""
+    if isinstance(optimizer, Optimizer):
+        if lr is not None or kwargs:
+            raise ValueError("get_optimizer: a learning rate or settings go with an optimizer "
+                             "name, not an Optimizer that already has them")
+        return optimizer
+    if callable(optimizer) and optimizer in OPTIMIZERS.values():
+        raise TypeError(f"optimizer: got the function xbackprop.optim.{optimizer.__name__}; "
+                        f"call it to make the optimizer: optim.{optimizer.__name__}(lr)")
+    if not isinstance(optimizer, str):
+        raise TypeError(f"optimizer: expected an xbackprop Optimizer (e.g. "
+                        f"xbackprop.optim.adam(1e-3)) or a name from {sorted(OPTIMIZERS)}, not "
+                        f"{type(optimizer).__name__}")
+    name = optimizer.strip().lower()
     try:
         factory = OPTIMIZERS[name]
     except KeyError:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}"
-                         ) from None
-    return factory(lr, **kwargs)
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {sorted(OPTIMIZERS)} "
+                         "or pass one, e.g. xbackprop.optim.adam(1e-3)") from None
+    return factory(DEFAULT_LR[name] if lr is None else lr, **kwargs)
 
 
 # -- optimizers on a plain function --------------------------------------------------------

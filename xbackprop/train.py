@@ -18,11 +18,11 @@ from typing import Any, NamedTuple
 
 from .backends import Array, Backend, backend_of, get_backend
 from .layers.base import Context, Layer
-from .losses import Loss, get_loss
+from .losses import Loss, get_loss, targets_checked
 from .metrics import batch_stats
-from .optim import Optimizer
+from .optim import Optimizer, get_optimizer
 from .random import fold_in, make_key
-from .tree import tree_leaves, tree_map
+from .tree import first_leaf, tree_leaves, tree_map
 
 __all__ = ["TrainState", "TrainingDivergedError", "loss_and_grads", "make_train_step"]
 
@@ -44,11 +44,11 @@ class TrainState(NamedTuple):
     key: Array  # uint32[2] random key; step keys are fold_in(key, step)
 
     @classmethod
-    def create(cls, params: Any, optimizer: Optimizer, model_state: Any = None,
+    def create(cls, params: Any, optimizer: Optimizer | str, model_state: Any = None,
                seed: int = 0) -> TrainState:
         backend = backend_of(*tree_leaves(params))
-        return cls(params, optimizer.init(params), model_state, backend.counter(0),
-                   make_key(seed, backend))
+        return cls(params, get_optimizer(optimizer).init(params), model_state,
+                   backend.counter(0), make_key(seed, backend))
 
 
 def loss_and_grads(model: Layer, loss: Loss, params: Any, batch: Batch, ctx: Context
@@ -72,22 +72,45 @@ def _unpack(batch: Batch) -> tuple[Array, Array, Array | None]:
     raise ValueError(f"a batch is (x, y) or (x, y, mask), not a sequence of {len(batch)}")
 
 
-def make_train_step(model: Layer, loss: Loss | str, optimizer: Optimizer, *,
+def make_train_step(model: Layer, loss: Loss | str, optimizer: Optimizer | str, *,
                     backend: str | Backend | None = None, jit: bool = True,
                     donate: bool = False
                     ) -> Callable[[TrainState, Batch], tuple[TrainState, Array]]:
-    """The pure train step `(state, (x, y)) -> (state, loss)` for `model`, compiled for
-    `backend` when it compiles (JAX). A batch may carry a mask: `(x, y, mask)`.
+    """The pure train step `(state, (x, y)) -> (state, loss)` for `model`, compiled where
+    the backend compiles (JAX: `jax.jit`). A batch may carry a mask: `(x, y, mask)`.
+
+    backend: the backend to compile for; by default the one the state's parameters are on,
+    found at the first call (so a step on JAX arrays is compiled, never silently run op by
+    op) and again for a state of another backend.
 
     donate=True lets the step reuse the input state's buffers for its output: the optimizer
     updates parameters and slots in place on NumPy and CuPy, and JAX may donate them on
     GPUs. The numbers are the same; the state you passed in is then stale, so keep only
     the one the step returns (fit does this).
+
+    The step does not check its targets' values (that would read them back from a device
+    every step): check your data once with `loss.check_target(y, pred_shape)`, as `fit` and
+    `evaluate` do.
     """
-    step = _step(model, get_loss(loss), optimizer, donate=donate, aux=False, guard=None)
-    target = get_backend(backend)
-    target.prepare_training()
-    return _compiled(target, step, jit, donate_argnums=(0,) if donate else ())
+    step = _step(model, get_loss(loss), get_optimizer(optimizer), donate=donate, aux=False,
+                 guard=None)
+    donate_argnums = (0,) if donate else ()
+    if backend is not None:
+        target = get_backend(backend)
+        target.prepare_training()
+        return _compiled(target, step, jit, donate_argnums=donate_argnums)
+    compiled: dict[Backend, Callable] = {}
+
+    @functools.wraps(step)
+    def on_the_state_backend(state: TrainState, batch: Batch) -> tuple[TrainState, Array]:
+        target = backend_of(first_leaf(state.params))
+        fn = compiled.get(target)
+        if fn is None:
+            target.prepare_training()
+            fn = compiled[target] = _compiled(target, step, jit, donate_argnums=donate_argnums)
+        return fn(state, batch)
+
+    return on_the_state_backend
 
 
 def _step(model: Layer, loss: Loss, optimizer: Optimizer, *, donate: bool, aux: bool,
@@ -108,7 +131,8 @@ def _step(model: Layer, loss: Loss, optimizer: Optimizer, *, donate: bool, aux: 
         key = fold_in(state.key, state.step) if stochastic else None
         ctx = Context(train=True, key=key, state=state.model_state, mask=mask)
         out, caches = model.forward(state.params, x, ctx)
-        value, loss_cache = loss.forward(out, y, mask)
+        with targets_checked():  # by fit, once; a step never reads its targets back
+            value, loss_cache = loss.forward(out, y, mask)
         grads = model.param_grads(state.params, caches, loss.backward(loss_cache))
         info = None
         if aux:
@@ -151,12 +175,14 @@ def _select(keep: Array, new: Any, old: Any) -> Any:
     return tree_map(one, new, old)
 
 
-def _compiled(backend: Backend, fn: Callable, jit: bool, donate_argnums: tuple[int, ...] = ()
-              ) -> Callable:
-    """`fn` compiled by `backend` (JAX: jit), or with jit=False run op by op in the same
-    numerics (JAX on a GPU: full float32 matrix products either way)."""
+def _compiled(backend: Backend, fn: Callable, jit: bool, donate_argnums: tuple[int, ...] = (),
+              in_shardings: Any = None, out_shardings: Any = None) -> Callable:
+    """`fn` compiled by `backend` (JAX: jit, with the placements of its arguments and
+    outputs: see `Backend.compile`), or with jit=False run op by op in the same numerics
+    (JAX on a GPU: full float32 matrix products either way) on arrays placed as they are."""
     if jit:
-        return backend.compile(fn, donate_argnums=donate_argnums)
+        return backend.compile(fn, donate_argnums=donate_argnums, in_shardings=in_shardings,
+                               out_shardings=out_shardings)
 
     @functools.wraps(fn)
     def eager(*args: Any) -> Any:

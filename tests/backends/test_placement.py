@@ -148,7 +148,7 @@ def test_a_mesh_backend_replicates_by_default_and_splits_batches(jax_backend):
     assert b.put({"x": np.ones((4, 2))}, "batch")["x"].sharding.spec == P("data")
     own = jax.sharding.NamedSharding(mesh, P(None))
     assert b.put(np.ones((4, 2)), own).sharding == own
-    with pytest.raises(backends.BackendUnavailableError, match="not the data axis 'batch'"):
+    with pytest.raises(backends.ShardingError, match="not the data axis 'batch'"):
         xb.get_backend("jax", mesh=mesh, data_axis="batch")
     with pytest.raises(ValueError, match="jax.sharding.Sharding, not 'rows'"):
         b.put(np.ones(2), "rows")

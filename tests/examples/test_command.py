@@ -72,6 +72,6 @@ def test_runs_as_a_user_would_outside_the_checkout(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "solved" in done.stdout
-    assert "training" in done.stderr and "2000/2000" in done.stderr   # the progress bar
+    assert "epochs" in done.stderr and "2000/2000" in done.stderr   # fit's bar over the epochs
     for name in ["learning_curve.png", "decision_surface.png"]:
         check_png(tmp_path / "xor" / name)

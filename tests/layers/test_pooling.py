@@ -69,6 +69,29 @@ def test_maxpool_routes_gradient_to_the_first_of_tied_maxima(backend):
     np.testing.assert_array_equal(xb.to_numpy(dx)[0, 0], expected)
 
 
+def test_maxpool_routes_the_gradient_of_a_nan_window_to_its_first_nan(backend):
+    """A window whose maximum is NaN sends dy to its first NaN, as argmax and PyTorch's max
+    pooling do, on every backend: never nowhere (which hid the NaN from the gradient), never
+    to a neighbour."""
+    layer = xb.MaxPool2D(2)
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan     # two NaNs in the top-left window
+    x[0, 0, 3, 3] = np.nan                     # a NaN where the maximum would be
+    y, cache = layer.forward(None, backend.asarray(x, dtype="float32"))
+    assert np.isnan(xb.to_numpy(y)[0, 0, [0, 1], [0, 1]]).all()
+    dx, _ = layer.backward(None, cache, backend.asarray(np.arange(1.0, 5.0).reshape(1, 1, 2, 2),
+                                                        dtype="float32"))
+    expected = np.zeros((4, 4))
+    expected[0, 1], expected[1, 3], expected[3, 1], expected[3, 3] = 1, 2, 3, 4
+    np.testing.assert_array_equal(xb.to_numpy(dx)[0, 0], expected)
+    # the routing primitive itself, on a window wider than one byte of scores
+    cols = np.zeros((300, 3))
+    cols[[7, 250], 1] = np.nan
+    cols[299, 2] = 1.0
+    arg = backend.first_argmax(backend.asarray(cols), backend.asarray(np.max(cols, axis=0)))
+    assert xb.to_numpy(arg).tolist() == [0, 7, 299]
+
+
 def test_overlapping_windows_sum_their_gradients(backend):
     """With kernel 3 and stride 2 the centre column belongs to two windows: its gradient is
     the sum from both (AvgPool: 1/9 from each)."""

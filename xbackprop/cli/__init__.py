@@ -32,16 +32,50 @@ COMMANDS = {
 }
 
 
+def backend_choice(text: str) -> str:
+    """An argparse type for a backend name: any case and surrounding spaces, as the
+    environment variable takes it, optionally with a device ("jax:cpu", "cupy:1")."""
+    name = text.strip().lower()
+    if name.partition(":")[0] not in backends.BACKEND_NAMES:
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from "
+            f"{', '.join(map(repr, backends.BACKEND_NAMES))}, optionally with a device: "
+            "'jax:cpu', 'cupy:1')")
+    return name
+
+
+BACKEND_METAVAR = "{" + ",".join(backends.BACKEND_NAMES) + "}"
+
+
 def add_backend_option(p: argparse.ArgumentParser) -> None:
     """The `--backend` option every command that computes takes."""
-    p.add_argument("--backend", choices=backends.BACKEND_NAMES, default=None,
+    p.add_argument("--backend", type=backend_choice, default=None, metavar=BACKEND_METAVAR,
                    help=f"array backend (default: ${backends.ENV_VAR}, else numpy)")
 
 
+class ModuleFailedError(Exception):
+    """A user's Python file (`--module FILE.py`) raised while it was imported: a syntax
+    error, a missing import, any exception. The message names the file and the line."""
+
+
+#: exit statuses besides 0 (success) and 1 (gradcheck: a gradient is wrong)
+USAGE_ERROR = 2  # a bad argument, file or value: the message says which
+MODULE_FAILED = 3  # --module FILE.py cannot be imported
+BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of the output went away (`| head`)
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict]:
+    from .. import __version__
+
     parser = argparse.ArgumentParser(
         prog="xbackprop",
-        description="Neural networks with hand-written backprop on NumPy, JAX and CuPy.")
+        description="Neural networks with hand-written backprop on NumPy, JAX and CuPy.",
+        epilog=f"Exit status: 0 done; 1 gradcheck found a wrong gradient; {USAGE_ERROR} an "
+        f"error (the message says what to do); {MODULE_FAILED} a --module file failed to "
+        f"import; {BROKEN_PIPE} the output's reader closed it (| head); {INTERRUPTED} Ctrl-C.")
+    parser.add_argument("--version", action="version",
+                        version=f"xbackprop {__version__} (Python {sys.version.split()[0]}, "
+                        f"NumPy {_numpy_version()})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules = {}
     for name, module_name in COMMANDS.items():
@@ -51,14 +85,30 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
     return parser, modules
 
 
+def _numpy_version() -> str:
+    import numpy
+
+    return numpy.__version__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser, modules = _parser()
     args = parser.parse_args(argv)
     try:
-        return modules[args.command].run(args)
-    except (backends.BackendError, ValueError, FloatingPointError) as e:
+        code = modules[args.command].run(args)
+        sys.stdout.flush()  # a reader that went away shows here, not in the exit's flush
+        return code
+    except BrokenPipeError:
+        # `xbackprop ... | head`: the reader has had enough. Stop quietly, and keep the
+        # interpreter's last flush from failing on the closed pipe too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
+    except ModuleFailedError as e:
         print(f"xbackprop: error: {e}", file=sys.stderr)
-        return 2
+        return MODULE_FAILED
+    except (backends.BackendError, ValueError, FloatingPointError, ImportError) as e:
+        print(f"xbackprop: error: {e}", file=sys.stderr)
+        return USAGE_ERROR
     except KeyboardInterrupt as e:
         print(f"\nxbackprop: interrupted{f' ({e})' if str(e) else ''}", file=sys.stderr)
         return INTERRUPTED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
 from .. import examples
@@ -44,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:{width}s}  {summary}")
         return 0 if args.list else 2
     options = {k: v for k, v in vars(args).items() if k not in COMMON}
+    if not args.no_plots and importlib.util.find_spec("matplotlib") is None:
+        raise ValueError(f"the pictures of {args.example} need matplotlib, which is not "
+                         "installed: pip install 'xbackprop[plot]', or pass --no-plots")
     result = examples.run(args.example, backend=args.backend, seed=args.seed,
                           quick=args.quick, progress=True, **options)
     print(result)

@@ -7,10 +7,12 @@ import argparse
 import importlib.util
 import sys
 import time
+import traceback
 from pathlib import Path
 from types import ModuleType
 
 from .. import backends
+from . import BACKEND_METAVAR, MODULE_FAILED, ModuleFailedError, backend_choice
 from ..gradcheck import Case, GradReport, builtin_cases, layer_cases, loss_cases
 from ..layers.base import layer_classes
 from ..losses import loss_classes
@@ -21,8 +23,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "gradcheck", help="prove every hand-written gradient against JAX and finite differences",
         description="Check the backward pass of every built-in layer and loss (or of the layers "
         "in your own module) against an oracle, on every available backend, and print a table "
-        "per tensor. Exits 1 if any gradient is wrong.")
-    check.add_argument("--backend", action="append", choices=backends.BACKEND_NAMES,
+        f"per tensor. Exits 1 if any gradient is wrong, {MODULE_FAILED} if the --module file "
+        "cannot be imported.")
+    check.add_argument("--backend", action="append", type=backend_choice,
+                       metavar=BACKEND_METAVAR,
                        help="backend to check (repeatable; default: every available one)")
     check.add_argument("--layer", action="append", metavar="NAME",
                        help="only this layer or loss class (repeatable)")
@@ -47,8 +51,32 @@ def _load_module(path: str) -> ModuleType:
         raise ValueError(f"--module {path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        del sys.modules[name]
+        raise ModuleFailedError(f"--module {path}: {_where_it_failed(e, file)}") from e
     return module
+
+
+def _where_it_failed(error: Exception, file: Path) -> str:
+    """"line 3: SyntaxError: invalid syntax" with the line, for the deepest line of `file`
+    in the error (a syntax error's own line; else the traceback's last frame in the file)."""
+    lineno, text = None, None
+    if isinstance(error, SyntaxError) and error.filename and \
+            Path(error.filename).resolve() == file.resolve():
+        lineno, text = error.lineno, error.text
+        message = f"{type(error).__name__}: {error.msg}"
+    else:
+        for frame in traceback.extract_tb(error.__traceback__):
+            if Path(frame.filename).resolve() == file.resolve():
+                lineno, text = frame.lineno, frame.line
+        message = f"{type(error).__name__}: {error}"
+    if lineno is None:
+        return f"importing it failed: {message}"
+    code = f"\n    {text.strip()}" if text and text.strip() else ""
+    return f"line {lineno}: {message}{code}\n(fix the file, or run it with python to see the " \
+        "whole traceback)"
 
 
 def _user_cases(path: str, seed: int) -> list[Case]:

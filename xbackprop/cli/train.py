@@ -1,9 +1,21 @@
-"""`xbackprop train JOB`: train a built-in model on data that ships with xbackprop."""
+"""`xbackprop train JOB`: train a built-in model on data that ships with xbackprop.
+
+Data parallel: `--devices N` splits each batch over N devices of one process (JAX);
+`--coordinator HOST:PORT --num-processes N --process-id I` (or `--distributed`, where the
+cluster says them: SLURM, Open MPI) joins N processes that train together, each on its own
+slice of the data, and only process 0 prints.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from .. import backends
 from ..recipes import RECIPES, get_recipe
@@ -24,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                "rmsprop", "adagrad"], help="update rule")
     train.add_argument("--seed", type=int, default=0, help="seed for weights, split, shuffling")
     train.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    train.add_argument("--plot", metavar="PATH", help="save the loss/accuracy curves (PNG)")
+    train.add_argument("--plot", metavar="PATH",
+                       help="save the loss/accuracy curves as a PNG (.png added if missing)")
     train.add_argument("--no-jit", action="store_true", help="JAX: run the step op by op")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--checkpoint", metavar="DIR",
@@ -33,6 +46,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="epochs between checkpoints (default 1)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run whose checkpoints are in --checkpoint DIR")
+    par = train.add_argument_group(
+        "data parallel (JAX)", "split each batch (--batch-size is the global batch) over "
+        "devices, and over processes that each load their own slice of the data")
+    par.add_argument("--devices", metavar="N|all", type=_devices,
+                     help="split each batch over N devices (default: 1; with several "
+                     "processes, all of them); on a CPU, XLA_FLAGS="
+                     "--xla_force_host_platform_device_count=N makes N")
+    par.add_argument("--coordinator", metavar="HOST:PORT",
+                     help="process 0's address, the same for every process")
+    par.add_argument("--num-processes", metavar="N", type=int, help="processes in the run")
+    par.add_argument("--process-id", metavar="I", type=int, help="this process, 0 to N-1")
+    par.add_argument("--distributed", action="store_true",
+                     help="join a multi-process run, detecting the coordinator, the number "
+                     "of processes and this one's id from the cluster (SLURM, Open MPI)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,8 +68,20 @@ def run(args: argparse.Namespace) -> int:
     from ..fit import fit
 
     recipe = get_recipe(args.job)
+    rank, processes = 0, 1
+    place = (args.coordinator, args.num_processes, args.process_id)
+    if args.distributed or any(v is not None for v in place):
+        chosen = args.backend or os.environ.get(backends.ENV_VAR) or backends.BACKEND_NAMES[0]
+        rank, processes = backends.initialize_distributed(chosen, *place)
     backend = backends.get_backend(args.backend)
+    plot = plot_path(args.plot) if args.plot else None  # before training, not after
+    devices = args.devices if args.devices is not None else "all" if processes > 1 else None
+    if devices is not None:
+        backend = backend.with_devices(devices)
+    say = print if rank == 0 else _silent
     data = recipe.data(args.seed)
+    if processes > 1:  # each process takes its own slice of the data
+        data = _slice(data, rank, processes)
     model = recipe.build()
     loss = recipe.loss()
     name = args.optimizer or recipe.optimizer
@@ -54,14 +93,17 @@ def run(args: argparse.Namespace) -> int:
     optimizer = optim.get_optimizer(name, lr)
     epochs = args.epochs if args.epochs is not None else recipe.epochs
     batch_size = args.batch_size if args.batch_size is not None else recipe.batch_size
-    print(f"xbackprop train {recipe.name}: {recipe.description}")
-    print(f"backend {backend.name} ({backend.device}), {args.dtype}, {name} lr={lr}{lr_note}, "
-          f"{epochs} epochs, batch {batch_size}, seed {args.seed}; "
-          f"{len(data.x_train)} train / {len(data.x_test)} test samples")
-    print(model.summary(data.x_train.shape[1:]))
+    n_train, n_test = (int(backend.process_values(len(a)).sum())
+                       for a in (data.x_train, data.x_test))
+    say(f"xbackprop train {recipe.name}: {recipe.description}")
+    say(f"backend {backend.name} ({backend.device}"
+        f"{f', {processes} processes' if processes > 1 else ''}), {args.dtype}, {name} "
+        f"lr={lr}{lr_note}, {epochs} epochs, batch {batch_size}, seed {args.seed}; "
+        f"{n_train} train / {n_test} test samples")
+    say(model.summary(data.x_train.shape[1:]))
     if args.resume and not args.checkpoint:
         raise ValueError("--resume continues the run in --checkpoint DIR; give the folder")
-    with backend.dtype_scope(args.dtype):  # JAX: 64-bit mode for this run, not the process
+    with backend.dtype_scope(args.dtype), backend.scope():  # JAX: 64-bit mode for this run
         t0 = time.perf_counter()
         result = fit(model, data.x_train, data.y_train, loss=loss, optimizer=optimizer,
                      epochs=epochs, batch_size=batch_size, seed=args.seed,
@@ -79,13 +121,54 @@ def run(args: argparse.Namespace) -> int:
         line = f"{split:5s} loss {scores['loss']:.4f}"
         if "accuracy" in scores:
             line += f"  accuracy {scores['accuracy']:.4f}"
-        print(line)
-    print(_timing(seconds, result.history.get("time", []), -(-len(data.x_train) // batch_size)))
+        say(line)
+    say(_timing(seconds, result.history.get("time", []), -(-n_train // batch_size)))
     if args.checkpoint:
-        print(f"checkpoints in {args.checkpoint} (resume with --resume)")
-    if args.plot:
-        print(f"saved {result.history.plot(args.plot, title=f'xbackprop {recipe.name}')}")
+        say(f"checkpoints in {args.checkpoint} (resume with --resume)")
+    if plot and rank == 0:
+        say(f"saved {result.history.plot(plot, title=f'xbackprop {recipe.name}')}")
     return 0
+
+
+def plot_path(path: str) -> Path:
+    """`--plot PATH` checked before any work: matplotlib installed, the folder there, a PNG
+    name (".png" added to a name without a suffix)."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ValueError("--plot needs matplotlib, which is not installed: pip install "
+                         "'xbackprop[plot]' (or leave out --plot)")
+    file = Path(path)
+    if file.suffix == "":
+        file = file.with_name(file.name + ".png")
+    elif file.suffix.lower() != ".png":
+        raise ValueError(f"--plot {path}: the picture is a PNG; give a name ending in .png")
+    if not file.parent.is_dir():
+        raise ValueError(f"--plot {path}: the folder {file.parent} does not exist; create it "
+                         "first")
+    return file
+
+
+def _devices(text: str) -> int | str:
+    if text == "all":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"a number of devices >= 1 or 'all', not {text!r}")
+    return n
+
+
+def _silent(*args: object, **kwargs: object) -> None:
+    """print, in every process but the first."""
+
+
+def _slice(data: Any, rank: int, processes: int) -> Any:
+    """Process `rank`'s contiguous slice of the train and test splits (as it would load
+    only its own files of a data set too large for one host)."""
+    def part(a: Any) -> Any:
+        return np.array_split(a, processes)[rank]
+    return type(data)(*(part(a) for a in data))
 
 
 def _timing(seconds: float, epoch_times: list[float], steps_per_epoch: int) -> str:

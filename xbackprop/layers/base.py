@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..backends import Array
+from ..backends import Array, owner_of
 from ..random import fold_in
 
 Params = dict[str, Any]
@@ -102,7 +102,7 @@ class Layer:
     def param_grads(self, params: Params, cache: Any, dy: Array) -> Params:
         """The parameter gradients alone. Layers whose dL/dx costs real work (Dense, Conv2D)
         override this to skip it; a model uses it for its first layer."""
-        return self.backward(params, cache, dy)[1]
+        return run_backward(self, params, cache, dy)[1]
 
     def __call__(self, params: Params, x: Array, ctx: Context = EVAL) -> Array:
         """The forward output alone (for inference and for autodiff oracles)."""
@@ -149,3 +149,96 @@ def check_input(layer: Layer, x: Array, in_shape: Shape | None = None, ndim: int
         raise ValueError(f"{describe(layer)} expects inputs of shape (N, {expected}), got "
                          f"{tuple(x.shape)}")
 
+
+
+# -- calling a layer, checked -----------------------------------------------------------------
+# Containers call their layers through these, so a user layer that breaks the contract gets
+# an error naming it and the fix, instead of an unpacking error or silently wrong numbers
+# further on. The checks look at types and lengths only: nothing under jax.jit, next to
+# nothing eagerly.
+
+class MissingParameterError(KeyError):
+    """A layer's parameters lack an array that it needs."""
+
+    def __str__(self) -> str:  # the message as it is, not quoted as a key
+        return str(self.args[0]) if self.args else ""
+
+
+def run_forward(layer: Layer, params: Params, x: Array, ctx: Context = EVAL,
+                index: int | None = None) -> tuple[Array, Any]:
+    """`layer.forward(params, x, ctx)`, checked to return `(y, cache)` computed by the library
+    of `x`; `index`, the layer's place in its container, goes into the error messages."""
+    return _checked(layer, "forward", params, x, index, (params, x, ctx))
+
+
+def run_backward(layer: Layer, params: Params, cache: Any, dy: Array, index: int | None = None
+                 ) -> tuple[Array, Params]:
+    """`layer.backward(params, cache, dy)`, checked to return `(dx, grads)` with `grads` a dict
+    like `params`, computed by the library of `dy`."""
+    out = _checked(layer, "backward", params, dy, index, (params, cache, dy))
+    if isinstance(params, dict) and not isinstance(out[1], dict):
+        raise TypeError(f"{_where(index)}{describe(layer)}.backward must return (dx, grads) "
+                        f"with grads a dict like its parameters "
+                        f"({', '.join(map(repr, params)) or 'none'}), not {_what(out[1])}")
+    return out
+
+
+_RETURNS = {"forward": "(y, cache): the output and what backward needs from this pass",
+            "backward": "(dx, grads): dL/dx and a dict of parameter gradients by name ({} for "
+                        "a layer without parameters)"}
+
+
+def _checked(layer: Layer, method: str, params: Params, given: Array, index: int | None,
+             args: tuple) -> tuple[Any, Any]:
+    """`layer.<method>(*args)`, with `given` the array it works on (x or dy)."""
+    try:
+        out = getattr(layer, method)(*args)
+    except (KeyError, TypeError) as e:
+        _explain(layer, method, params, given, e, index)
+        raise
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise TypeError(f"{_where(index)}{describe(layer)}.{method} must return a pair "
+                        f"{_RETURNS[method]}; it returned {_what(out)}")
+    _same_library(layer, method, given, out[0], index)
+    return out
+
+
+def _what(value: Any) -> str:
+    if isinstance(value, tuple):
+        return f"a tuple of {len(value)}"
+    shape = getattr(value, "shape", None)
+    return f"one array of shape {tuple(shape)}" if shape is not None else \
+        f"a {type(value).__name__}"
+
+
+def _where(index: int | None) -> str:
+    return "" if index is None else f"layer {index}, "
+
+
+def _same_library(layer: Layer, method: str, given: Any, returned: Any, index: int | None
+                  ) -> None:
+    have, got = owner_of(given), owner_of(returned)
+    if have is not None and got is not None and got is not have:
+        raise TypeError(
+            f"{_where(index)}{describe(layer)}.{method} was given a {have.name} array and "
+            f"returned a {got.name} array: it computes with another library than its input's "
+            f"(np.* on {have.name} arrays?). Use the inputs' namespace: xp = "
+            "xbackprop.backend_of(x).xp, then xp.exp(x), xp.sum(...), ...")
+
+
+def _explain(layer: Layer, method: str, params: Any, given: Any, error: Exception,
+             index: int | None) -> None:
+    """Raise a clearer error for `error` from `layer.<method>` if its cause is known: a
+    parameter missing from `params`, or NumPy called on another library's arrays."""
+    name = error.args[0] if isinstance(error, KeyError) and error.args else None
+    if isinstance(name, str) and isinstance(params, dict) and name not in params:
+        raise MissingParameterError(
+            f"{_where(index)}{describe(layer)}: its parameters have no {name!r} (they have "
+            f"{', '.join(map(repr, params)) or 'none'}). Parameters of another model? Make "
+            "them with xbackprop.init_params(model, seed, input_shape)") from error
+    owner = owner_of(given)
+    if isinstance(error, TypeError) and owner is not None and owner.refused_conversion(error):
+        raise TypeError(
+            f"{_where(index)}{describe(layer)}.{method} called NumPy (np.*) on a {owner.name} "
+            f"array, which {owner.name} refuses. Compute with the namespace of the inputs: xp = "
+            "xbackprop.backend_of(x).xp, then xp.exp(x), xp.sum(...), ...") from error

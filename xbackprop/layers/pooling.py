@@ -15,8 +15,7 @@ import numpy as np
 
 from ..backends import Backend, backend_of
 from .base import EVAL, Context, Layer, Params, Shape, describe
-from .window import Padding, check_nchw, check_padding, from_columns, output_hw, pair, \
-    resolve_padding, to_columns
+from .window import Padding, check_nchw, check_padding, output_hw, pair, resolve_padding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,30 +59,34 @@ class _Pool2D(Layer):
                              f"{tuple(x.shape)}")
         n, c, h, w = x.shape
         kernel, stride, pads, out_hw = self._geometry((h, w))
-        # every (channel, sample) plane on its own, channel-major: the layout Conv2D's
-        # output already has in memory, so this reshape is usually free
-        planes = xp.reshape(xp.permute_dims(x, (1, 0, 2, 3)), (c * n, 1, h, w))
+        # every (sample, channel) plane on its own, sample-major, so a batch split over
+        # devices stays split (channel-major planes, C·N, interleave the devices' samples,
+        # and XLA would gather the whole batch onto every device to pool it)
+        planes = xp.reshape(x, (n * c, 1, h, w))
         cols, width = backend.im2col(planes, kernel, stride, (1, 1), pads, out_hw, pad_value)
         return backend, cols, (tuple(x.shape), kernel, stride, pads, out_hw, width)
 
     @staticmethod
     def _to_output(xp: Any, values: Any, geometry: tuple) -> Any:
         """Per-window values `(M,)` as `(N, C, OH, OW)`, junk columns dropped."""
-        (n, c, _, _), _, _, _, out_hw, width = geometry
-        return from_columns(xp, values, c, n, out_hw, width)
+        (n, c, _, _), _, _, _, (oh, ow), width = geometry
+        return xp.reshape(values, (n, c, oh, width))[:, :, :, :ow]
 
     @staticmethod
     def _from_output(backend: Backend, dy: Any, geometry: tuple) -> Any:
         """The adjoint layout: dy `(N, C, OH, OW)` as `(1, M)`, zero in junk columns."""
-        return backend.xp.reshape(to_columns(backend, dy, geometry[-1]), (1, -1))
+        width = geometry[-1]
+        if width > dy.shape[3]:
+            dy = backend.pad(dy, ((0, 0), (0, 0), (0, 0), (0, width - dy.shape[3])))
+        return backend.xp.reshape(dy, (1, -1))
 
     def _unwindow(self, backend: Backend, dcols: Any, geometry: tuple) -> Any:
         """The adjoint of `_windows`: window gradients summed back into dL/dx."""
         (n, c, h, w), kernel, stride, pads, out_hw, width = geometry
         xp = backend.xp
-        dx = backend.col2im(dcols, (c * n, 1, h, w), kernel, stride, (1, 1), pads, out_hw,
+        dx = backend.col2im(dcols, (n * c, 1, h, w), kernel, stride, (1, 1), pads, out_hw,
                             width)
-        return xp.permute_dims(xp.reshape(dx, (c, n, h, w)), (1, 0, 2, 3))
+        return xp.reshape(dx, (n, c, h, w))
 
     @classmethod
     def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:
