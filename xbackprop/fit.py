@@ -62,7 +62,7 @@ from .model import init_params, init_state
 from .optim import Optimizer, get_optimizer
 from .progress import ProgressBar, format_metrics
 from .random import fold_in
-from .train import TrainingDivergedError, TrainState, _compiled, _step
+from .train import TrainingDivergedError, TrainState, _step, compile_step
 from .tree import tree_leaves, tree_map
 
 __all__ = ["fit", "FitResult", "History"]
@@ -489,8 +489,8 @@ class _Loop:
         self.check_each_step = guard in ("check", "check-skip")
         core = _step(model, loss, optimizer, donate=True, aux=True, guard=guard)
         backend.prepare_training()
-        self.step = _compiled(backend, feed.wrap(core), jit, donate_argnums=(0,),
-                              **feed.shardings)
+        self.step = compile_step(backend, feed.wrap(core), jit, donate_argnums=(0,),
+                                 **feed.shardings)
 
     def run(self, state: TrainState, start: int, end: int, history: History,
             reporter: _Reporter, callbacks: list, rows: list[tuple[int, dict]],

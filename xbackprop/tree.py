@@ -138,14 +138,27 @@ def tree_flatten(tree: Any) -> tuple[list[Any], Any]:
 def _structure(tree: Any, leaves: list[Any]) -> Any:
     if isinstance(tree, dict):
         keys = sorted(tree)
-        return (dict, tuple(keys), tuple([_structure(tree[k], leaves) for k in keys]))
+        return (dict, tuple(keys), _children([tree[k] for k in keys], leaves))
     if isinstance(tree, (list, tuple)):
         container = type(tree) if isinstance(tree, tuple) else list
-        return (container, tuple([_structure(v, leaves) for v in tree]))
+        return (container, _children(tree, leaves))
     if tree is None:
         return None
     leaves.append(tree)
     return _LEAF
+
+
+def _children(items: Any, leaves: list[Any]) -> tuple:
+    """The structures of a container's items; leaves are taken here, without a call each
+    (parameter trees are mostly dicts of arrays)."""
+    out = []
+    for v in items:
+        if v is None or isinstance(v, (dict, list, tuple)):
+            out.append(_structure(v, leaves))
+        else:
+            leaves.append(v)
+            out.append(_LEAF)
+    return tuple(out)
 
 
 def tree_unflatten(structure: Any, leaves: list[Any]) -> Any:
