@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .backends import backend_of
+from .backends import backend_of, is_trusted
 from .schedules import Schedule, as_schedule
 from .tree import tree_flatten, tree_leaves, tree_map, tree_paths, tree_unflatten
 
@@ -129,10 +129,11 @@ def _check_numbers(params: Params) -> None:
 
 def _rebuilt(tree: Any, old: list, new: list, structure: Any) -> Any:
     """`tree` with leaves `new` in place of `old`: the same tree where every array was
-    updated in place (nothing to rebuild), else a new one of `structure`."""
+    updated in place (nothing to rebuild), else a new one of `structure` (None: the
+    parameters', found now)."""
     if all(a is b for a, b in zip(old, new)):
         return tree
-    return tree_unflatten(structure, new)
+    return tree_unflatten(tree_flatten(tree)[1] if structure is None else structure, new)
 
 
 def _float_count(count: Any, dtype: Any) -> Any:
@@ -160,12 +161,16 @@ def _optimizer(rule: Rule, slots: dict[str, float], lr: float | Schedule,
     def update(params: Params, grads: Params, state: OptState, *, inplace: bool = False
                ) -> tuple[Params, OptState]:
         # flat lists of leaves, each tree's structure checked against the parameters'
-        p_leaves, structure = tree_flatten(params)
-        g_leaves, g_structure = tree_flatten(grads)
-        if g_structure != structure:
-            raise ValueError("gradients do not have the structure of the parameters: "
-                             f"{[p for p, _ in tree_paths(grads)]} vs "
-                             f"{[p for p, _ in tree_paths(params)]}")
+        # (inside a trusted step, checked on its first call: see backends.trusted)
+        if is_trusted():
+            p_leaves, g_leaves, structure = tree_leaves(params), tree_leaves(grads), None
+        else:
+            p_leaves, structure = tree_flatten(params)
+            g_leaves, g_structure = tree_flatten(grads)
+            if g_structure != structure:
+                raise ValueError("gradients do not have the structure of the parameters: "
+                                 f"{[p for p, _ in tree_paths(grads)]} vs "
+                                 f"{[p for p, _ in tree_paths(params)]}")
         slot_leaves = [tree_leaves(state.slots[name]) for name in slots]
         # one backend for everything: never move p to g's backend silently
         backend = backend_of(*p_leaves, *g_leaves, *(a for leaves in slot_leaves for a in leaves))

@@ -101,22 +101,20 @@ def tree_leaves(tree: Any) -> list[Any]:
 
 def _collect(tree: Any, out: list[Any]) -> None:
     kind = type(tree)
-    if kind is dict:
-        for k in sorted(tree):
-            _collect(tree[k], out)
-    elif kind is list or kind is tuple:
-        for v in tree:
-            _collect(v, out)
+    if kind is dict or (kind is not list and kind is not tuple and isinstance(tree, dict)):
+        items: Any = [tree[k] for k in sorted(tree)]
+    elif kind is list or kind is tuple or isinstance(tree, (list, tuple)):
+        items = tree  # (NamedTuples iterate in field order)
     elif tree is None:
         return
-    elif isinstance(tree, dict):
-        for k in sorted(tree):
-            _collect(tree[k], out)
-    elif isinstance(tree, (list, tuple)):  # NamedTuples iterate in field order
-        for v in tree:
-            _collect(v, out)
     else:
         out.append(tree)
+        return
+    for v in items:  # leaves taken here, without a call each
+        if v is None or isinstance(v, (dict, list, tuple)):
+            _collect(v, out)
+        else:
+            out.append(v)
 
 
 def tree_structure_equal(a: Any, b: Any) -> bool:
