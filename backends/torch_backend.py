@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from . import _bits
-from ._base import Array, Backend, BackendUnavailableError, DtypeError, Pair, \
-    check_float_dtype
+from ._base import _HOST_TYPES, Array, Backend, BackendUnavailableError, DtypeError, Pair, \
+    check_float_dtype, to_host
 
 INSTALL = ("Install the CPU build with: pip install torch --index-url "
            "https://download.pytorch.org/whl/cpu, then pip install 'xbackprop[torch]' "
@@ -57,6 +57,8 @@ class TorchBackend(Backend):
         return isinstance(x, self._torch.Tensor)
 
     def asarray(self, x: Any, dtype: Any = None) -> Array:
+        if not (self.is_array(x) or isinstance(x, _HOST_TYPES)):
+            x = to_host(x)  # another backend's array
         if isinstance(x, np.ndarray) and not x.flags.writeable:
             x = np.array(x)  # torch warns on read-only buffers: it could write to them
         a = super().asarray(x, dtype)
