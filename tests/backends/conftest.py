@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
 import xbackprop as xb
+from xbackprop.tree import tree_leaves
 
 
 def _cnn() -> xb.Sequential:
@@ -37,8 +39,20 @@ def _train(backend: xb.Backend, steps: int) -> tuple[list[float], xb.TrainState]
     return losses, state
 
 
+def _against_numpy(backend: xb.Backend, steps: int = 24) -> tuple[Any, Any]:
+    """Train on `backend` and on NumPy: the run learns, on `backend`'s arrays, with NumPy's
+    losses. Returns both final parameters (as NumPy arrays) to compare."""
+    losses, state = _train(backend, steps)
+    assert all(backend.is_array(p) for p in tree_leaves(state.params))
+    assert np.mean(losses[-4:]) < 0.7 * np.mean(losses[:4])
+    reference, numpy_state = _train(xb.get_backend("numpy"), steps)
+    np.testing.assert_allclose(losses, reference, rtol=1e-5, atol=1e-6)
+    return xb.to_numpy(state.params), numpy_state.params
+
+
 @pytest.fixture
-def short_cnn_run() -> Callable[[xb.Backend, int], tuple[list[float], xb.TrainState]]:
-    """`run(backend, steps) -> (losses, state)`: a short training run of a CNN with every
-    layer family, a loss, AdamW and dropout's random bits, the same on every backend."""
-    return _train
+def cnn_run_against_numpy() -> Callable[..., tuple[Any, Any]]:
+    """`run(backend, steps=24) -> (params, numpy_params)`: a short training run of a CNN
+    with every layer family, a loss, AdamW and dropout's random bits, checked to learn and
+    to give NumPy's losses; the final parameters of both come back to compare."""
+    return _against_numpy
