@@ -57,7 +57,9 @@ class TorchBackend(Backend):
         return isinstance(x, self._torch.Tensor)
 
     def asarray(self, x: Any, dtype: Any = None) -> Array:
-        if not (self.is_array(x) or isinstance(x, _HOST_TYPES)):
+        if self.is_array(x) and x.requires_grad:
+            x = x.detach()  # the values only: autograd stays out of hand-written backprop
+        elif not (self.is_array(x) or isinstance(x, _HOST_TYPES)):
             x = to_host(x)  # another backend's array
         if isinstance(x, np.ndarray) and not x.flags.writeable:
             x = np.array(x)  # torch warns on read-only buffers: it could write to them

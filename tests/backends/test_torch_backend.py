@@ -138,9 +138,14 @@ def test_read_only_arrays_are_copied_without_a_warning(cpu):
     np.testing.assert_array_equal(host, [0, 1, 2, 3])
 
 
-def test_to_numpy_detaches_tensors_that_need_gradients(cpu):
+def test_tensors_that_need_gradients_come_in_and_out_as_values(cpu):
     w = torch.ones(3, requires_grad=True)
     np.testing.assert_array_equal(cpu.to_numpy(w * 2), [2, 2, 2])
+    x = cpu.asarray(w)
+    assert not x.requires_grad and x.data_ptr() == w.data_ptr()  # no copy
+    params, _ = xb.optim.sgd(0.5).update({"w": x}, {"w": cpu.asarray([1.0, 1, 1])},
+                                         xb.optim.sgd(0.5).init({"w": x}), inplace=True)
+    np.testing.assert_array_equal(cpu.to_numpy(params["w"]), [0.5, 0.5, 0.5])
 
 
 @pytest.mark.parametrize("widths", [((0, 0), (1, 2)), ((2, 0), (0, 0), (1, 1)),
