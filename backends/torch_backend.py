@@ -6,9 +6,10 @@ tensors are made without `requires_grad`, so PyTorch records nothing. That bring
 hand-written backprop to GPUs CuPy does not serve (Apple silicon) and lets xbackprop run
 beside PyTorch code on the same tensors.
 
-Devices: `get_backend("torch")` takes the first accelerator PyTorch finds (CUDA, then MPS),
-else the CPU, as JAX takes its default device; `"torch:cpu"`, `"torch:cuda:1"` (or
-`"torch:1"`) and `"torch:mps"` choose one. Inside the backend's `scope()` (which
+Devices: `get_backend("torch")` runs on CUDA's current GPU where there is one, else on the
+CPU, as JAX takes its default device; `"torch:cpu"`, `"torch:cuda:1"` (or `"torch:1"`) and
+`"torch:mps"` choose one. Apple's MPS is chosen by name only: it has no float64, which the
+gradient checks need, so the default stays where every dtype works. Inside the backend's `scope()` (which
 `use_backend` and the steps it makes enter) that device is PyTorch's default device, so
 arrays the layers create (`xp.zeros`, `xp.arange`) are made there.
 
@@ -38,8 +39,8 @@ class TorchBackend(Backend):
     modules = ("torch",)
 
     def __init__(self, device: str | None = None) -> None:
-        """device: None (CUDA's current GPU, else MPS, else the CPU), "cpu", "cuda",
-        "cuda:1", "1" (CUDA GPU 1) or "mps"."""
+        """device: None (CUDA's current GPU, else the CPU), "cpu", "cuda", "cuda:1", "1"
+        (CUDA GPU 1) or "mps"."""
         try:
             import torch
             import array_api_compat.torch as xp
@@ -117,13 +118,11 @@ class TorchBackend(Backend):
 
 
 def _find_device(torch: Any, device: str | None) -> Any:
-    """The torch.device for a choice: None (the first accelerator, else the CPU), "cpu",
+    """The torch.device for a choice: None (CUDA's current GPU, else the CPU), "cpu",
     "cuda", "cuda:1", "1" or "mps"; a clear error where it does not exist."""
     if device is None:
         if torch.cuda.is_available():
             return torch.device("cuda", torch.cuda.current_device())
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
         return torch.device("cpu")
     spec = f"cuda:{device}" if device.isdigit() else device
     try:

@@ -43,14 +43,9 @@ def on_device(device: str) -> TorchBackend:
 
 # -- devices -------------------------------------------------------------------------------
 
-def test_the_default_is_the_first_accelerator_else_the_cpu():
+def test_the_default_is_cuda_else_the_cpu_never_mps():
     backend = xb.get_backend("torch")
-    if torch.cuda.is_available():
-        expected = f"cuda:{torch.cuda.current_device()}"
-    elif torch.backends.mps.is_available():
-        expected = "mps"
-    else:
-        expected = "cpu"
+    expected = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
     assert backend.device == expected
     assert backend.host_arrays == (expected == "cpu")
     assert backend.inplace_updates and not backend.compiles and backend.counter(2) == 2
