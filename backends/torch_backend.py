@@ -9,9 +9,9 @@ beside PyTorch code on the same tensors.
 Devices: `get_backend("torch")` runs on CUDA's current GPU where there is one, else on the
 CPU, as JAX takes its default device; `"torch:cpu"`, `"torch:cuda:1"` (or `"torch:1"`) and
 `"torch:mps"` choose one. Apple's MPS is chosen by name only: it has no float64, which the
-gradient checks need, so the default stays where every dtype works. Inside the backend's `scope()` (which
-`use_backend` and the steps it makes enter) that device is PyTorch's default device, so
-arrays the layers create (`xp.zeros`, `xp.arange`) are made there.
+gradient checks need, so the default stays where every dtype works. Inside the backend's
+`scope()` (which `use_backend` and the steps it makes enter) that device is PyTorch's
+default device, so arrays the layers create (`xp.zeros`, `xp.arange`) are made there.
 
 PyTorch implements little uint32 arithmetic (no `+`, `>>` or `<` on CPU), so the random-bits
 hash runs on int64 lanes masked to 32 bits: the same bits as every other backend.
