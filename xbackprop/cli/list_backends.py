@@ -12,11 +12,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    width = max(map(len, backends.BACKEND_NAMES))
     for name in backends.BACKEND_NAMES:
         try:
             b = backends.get_backend(name)
-            print(f"{name:{width}s} ok    {b.device}")
+            print(f"{name:6s} ok    {b.device}")
         except backends.BackendError as e:
-            print(f"{name:{width}s} no    {e}")
+            print(f"{name:6s} no    {e}")
     return 0
