@@ -14,8 +14,7 @@ only where its library has something faster:
     moving        asarray, to_numpy, xp_dtype, numpy_dtype
     scope         scope(): this backend value is current and its device the library's
     math          slice_add (scatter-add), pad, im2col / col2im (patches), first_argmax,
-                  sigmoid,
-                  random_bits, fused_update
+                  sigmoid, random_bits, fold_in, fused_update
     running       compile (with shardings), numerics, dtype_scope, synchronize,
                   prepare_training
 
@@ -375,6 +374,11 @@ class Backend:
         """uint32 random bits of `shape` from a uint32[2] key, the same bits on every
         backend (xbackprop.random draws from them; the hash is in `backends/_bits.py`)."""
         return _bits.bits(self.xp, key, shape)
+
+    def fold_in(self, key: Array, data: Any) -> Array:
+        """A new uint32[2] key from `key` and `data` (a Python int or an integer array, such
+        as a step counter), the same on every backend (the hash is in `backends/_bits.py`)."""
+        return _bits.fold_in(self.xp, key, data)
 
     def fused_update(self, name: str) -> Callable | None:
         """A one-kernel, in-place form of optimizer rule `name` (see `xbackprop.optim`), or

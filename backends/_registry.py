@@ -11,4 +11,5 @@ BACKENDS = (
     "jax_backend:JaxBackend",
     "cupy_backend:CupyBackend",
     "array_api_strict_backend:ArrayApiStrictBackend",
+    "torch_backend:TorchBackend",
 )

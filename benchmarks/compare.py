@@ -1,6 +1,7 @@
 """Time every workload for xbackprop and its peers in one process and print one table.
 
-    python -m benchmarks.compare [--workloads mlp cnn xor gemm] [--repeat 7] [--json out.json]
+    python -m benchmarks.compare [--workloads mlp cnn xor gemm] [--impls ...] [--repeat 7]
+                                 [--json /tmp/xbackprop-bench.json]
 
 Each implementation is warmed up (JIT compilation excluded) and checked to learn, then
 timed in `--repeat` rounds of enough synchronised steps to last `--min-time`; the median
@@ -21,11 +22,14 @@ import statistics
 import sys
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
+from xbackprop.atomic import atomic_write
+
 from benchmarks.conftest import check_learns
-from benchmarks.workloads import GEMM_N, IMPLS, TARGETS, WORKLOADS, Runner, Unavailable, make, \
-    mlp_flops
+from benchmarks.impls import IMPLS, make
+from benchmarks.workloads import GEMM_N, TARGETS, WORKLOADS, Runner, Unavailable, mlp_flops
 
 
 IDLE_SECONDS = 0.5
@@ -46,7 +50,7 @@ def time_workload(workload: str, impls: list[str], repeat: int, min_time: float
     for impl in impls:
         try:
             runner = make(workload, impl)
-            if workload != "gemm":
+            if WORKLOADS[workload].kind == "train_step":
                 check_learns(runner)  # also the warm-up: compilation, first allocations
         except Unavailable as e:
             results[impl] = {"skipped": str(e)}
@@ -90,7 +94,7 @@ def machine() -> dict[str, str]:
                                if line.startswith("model name"))
     except (OSError, StopIteration):
         info["cpu"] = platform.processor() or "?"
-    for name in ["numpy", "jax", "torch", "cupy"]:
+    for name in ["numpy", "jax", "torch", "array_api_compat", "cupy"]:
         module = sys.modules.get(name)
         if module is not None:
             info[name] = getattr(module, "__version__", "?")
@@ -163,8 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7, help="timed rounds per implementation")
     parser.add_argument("--min-time", type=float, default=0.25,
                         help="seconds each timed round lasts at least")
-    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--json", metavar="PATH", type=Path,
+                        help="also write the results as JSON to PATH (a path outside the "
+                             "checkout, e.g. /tmp/xbackprop-bench.json)")
     args = parser.parse_args(argv)
+    if args.json is not None and not args.json.parent.is_dir():
+        parser.error(f"--json {args.json}: the folder {args.json.parent} does not exist")
 
     results = {}
     for workload in args.workloads:
@@ -177,9 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     report = {"machine": machine(), "results": results, "ratios": ratios(results),
               "gemm": gemm_fractions(results), "memory_mb": memory}
     print(render(report))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+    if args.json is not None:
+        with atomic_write(args.json) as f:
+            f.write(json.dumps(report, indent=2).encode())
         print(f"\nwrote {args.json}")
     return 0
 

@@ -1,6 +1,7 @@
-"""Fixtures for the benchmark suites. `runner(workload, impl)` builds an implementation or
-skips with the reason (a peer not installed, no GPU). Under the test command the suites run
-once each (`--benchmark-disable`) as a smoke test that every implementation trains."""
+"""Helpers for the benchmark suite: build an implementation or skip with the reason (a peer
+not installed, no GPU), check that it learns, time one step. Under the test command the
+suite runs once each (`--benchmark-disable`) as a smoke test that every implementation
+trains."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import math
 
 import pytest
 
-from benchmarks.workloads import Runner, Unavailable, make
+from benchmarks.impls import make
+from benchmarks.workloads import WORKLOADS, Runner, Unavailable
 
 
 def build_or_skip(workload: str, impl: str) -> Runner:
@@ -45,8 +47,10 @@ def benchmark_rounds(benchmark) -> int:
     return 1 if benchmark.disabled else 30
 
 
-def bench_train_step(benchmark, workload: str, impl: str) -> None:
-    """Build `impl` for `workload` (or skip with the reason), check it learns, time a step."""
+def bench_step(benchmark, workload: str, impl: str) -> None:
+    """Build `impl` for `workload` (or skip with the reason), check that a train step
+    learns, time a step."""
     runner = build_or_skip(workload, impl)
-    check_learns(runner)
+    if WORKLOADS[workload].kind == "train_step":
+        check_learns(runner)
     time_step(benchmark, runner)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks, in one command, for a machine with an NVIDIA GPU and CuPy, JAX (CUDA),
 # PyTorch (CUDA), optax, pytest, pytest-xdist and hypothesis already installed (no network
-# needed): install xbackprop without dependencies, train on CuPy and JAX, time every
-# benchmark, run the whole test suite. Logs go to $OUT (default ./gpu-results).
+# needed; the torch backend also needs array-api-compat): install xbackprop without
+# dependencies, train on CuPy, JAX and PyTorch, time every benchmark, run the whole test
+# suite. Logs go to $OUT (default ./gpu-results).
 #
 #   bash benchmarks/gpu_check.sh                 # everything
 #   STAGE=test bash benchmarks/gpu_check.sh      # one stage: train, bench or test
@@ -20,7 +21,7 @@ python3 -m pip install -q --no-deps --no-build-isolation --no-index -e . > "$OUT
 python3 -m xbackprop backends
 if [[ $STAGE == all || $STAGE == train ]]; then
     for job in digits digits-cnn; do
-        for backend in cupy jax; do
+        for backend in cupy jax torch; do
             echo "== train $job --backend $backend"
             timeout 150 python3 -m xbackprop train "$job" --backend "$backend" --quiet | tail -3
         done

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backends import Array, Backend, backend_of, get_backend
-from .backends._bits import GOLDEN, mix, u32
+from .backends._bits import u32
 
 __all__ = ["make_key", "fold_in", "uniform", "bernoulli"]
 
@@ -28,24 +28,20 @@ def make_key(seed: int, backend: str | Backend | None = None) -> Array:
 
 def fold_in(key: Array, data: int | Array) -> Array:
     """A new key derived from `key` and an integer (a step count, a layer index)."""
-    xp = backend_of(key).xp
-    d = u32(xp, data & 0xFFFFFFFF) if isinstance(data, int) else xp.astype(xp.asarray(data),
-                                                                             xp.uint32)
-    k0, k1 = key[0:1], key[1:2]
-    a = mix(xp, k0 ^ mix(xp, d * u32(xp, GOLDEN) + k1))
-    b = mix(xp, k1 + mix(xp, a ^ d))
-    return xp.concat([a, b])
+    return backend_of(key).fold_in(key, data)
 
 
 def uniform(key: Array, shape: tuple[int, ...], dtype: Any = "float32") -> Array:
     """Uniform numbers in [0, 1) with 24 random bits each (exact in float32)."""
     backend = backend_of(key)
-    bits = backend.random_bits(key, tuple(shape)) >> 8
-    return backend.xp.astype(bits, backend.xp_dtype(dtype)) * (2.0 ** -24)
+    xp = backend.xp
+    # the top 24 bits: (bits >> 8)·2**-24 = (bits & ~0xFF)·2**-32, exact in float32; `&`
+    # rather than `>>`, which some libraries lack for uint32 (PyTorch)
+    top = backend.random_bits(key, tuple(shape)) & u32(xp, 0xFFFFFF00)
+    return xp.astype(top, backend.xp_dtype(dtype)) * (2.0 ** -32)
 
 
 def bernoulli(key: Array, p: float, shape: tuple[int, ...]) -> Array:
     """Booleans that are True with probability `p` (to 2**-24)."""
-    backend = backend_of(key)
-    threshold = int(round(float(p) * 2**24))
-    return (backend.random_bits(key, tuple(shape)) >> 8) < u32(backend.xp, threshold)
+    threshold = round(float(p) * 2**24) * 2.0**-24  # exact in float32, as uniform's values
+    return uniform(key, shape) < threshold

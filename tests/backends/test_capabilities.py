@@ -9,18 +9,20 @@ import pytest
 import xbackprop as xb
 from xbackprop import optim
 
-# name -> (inplace_updates, compiles, host_arrays)
+# name -> (inplace_updates, compiles, host_arrays); host_arrays None: True on the CPU only
 EXPECTED = {
     "numpy": (True, False, True),
     "jax": (False, True, False),
     "cupy": (True, False, False),
     "array_api_strict": (True, False, True),
+    "torch": (True, False, None),
 }
 
 
 def test_capabilities(backend):
     got = (backend.inplace_updates, backend.compiles, backend.host_arrays)
-    assert got == EXPECTED[backend.name]
+    inplace, compiles, host = EXPECTED[backend.name]
+    assert got == (inplace, compiles, backend.device == "cpu" if host is None else host)
 
 
 def test_the_step_counter_suits_compiled_steps(backend):

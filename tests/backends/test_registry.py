@@ -42,7 +42,8 @@ def test_backend_modules_do_not_import_their_library_when_loaded():
     code = ("import sys, xbackprop\n"
             "from xbackprop.backends import BACKEND_NAMES\n"
             "assert len(BACKEND_NAMES) >= 4\n"
-            "print(sorted(m for m in ('jax', 'cupy', 'array_api_strict') if m in sys.modules))")
+            "print(sorted(m for m in ('jax', 'cupy', 'array_api_strict', 'torch', "
+            "'array_api_compat') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

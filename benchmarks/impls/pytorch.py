@@ -1,0 +1,77 @@
+"""PyTorch eager, as its users write a train step: `nn.Sequential`, autograd, `torch.optim`
+(on the GPU with full float32 products: TF32 off, as xbackprop computes)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from benchmarks.workloads import MLP_SIZES, Runner, Unavailable, Workload
+
+#: implementation -> device
+IMPLS = {"torch": "cpu", "torch-cuda": "cuda"}
+
+
+def mlp(nn: Any) -> Any:
+    hidden = [layer for a, b in zip(MLP_SIZES[:-2], MLP_SIZES[1:-1])
+              for layer in (nn.Linear(a, b), nn.ReLU())]
+    return nn.Sequential(*hidden, nn.Linear(*MLP_SIZES[-2:]))
+
+
+def cnn(nn: Any) -> Any:
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
+
+
+def xor(nn: Any) -> Any:
+    return nn.Sequential(nn.Linear(2, 4), nn.Sigmoid(), nn.Linear(4, 1), nn.Sigmoid())
+
+
+MODELS = {"mlp": mlp, "cnn": cnn, "xor": xor}
+
+
+def _torch(device: str) -> tuple[Any, Any, Any]:
+    """(torch, the device, its synchronize)."""
+    try:
+        import torch
+    except ImportError as e:
+        raise Unavailable("PyTorch: not installed (pip install torch==2.13.0 for the CPU "
+                          "build, or see the README's Benchmarks section)") from e
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise Unavailable("PyTorch CUDA: no CUDA device")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        return torch, torch.device("cuda"), torch.cuda.synchronize
+    torch.set_num_threads(os.cpu_count() or 1)
+    return torch, torch.device("cpu"), lambda: None
+
+
+def train_step(workload: Workload, device: str) -> Runner:
+    torch, where, sync = _torch(device)
+    torch.manual_seed(0)
+    net = MODELS[workload.name](torch.nn).to(where)
+    x, y = (torch.tensor(a, device=where) for a in workload.data())
+    if workload.loss == "softmax_xent":
+        criterion, y = torch.nn.CrossEntropyLoss(), y.long()
+    else:
+        criterion = torch.nn.MSELoss()
+    optimizer = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[workload.optimizer](
+        net.parameters(), lr=workload.lr)
+    last = [torch.zeros(())]
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        value = criterion(net(x), y)
+        value.backward()
+        optimizer.step()
+        last[0] = value.detach()
+
+    return Runner(step, sync, lambda: float(last[0]), str(where))
+
+
+def matmul(workload: Workload, device: str) -> Runner:
+    torch, where, sync = _torch(device)
+    a, b = (torch.tensor(m, device=where) for m in workload.data())
+    return Runner(lambda: torch.mm(a, b), sync, lambda: 0.0, str(where))
