@@ -108,7 +108,8 @@ class Backend:
     inplace_updates: ClassVar[bool] = True
     #: `compile` traces a function once and replays the trace: a value that changes between
     #: calls must be an array, not a Python number, or every new value recompiles (see
-    #: `counter`). True for JAX.
+    #: `counter`). Its compiled functions take NumPy arrays as arguments and move them
+    #: themselves (cheaper than moving them first). True for JAX.
     compiles: ClassVar[bool] = False
     #: arrays live in host memory and compute eagerly, so reading a value (a loss, a flag)
     #: costs nothing: no transfer and no wait for a device. True for NumPy.
