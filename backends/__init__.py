@@ -33,9 +33,11 @@ from ._select import (
     available_backends,
     backend_of,
     get_backend,
+    is_trusted,
     owner_of,
     probe,
     set_backend,
+    trusted,
     use_backend,
 )
 
@@ -43,7 +45,8 @@ __all__ = [
     "Array", "Backend", "BackendError", "BackendUnavailableError", "DtypeError",
     "MixedBackendError", "ShardingError", "UnknownBackendError", "BACKEND_NAMES", "ENV_VAR",
     "available_backends", "backend_of", "get_backend", "owner_of", "probe", "set_backend",
-    "use_backend", "to_numpy", "asarray", "tree_to_backend", "initialize_distributed",
+    "use_backend", "trusted", "is_trusted", "to_numpy", "asarray", "tree_to_backend",
+    "initialize_distributed",
 ]
 
 

@@ -14,7 +14,7 @@ only where its library has something faster:
     moving        asarray, to_numpy, xp_dtype, numpy_dtype
     scope         scope(): this backend value is current and its device the library's
     math          slice_add (scatter-add), pad, im2col / col2im (patches), first_argmax,
-                  random_bits, fold_in, fused_update
+                  sigmoid, random_bits, fold_in, fused_update
     running       compile (with shardings), numerics, dtype_scope, synchronize,
                   prepare_training
 
@@ -84,6 +84,10 @@ def check_float_dtype(dtype: Any) -> np.dtype:
 #: The backend value chosen for this thread and context by `use_backend` / `Backend.scope`.
 current: contextvars.ContextVar[Backend | None] = contextvars.ContextVar(
     "xbackprop_backend", default=None)
+#: a backend whose arrays were checked at a step's boundary: inside, `backend_of` answers it
+#: without looking at the arrays (see `trusted`)
+checked: contextvars.ContextVar[Backend | None] = contextvars.ContextVar(
+    "xbackprop_checked_backend", default=None)
 
 _NO_SCOPE = contextlib.nullcontext()
 
@@ -104,7 +108,8 @@ class Backend:
     inplace_updates: ClassVar[bool] = True
     #: `compile` traces a function once and replays the trace: a value that changes between
     #: calls must be an array, not a Python number, or every new value recompiles (see
-    #: `counter`). True for JAX.
+    #: `counter`). Its compiled functions take NumPy arrays as arguments and move them
+    #: themselves (cheaper than moving them first). True for JAX.
     compiles: ClassVar[bool] = False
     #: arrays live in host memory and compute eagerly, so reading a value (a loss, a flag)
     #: costs nothing: no transfer and no wait for a device. True for NumPy.
@@ -356,6 +361,15 @@ class Backend:
         """For `x: (K, M)` and its column maxima `x_max: (M,)`, the first row holding each
         column's maximum (ties go to the first, on every backend)."""
         return self.xp.argmax(x, axis=0)
+
+    def sigmoid(self, x: Array) -> Array:
+        """σ(x) = 1 / (1 + e^-x) for float `x`, never overflowing: from e^-|x|, as
+        `where(x >= 0, 1 / (1 + e), e / (1 + e))`. A primitive because it is every sigmoid
+        network's hot spot: eight passes here, which a library may fuse into fewer."""
+        xp = self.xp
+        e = xp.exp(-xp.abs(x))
+        r = 1 / (1 + e)
+        return xp.where(x >= 0, r, e * r)
 
     def random_bits(self, key: Array, shape: tuple[int, ...]) -> Array:
         """uint32 random bits of `shape` from a uint32[2] key, the same bits on every

@@ -28,7 +28,7 @@ import threading
 from typing import Any
 
 from ._base import Backend, BackendUnavailableError, MixedBackendError, UnknownBackendError, \
-    current
+    checked, current
 from ._registry import BACKENDS
 
 ENV_VAR = "XBACKPROP_BACKEND"
@@ -238,6 +238,9 @@ def backend_of(*arrays: Any, default: str | Backend | None = None) -> Backend:
     Raises MixedBackendError naming both if arrays of two backends are mixed. With no arrays
     at all, returns `default` or the current backend.
     """
+    known = checked.get()
+    if known is not None:  # inside a step whose arrays were checked at its boundary
+        return known
     found: Backend | None = None
     found_at = -1
     for i, x in enumerate(arrays):
@@ -267,3 +270,28 @@ _UNSEEN: Any = object()
 def _type_name(x: Any) -> str:
     t = type(x)
     return f"{t.__module__}.{t.__qualname__}"
+
+
+class trusted:
+    """`with trusted(backend):` the arrays of the code inside were checked at its boundary
+    (they are all `backend`'s), so `backend_of` answers `backend` at once instead of looking
+    at every array again, and layers skip their own checks of what they return. A train step
+    enters it on its calls after the first, which runs with every check: per-call checks
+    cost more than a tiny network's arithmetic."""
+
+    __slots__ = ("backend", "token")
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def __enter__(self) -> Backend:
+        self.token = checked.set(self.backend)
+        return self.backend
+
+    def __exit__(self, *exc: Any) -> None:
+        checked.reset(self.token)
+
+
+def is_trusted() -> bool:
+    """True inside `trusted(...)`: arrays were checked at the boundary."""
+    return checked.get() is not None

@@ -257,6 +257,9 @@ class JaxBackend(Backend):
             return super().device_scope()
         return self._jax.default_device(self._devices[0])
 
+    def sigmoid(self, x: Array) -> Array:
+        return self._jax.nn.sigmoid(x)  # lax.logistic: one fused, overflow-free operation
+
     def slice_add(self, target: Array, index: Any, values: Array) -> Array:
         return target.at[index].add(values)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import types
 from typing import Any
 
 import numpy as np
@@ -9,11 +11,33 @@ import numpy as np
 from ._base import Array, Backend, BackendUnavailableError, library_pad
 
 
+def _sum(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
+    return np.add.reduce(x, axis=axis, dtype=dtype, keepdims=keepdims)
+
+
+def _mean(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Any:
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        return np.mean(x, axis=axis, keepdims=keepdims)
+    axes = range(x.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
+    count = math.prod(x.shape[a] for a in axes)
+    return np.divide(np.add.reduce(x, axis=axis, keepdims=keepdims), count, dtype=x.dtype)
+
+
+def _namespace() -> types.ModuleType:
+    """NumPy's namespace, with `sum` and `mean` calling the ufunc reductions directly:
+    np.sum and np.mean dispatch through Python first (about 1.5 and 3 µs a call, more than
+    the arithmetic of a small network's bias gradient). Same results, same dtypes."""
+    xp = types.ModuleType("numpy", np.__doc__)
+    xp.__dict__.update({k: v for k, v in vars(np).items() if not k.startswith("__")})
+    xp.sum, xp.mean = _sum, _mean
+    return xp
+
+
 class NumpyBackend(Backend):
     name = "numpy"
     host_arrays = True
     modules = ("numpy",)
-    xp = np
+    xp = _namespace()
     device = "cpu"
 
     def __init__(self, device: str | None = None) -> None:
@@ -32,6 +56,17 @@ class NumpyBackend(Backend):
 
     def prepare_training(self) -> None:
         keep_freed_buffers()
+
+    def sigmoid(self, x: Array) -> Array:
+        """1 / (1 + e^-x) in four passes over one buffer instead of eight: e^-x overflows
+        to inf only where σ(x) is 0 to the dtype's precision, and 1 / (1 + inf) is that 0
+        exactly, so the overflow is harmless and not reported."""
+        if x.dtype.kind != "f":
+            return super().sigmoid(x)
+        with np.errstate(over="ignore"):
+            e = np.exp(np.negative(x))
+        e += 1
+        return np.reciprocal(e, out=e)
 
     def first_argmax(self, x: Array, x_max: Array) -> Array:
         """By scores: rows that hit the maximum score K, K-1, ..., 1 and the highest score

@@ -86,6 +86,9 @@ class TorchBackend(Backend):
         flat = [w for pair in reversed(tuple(widths)) for w in pair]
         return self._torch.nn.functional.pad(x, flat, value=value)
 
+    def sigmoid(self, x: Array) -> Array:
+        return self._torch.sigmoid(x)  # one fused, overflow-free kernel
+
     def random_bits(self, key: Array, shape: tuple[int, ...]) -> Array:
         with self.device_scope():
             wide = _bits.bits(self.xp, key.to(self._torch.int64), shape, lane=self._torch.int64)

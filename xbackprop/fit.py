@@ -62,7 +62,7 @@ from .model import init_params, init_state
 from .optim import Optimizer, get_optimizer
 from .progress import ProgressBar, format_metrics
 from .random import fold_in
-from .train import TrainingDivergedError, TrainState, _compiled, _step
+from .train import TrainingDivergedError, TrainState, _step, compile_step
 from .tree import tree_leaves, tree_map
 
 __all__ = ["fit", "FitResult", "History"]
@@ -310,8 +310,8 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
             raise ValueError(f"{checkpoint_dir} already holds checkpoints (the newest: "
                              f"{checkpoints.manager.latest().name}); pass resume=True to "
                              "continue that run, or choose an empty folder for a new one")
-    feed = (_DeviceFeed if target.process_count == 1 else _ProcessFeed)(
-        target, x_host, y_host, order, layout.rows)
+    feed = _DeviceFeed(target, x_host, y_host, order, layout.rows, jit) \
+        if target.process_count == 1 else _ProcessFeed(target, x_host, y_host, order, layout.rows)
     loop = _Loop(model, loss, optimizer, target, feed, jit=jit, skip=on_nonfinite == "skip",
                  val=val)
     start = int(state.step)
@@ -407,10 +407,13 @@ class _DeviceFeed:
     indices are split over the mesh like the batch, so each device gathers only its rows."""
 
     def __init__(self, backend: Backend, x: np.ndarray, y: np.ndarray, order: DataOrder,
-                 rows: int | None) -> None:
+                 rows: int | None, jit: bool = True) -> None:
         self.backend, self.order, self.rows, self.host = backend, order, rows, (x, y)
         self.data = (backend.asarray(x), backend.asarray(y))
         self.sharded = backend.batch_shards > 1
+        # a compiled step takes the indices as they are on the host: moving them first
+        # would be one more call (on JAX about 16 µs against 2)
+        self.host_indices = backend.compiles and jit and not self.sharded
         #: the placements of the step's (state, data, indices, real rows) and its outputs
         self.shardings = dict(in_shardings=("replicated", "replicated", "batch", "replicated"),
                               out_shardings="replicated") if self.sharded else {}
@@ -436,7 +439,10 @@ class _DeviceFeed:
             if real < self.rows:
                 idx = np.concatenate([idx, np.zeros(self.rows - real, idx.dtype)])
             idx = idx.astype(np.int32)
-        idx = self.backend.put(idx, "batch") if self.sharded else self.backend.asarray(idx)
+        if self.sharded:
+            idx = self.backend.put(idx, "batch")
+        elif not self.host_indices:
+            idx = self.backend.asarray(idx)
         return self.data, idx, real
 
     def batch(self, step: int) -> tuple[Array, ...]:
@@ -489,8 +495,44 @@ class _Loop:
         self.check_each_step = guard in ("check", "check-skip")
         core = _step(model, loss, optimizer, donate=True, aux=True, guard=guard)
         backend.prepare_training()
-        self.step = _compiled(backend, feed.wrap(core), jit, donate_argnums=(0,),
-                              **feed.shardings)
+        step = feed.wrap(core)
+        #: a compiled step's statistics come back as one vector: [(name, shape)] to unpack
+        self.layout: list[tuple[str, tuple[int, ...]]] | None = None
+        if backend.compiles and jit:
+            step = self._packed(step)
+        self.step = compile_step(backend, step, jit, donate_argnums=(0,), **feed.shardings)
+
+    def _packed(self, step: Callable) -> Callable:
+        """`step` returning its statistics concatenated into one vector of the loss's dtype:
+        each array a compiled call returns costs about 1.6 µs on a CPU, and each read back
+        another transfer, more than a tiny network's step (flags and counts are exact as
+        floats)."""
+        def packed(state: TrainState, *args: Any) -> tuple[TrainState, Array]:
+            state, aux = step(state, *args)
+            keys = sorted(aux)
+            xp, dtype = backend_of(aux["loss"]).xp, aux["loss"].dtype
+            self.layout = [(k, tuple(aux[k].shape)) for k in keys]  # set while tracing
+            return state, xp.concat([xp.reshape(xp.astype(aux[k], dtype), (-1,))
+                                     for k in keys])
+        return packed
+
+    def unpack(self, host: Any) -> dict[str, Any]:
+        """A step's statistics on the host as a dict (`host`: what `to_numpy` gave)."""
+        if self.layout is None:
+            return host
+        out, at = {}, 0
+        for key, shape in self.layout:
+            size = math.prod(shape)
+            value = host[at:at + size].reshape(shape)
+            out[key] = value.astype(bool) if key == "finite" else value
+            at += size
+        return out
+
+    def loss_of(self, aux: Any) -> float:
+        """The loss of one step's statistics, still on the device."""
+        if self.layout is None:
+            return float(aux["loss"])
+        return float(to_numpy(aux)[[k for k, _ in self.layout].index("loss")])
 
     def run(self, state: TrainState, start: int, end: int, history: History,
             reporter: _Reporter, callbacks: list, rows: list[tuple[int, dict]],
@@ -510,7 +552,7 @@ class _Loop:
                 raise self._diverged(s, state, history, checkpoints)
             pending.append((s, aux))
             s += 1
-            reporter.step(pending)
+            reporter.step(pending, self.loss_of)
             stopping = interrupt.requested
             epoch_done = s % spe == 0 or s == end
             if not (epoch_done or stopping):
@@ -521,7 +563,7 @@ class _Loop:
                     or reporter.wants(epoch) or callbacks or self.val is not None):
                 continue
             # read the statistics back; find the first step that went non-finite, if any
-            host = to_numpy([aux for _, aux in pending])
+            host = [self.unpack(h) for h in to_numpy([aux for _, aux in pending])]
             bad = next((i for i, h in enumerate(host) if not h["finite"]), None)
             if bad is not None and not self.skip:
                 bad_step = pending[bad][0]
@@ -734,7 +776,7 @@ class _Reporter:
                                          and (epoch + 1) % self.log_every == 0)
                 or (self.bar is not None and self.bar.needs_refresh()))
 
-    def step(self, pending: list) -> None:
+    def step(self, pending: list, loss_of: Callable[[Any], float]) -> None:
         if self.mode != "steps":
             return
         if self.bar is None:
@@ -742,7 +784,7 @@ class _Reporter:
             total = self.spe - pending[-1][0] % self.spe
             self.bar = ProgressBar(total, f"epoch {epoch + 1}/{self.last}")
         if self.bar.needs_refresh():
-            self.bar.update(loss=float(pending[-1][1]["loss"]))
+            self.bar.update(loss=loss_of(pending[-1][1]))
         else:
             self.bar.update()
 

@@ -27,7 +27,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .backends import Array, backend_of, owner_of
-from .layers.activations import sigmoid
 
 __all__ = ["Loss", "MSE", "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits",
            "SoftmaxCrossEntropy", "loss_classes", "get_loss", "targets_checked"]
@@ -311,7 +310,7 @@ class BinaryCrossEntropyWithLogits(Loss):
 
     def backward(self, cache: Any, dloss: Any = 1.0) -> Array:
         z, t, factor = cache
-        return (factor * dloss) * (sigmoid(backend_of(z).xp, z) - t)
+        return (factor * dloss) * (backend_of(z).sigmoid(z) - t)
 
     def check_target(self, target: np.ndarray, pred_shape: tuple[int, ...]) -> None:
         _check_unit_interval(self, target, pred_shape)

@@ -20,10 +20,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .backends import backend_of
+from .backends import backend_of, is_trusted
 from .schedules import Schedule, as_schedule
-from .tree import first_leaf, tree_flatten, tree_leaves, tree_map, tree_map_n, tree_paths, \
-    tree_structure_equal, tree_unflatten
+from .tree import tree_flatten, tree_leaves, tree_map, tree_paths, tree_unflatten
 
 __all__ = ["Optimizer", "OptState", "sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop",
            "adagrad", "masked", "freeze", "get_optimizer", "OPTIMIZERS", "DEFAULT_LR",
@@ -128,6 +127,15 @@ def _check_numbers(params: Params) -> None:
                 "see also xb.optim.minimize(f, grad, x0, optimizer, steps)")
 
 
+def _rebuilt(tree: Any, old: list, new: list, structure: Any) -> Any:
+    """`tree` with leaves `new` in place of `old`: the same tree where every array was
+    updated in place (nothing to rebuild), else a new one of `structure` (None: the
+    parameters', found now)."""
+    if all(a is b for a, b in zip(old, new)):
+        return tree
+    return tree_unflatten(tree_flatten(tree)[1] if structure is None else structure, new)
+
+
 def _float_count(count: Any, dtype: Any) -> Any:
     """The update count as a number that does not promote `dtype` arrays: a Python int stays
     one, an array (a traced JAX integer) is cast to the parameters' float dtype."""
@@ -152,33 +160,41 @@ def _optimizer(rule: Rule, slots: dict[str, float], lr: float | Schedule,
 
     def update(params: Params, grads: Params, state: OptState, *, inplace: bool = False
                ) -> tuple[Params, OptState]:
-        leaf = first_leaf(params)
+        # flat lists of leaves, each tree's structure checked against the parameters'
+        # (inside a trusted step, checked on its first call: see backends.trusted)
+        if is_trusted():
+            p_leaves, g_leaves, structure = tree_leaves(params), tree_leaves(grads), None
+        else:
+            p_leaves, structure = tree_flatten(params)
+            g_leaves, g_structure = tree_flatten(grads)
+            if g_structure != structure:
+                raise ValueError("gradients do not have the structure of the parameters: "
+                                 f"{[p for p, _ in tree_paths(grads)]} vs "
+                                 f"{[p for p, _ in tree_paths(params)]}")
+        slot_leaves = [tree_leaves(state.slots[name]) for name in slots]
+        # one backend for everything: never move p to g's backend silently
+        backend = backend_of(*p_leaves, *g_leaves, *(a for leaves in slot_leaves for a in leaves))
+        ops = _InPlace if inplace and backend.inplace_updates else _Pure
         # Python and NumPy scalars as parameters (a toy function's x, y) have a dtype too
+        leaf = p_leaves[0] if p_leaves else None
         dtype = np.float32 if leaf is None else getattr(leaf, "dtype", None) or \
             np.result_type(leaf)
         count = state.count + 1
         hyper = {"lr": schedule(_float_count(state.count, dtype))}
         if prepare is not None:
             hyper.update(prepare(_float_count(count, dtype), hyper["lr"]))
-
-        def one(p: Any, g: Any, *slot_values: Any) -> tuple:
-            backend = backend_of(p, g, *slot_values)  # never move p to g's backend silently
-            ops = _InPlace if inplace and backend.inplace_updates else _Pure
+        new_p, new_slots = [], [[] for _ in slots]
+        for i, (p, g) in enumerate(zip(p_leaves, g_leaves)):
             if weight_decay:
                 g = g + weight_decay * p                 # L2: the gradient of λ/2 ‖p‖²
-            p, new_slots = rule(p, g, slot_values, hyper, ops)
-            return (p, *new_slots)
-
-        try:
-            new_params, *new_slots = tree_map_n(one, 1 + len(slots), params, grads,
-                                                *(state.slots[name] for name in slots))
-        except (KeyError, ValueError) as e:
-            if tree_structure_equal(params, grads):
-                raise
-            raise ValueError("gradients do not have the structure of the parameters: "
-                             f"{[p for p, _ in tree_paths(grads)]} vs "
-                             f"{[p for p, _ in tree_paths(params)]}") from e
-        return new_params, OptState(count, dict(zip(slots, new_slots)))
+            p, values = rule(p, g, [leaves[i] for leaves in slot_leaves], hyper, ops)
+            new_p.append(p)
+            for out, v in zip(new_slots, values):
+                out.append(v)
+        slot_trees = dict(zip(slots, (_rebuilt(state.slots[name], old, new, structure)
+                                      for name, old, new in zip(slots, slot_leaves,
+                                                                new_slots))))
+        return (_rebuilt(params, p_leaves, new_p, structure), OptState(count, slot_trees))
 
     return Optimizer(init, update)
 

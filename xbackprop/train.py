@@ -16,7 +16,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from .backends import Array, Backend, backend_of, get_backend
+from .backends import Array, Backend, backend_of, get_backend, trusted
 from .layers.base import Context, Layer
 from .losses import Loss, get_loss, targets_checked
 from .metrics import batch_stats
@@ -98,7 +98,7 @@ def make_train_step(model: Layer, loss: Loss | str, optimizer: Optimizer | str, 
     if backend is not None:
         target = get_backend(backend)
         target.prepare_training()
-        return _compiled(target, step, jit, donate_argnums=donate_argnums)
+        return compile_step(target, step, jit, donate_argnums=donate_argnums)
     compiled: dict[Backend, Callable] = {}
 
     @functools.wraps(step)
@@ -107,7 +107,8 @@ def make_train_step(model: Layer, loss: Loss | str, optimizer: Optimizer | str, 
         fn = compiled.get(target)
         if fn is None:
             target.prepare_training()
-            fn = compiled[target] = _compiled(target, step, jit, donate_argnums=donate_argnums)
+            fn = compiled[target] = compile_step(target, step, jit,
+                                                 donate_argnums=donate_argnums)
         return fn(state, batch)
 
     return on_the_state_backend
@@ -173,6 +174,28 @@ def _select(keep: Array, new: Any, old: Any) -> Any:
         owner = backend_of(a, b)
         return owner.xp.where(keep, a, b)
     return tree_map(one, new, old)
+
+
+def compile_step(backend: Backend, step: Callable, jit: bool,
+                 donate_argnums: tuple[int, ...] = (), **shardings: Any) -> Callable:
+    """A train step `(state, *inputs) -> ...` made to run on `backend`: compiled where it
+    compiles; elsewhere its first call runs with every check (each layer's arrays, what each
+    layer returns), and later calls check the state and inputs once at the boundary and run
+    `trusted` inside, since per-call checks cost more than a tiny network's arithmetic."""
+    fn = _compiled(backend, step, jit, donate_argnums, **shardings)
+    if backend.compiles and jit:
+        return fn  # checked while tracing, once per shape
+    first = [True]
+
+    @functools.wraps(step)
+    def run(state: TrainState, *inputs: Any) -> Any:
+        if first[0]:
+            out = fn(state, *inputs)
+            first[0] = False
+            return out
+        with trusted(backend_of(state.key, *tree_leaves(inputs))):  # one check, here
+            return fn(state, *inputs)
+    return run
 
 
 def _compiled(backend: Backend, fn: Callable, jit: bool, donate_argnums: tuple[int, ...] = (),

@@ -92,26 +92,87 @@ def first_leaf(tree: Any) -> Any:
 
 
 def tree_leaves(tree: Any) -> list[Any]:
-    """The leaves of `tree`, in the order of `tree_paths`."""
-    return [leaf for _, leaf in _walk(tree, "")]
+    """The leaves of `tree`, in the order of `tree_paths` (without building the paths: a
+    train step asks for leaves every step)."""
+    out: list[Any] = []
+    _collect(tree, out)
+    return out
+
+
+def _collect(tree: Any, out: list[Any]) -> None:
+    kind = type(tree)
+    if kind is dict or (kind is not list and kind is not tuple and isinstance(tree, dict)):
+        items: Any = [tree[k] for k in sorted(tree)]
+    elif kind is list or kind is tuple or isinstance(tree, (list, tuple)):
+        items = tree  # (NamedTuples iterate in field order)
+    elif tree is None:
+        return
+    else:
+        out.append(tree)
+        return
+    for v in items:  # leaves taken here, without a call each
+        if v is None or isinstance(v, (dict, list, tuple)):
+            _collect(v, out)
+        else:
+            out.append(v)
 
 
 def tree_structure_equal(a: Any, b: Any) -> bool:
-    """True if `a` and `b` have the same containers and leaf paths."""
-    return [p for p, _ in _walk(a, "")] == [p for p, _ in _walk(b, "")]
+    """True if `a` and `b` have the same containers, dict keys and number of leaves."""
+    return tree_flatten(a)[1] == tree_flatten(b)[1]
+
+
+_LEAF = "*"  # a leaf's place in a structure
 
 
 def tree_flatten(tree: Any) -> tuple[list[Any], Any]:
-    """The leaves of `tree` and a structure from which `tree_unflatten` rebuilds it."""
+    """The leaves of `tree` and its structure: nested tuples of container types, dict keys
+    and children, which compare with == (two trees fit together exactly when their
+    structures are equal) and from which `tree_unflatten` rebuilds the tree."""
     leaves: list[Any] = []
+    return leaves, _structure(tree, leaves)
 
-    def number(leaf: Any) -> int:
-        leaves.append(leaf)
-        return len(leaves) - 1
 
-    return leaves, tree_map(number, tree)
+def _structure(tree: Any, leaves: list[Any]) -> Any:
+    if isinstance(tree, dict):
+        keys = sorted(tree)
+        return (dict, tuple(keys), _children([tree[k] for k in keys], leaves))
+    if isinstance(tree, (list, tuple)):
+        container = type(tree) if isinstance(tree, tuple) else list
+        return (container, _children(tree, leaves))
+    if tree is None:
+        return None
+    leaves.append(tree)
+    return _LEAF
+
+
+def _children(items: Any, leaves: list[Any]) -> tuple:
+    """The structures of a container's items; leaves are taken here, without a call each
+    (parameter trees are mostly dicts of arrays)."""
+    out = []
+    for v in items:
+        if v is None or isinstance(v, (dict, list, tuple)):
+            out.append(_structure(v, leaves))
+        else:
+            leaves.append(v)
+            out.append(_LEAF)
+    return tuple(out)
 
 
 def tree_unflatten(structure: Any, leaves: list[Any]) -> Any:
     """The tree of `structure` (from `tree_flatten`) with `leaves` in place of its leaves."""
-    return tree_map(lambda i: leaves[i], structure)
+    return _build(structure, iter(leaves))
+
+
+def _build(structure: Any, leaves: Any) -> Any:
+    if structure is _LEAF:
+        return next(leaves)
+    if structure is None:
+        return None
+    if structure[0] is dict:
+        return {k: _build(s, leaves) for k, s in zip(structure[1], structure[2])}
+    container, children = structure
+    items = [_build(s, leaves) for s in children]
+    if container is list:
+        return items
+    return container(*items) if hasattr(container, "_fields") else container(items)

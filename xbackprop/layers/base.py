@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..backends import Array, owner_of
+from ..backends import Array, is_trusted, owner_of
 from ..random import fold_in
 
 Params = dict[str, Any]
@@ -199,7 +199,8 @@ def _checked(layer: Layer, method: str, params: Params, given: Array, index: int
     if not isinstance(out, tuple) or len(out) != 2:
         raise TypeError(f"{_where(index)}{describe(layer)}.{method} must return a pair "
                         f"{_RETURNS[method]}; it returned {_what(out)}")
-    _same_library(layer, method, given, out[0], index)
+    if not is_trusted():  # (a step checks on its first call, then trusts: see trusted)
+        _same_library(layer, method, given, out[0], index)
     return out
 
 
