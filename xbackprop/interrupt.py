@@ -14,13 +14,24 @@ own handler, nothing changes.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["deferred_interrupts", "Interrupt"]
+__all__ = ["deferred_interrupts", "Interrupt", "exit_at_once"]
+
+
+def exit_at_once(signum: int, frame: Any) -> None:
+    """The `xbackprop` command's Ctrl-C outside training: exit with status 130 now. Raising
+    KeyboardInterrupt instead can land in a library's callback (JAX's garbage-collection
+    hook), which swallows it and runs on; nothing needs saving before training begins, and
+    every file is written atomically, so none is left half-written."""
+    print("\nxbackprop: interrupted", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(130)
 
 
 class Interrupt:
@@ -44,8 +55,9 @@ def deferred_interrupts(notice: str = "stopping after this step (Ctrl-C again to
         yield _active
         return
     flag = Interrupt()
+    previous = signal.getsignal(signal.SIGINT)
     if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+            or previous not in (signal.default_int_handler, exit_at_once)):
         yield flag  # not ours to change: Ctrl-C behaves as it always does
         return
 
@@ -62,6 +74,6 @@ def deferred_interrupts(notice: str = "stopping after this step (Ctrl-C again to
         yield flag
     finally:
         _active = None
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, previous)
     if flag.requested:
         raise KeyboardInterrupt

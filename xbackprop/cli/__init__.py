@@ -16,10 +16,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from .. import backends
+from ..interrupt import exit_at_once
 
 #: command -> its module in this package, in the order `xbackprop --help` lists them
 COMMANDS = {
@@ -124,7 +127,11 @@ def console() -> None:
     After Ctrl-C it exits at once, skipping the interpreter's teardown: an interrupt that
     lands outside the training loop (e.g. in JAX's compiler) can leave compiler threads
     working, and tearing the interpreter down under them crashed with a segmentation fault
-    instead of status 130. Everything worth keeping has been written by then."""
+    instead of status 130. Everything worth keeping has been written by then. Outside
+    training (importing, compiling) Ctrl-C exits with 130 at once
+    (`interrupt.exit_at_once`)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, exit_at_once)
     code = main()
     if code == INTERRUPTED:
         sys.stdout.flush()
