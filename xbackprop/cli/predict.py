@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import backends
+from ..data.tables import _is_number
 from . import add_backend_option
 
 
@@ -140,14 +141,6 @@ def _parse_csv(text: str, name: str) -> np.ndarray:
     if not rows:
         raise ValueError(f"{name} holds a header row but no samples")
     return np.asarray(rows, dtype=np.float64)
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 def fit_to_model(x: np.ndarray, input_shape: tuple[int, ...] | None, model_path: str,
