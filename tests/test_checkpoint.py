@@ -439,7 +439,7 @@ def test_unknown_namedtuples_are_refused_when_saving_and_loading(tmp_path):
         path = xb.save_checkpoint(tmp_path / "n.safetensors", state)
         assert type(xb.load_checkpoint(path).state.opt_state) is MyState
     finally:
-        del ck._NAMEDTUPLES["MyState"]
+        ck.forget_namedtuple(MyState)
     with pytest.raises(xb.CheckpointError, match="NamedTuple 'MyState' that this process "
                        "does not know.*register_namedtuple"):
         xb.load_checkpoint(path)

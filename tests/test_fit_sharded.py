@@ -20,7 +20,7 @@ import pytest
 
 import xbackprop as xb
 from xbackprop import backends
-from xbackprop.fit import DataOrder
+from xbackprop.batching import DataOrder
 
 pytestmark = pytest.mark.usefixtures("clean_backend_choice")
 

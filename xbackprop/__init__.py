@@ -66,7 +66,7 @@ from .backends import (
     tree_to_backend,
     use_backend,
 )
-from .callbacks import EarlyStopping
+from .callbacks import Callback, EarlyStopping, History
 from .explain import LayerStep, StepRecord, explain
 from .gradcheck import (
     GradientCheckError,
@@ -107,7 +107,7 @@ from .losses import (
 )
 from .model import Sequential, count_params, init_params, init_state
 from .evaluate import evaluate, predict
-from .fit import FitResult, History, fit
+from .fit import FitResult, fit
 from .train import TrainingDivergedError, TrainState, loss_and_grads, make_train_step
 from .checkpoint import (
     Checkpoint,
@@ -121,7 +121,7 @@ from .checkpoint import (
     save_model,
 )
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     # backends
@@ -138,7 +138,7 @@ __all__ = [
     # models and training
     "Sequential", "init_params", "init_state", "count_params", "TrainState", "FitResult",
     "History", "TrainingDivergedError", "fit", "predict", "evaluate", "loss_and_grads",
-    "make_train_step", "EarlyStopping",
+    "make_train_step", "EarlyStopping", "Callback",
     # explaining a step
     "explain", "StepRecord", "LayerStep",
     # gradient checking

@@ -649,8 +649,6 @@ def plot_network(record: Any, path: str | Path, *, title: str = "one step of bac
 def _network_columns(record: Any) -> list[dict]:
     """The diagram's columns from an explain record: the input, then one per Dense layer
     (merged with the elementwise activation after it), for sample 0."""
-    from .explain import ELEMENTWISE
-
     columns = [{"title": "input", "edges": {},
                 "units": [{"name": record.label("input", (i,)), "value": float(v)}
                           for i, v in enumerate(record.input[0].ravel())]}]
@@ -672,7 +670,7 @@ def _network_columns(record: Any) -> list[dict]:
                      for j in range(weights.shape[1])]
             columns.append({"title": f"{type(step.layer).__name__}({weights.shape[1]})",
                             "edges": edges, "units": units})
-        elif type(step.layer).__name__ in ELEMENTWISE and len(columns) > 1:
+        elif step.layer.elementwise and len(columns) > 1:
             column = columns[-1]
             column["title"] += f" → {type(step.layer).__name__}"
             for j, unit in enumerate(column["units"]):

@@ -20,6 +20,7 @@ class _Elementwise(Layer):
     """Shared by activations: no parameters, shape kept, checked on 1-d and 2-d inputs."""
 
     abstract = True
+    elementwise = True  # y_i = f(x_i), each unit alone (Softmax says otherwise)
 
     @classmethod
     def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:
@@ -99,6 +100,7 @@ class Softmax(_Elementwise):
     For classification prefer SoftmaxCrossEntropy on logits: it is stabler and cheaper.
     """
 
+    elementwise = False  # each output mixes every unit of its axis
     axis: int = -1
 
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
