@@ -42,6 +42,7 @@ from .losses import Loss
 from .metrics import reduce_stats, scores
 from .optim import Optimizer
 from .progress import FitProgress
+from .sources import SourceError
 from .train import TrainingDivergedError, TrainState, compile_step, copy_state, step_function
 
 __all__ = ["Loop", "MAX_PENDING"]
@@ -136,7 +137,11 @@ class Loop:
         clock = time.perf_counter()
         s = start
         while s < end:
-            state, aux = self.step(state, *feed.args(s))
+            try:
+                args = feed.args(s)
+            except SourceError as e:
+                raise self._bad_batch(e, checkpoints) from None
+            state, aux = self.step(state, *args)
             if self.check_each_step and not aux["finite"] and not self.skip:
                 rows += [(st, to_numpy(a)) for st, a in pending] + [(s, to_numpy(aux))]
                 self._report(rows, s // period * period, history, None, None, clock, [])
@@ -238,6 +243,15 @@ class Loop:
             if last and state is not None:
                 stop = any([cb.on_logs(int(row), logs, state) for cb in callbacks])  # all run
         return stop
+
+    @staticmethod
+    def _bad_batch(error: SourceError, checkpoints: RunCheckpoints | None) -> SourceError:
+        """`error` saying that nothing was trained on the batch, and which checkpoint is the
+        last (untouched: fit resumes from it once the source is mended)."""
+        latest = checkpoints.latest() if checkpoints is not None else None
+        kept = (f" The newest checkpoint, {latest}, is as it was: resume=True goes on from it."
+                if latest is not None else "")
+        return SourceError(f"{error} (nothing was trained on this batch.{kept})", error.step)
 
     def _replay(self, anchor: tuple[int, TrainState], bad_step: int) -> TrainState:
         """The state before `bad_step`: the steps from the anchor's, replayed."""

@@ -62,9 +62,12 @@ def is_source(x: Any) -> bool:
 
 
 def _describe(value: Any) -> str:
+    """"a tuple of 3", "an ndarray", ...: what a value is, for an error message."""
+    name = type(value).__name__
+    article = "an" if name[:1].lower() in "aeiou" or name.startswith("nd") else "a"
     if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of {len(value)}"
-    return f"a {type(value).__name__}"
+        return f"{article} {name} of {len(value)}"
+    return f"{article} {name}"
 
 
 class BatchSource:

@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--verbose", "-v", action="store_true", help="print every table")
 
 
-def _load_module(path: str) -> ModuleType:
+def load_module(path: str) -> ModuleType:
     """Import a user's Python file by path (it runs, as any import does: only your own)."""
     file = Path(path)
     if not file.is_file():
@@ -80,7 +80,7 @@ def _where_it_failed(error: Exception, file: Path) -> str:
 
 
 def _user_cases(path: str, seed: int) -> list[Case]:
-    module = _load_module(path)
+    module = load_module(path)
     layers = layer_classes(module.__name__)
     cases = layer_cases(layers, seed)
     losses = loss_classes(module.__name__)

@@ -18,8 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import backends
-from ..data.tables import _is_number
+from ..atomic import atomic_write
+from ..checkpoint import checkpoint_info, load_model
+from ..data.tables import is_number
+from ..evaluate import predict
 from . import add_backend_option
+from .gradcheck import load_module
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -40,15 +44,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import checkpoint_info, load_model
-    from ..evaluate import predict
-
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, not {args.batch_size}")
     if args.module:
-        from .gradcheck import _load_module
-
-        _load_module(args.module)
+        load_module(args.module)
     backend = backends.get_backend(args.backend)
     try:
         info = checkpoint_info(args.model)
@@ -64,8 +63,6 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print(f"xbackprop predict: {note}", file=sys.stderr)
     if args.output:
-        from ..atomic import atomic_write
-
         with atomic_write(args.output) as f:
             text = io.TextIOWrapper(f, encoding="utf-8", newline="")
             _write_csv(text, header, rows)
@@ -124,13 +121,13 @@ def _parse_csv(text: str, name: str) -> np.ndarray:
 
     columns = None
     first = cells(lines[0][1])
-    if not all(_is_number(c) for c in first):  # a header row
+    if not all(is_number(c) for c in first):  # a header row
         columns, lines = first, lines[1:]
     rows = []
     for number, line in lines:
         row = cells(line)
         for j, cell in enumerate(row):
-            if not _is_number(cell):
+            if not is_number(cell):
                 column = f" ({columns[j]})" if columns and j < len(columns) else ""
                 raise ValueError(f"{name} line {number}, column {j + 1}{column}: {cell!r} is not "
                                  "a number")

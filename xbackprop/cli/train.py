@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import backends
+from .. import backends, optim
+from ..evaluate import evaluate
+from ..fit import fit
 from ..recipes import RECIPES, get_recipe
 from . import add_backend_option
 
@@ -63,10 +65,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import optim
-    from ..evaluate import evaluate
-    from ..fit import fit
-
     recipe = get_recipe(args.job)
     rank, processes = 0, 1
     place = (args.coordinator, args.num_processes, args.process_id)

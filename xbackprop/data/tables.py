@@ -299,7 +299,7 @@ def _check_column(where: str, header: list[str], name: str, role: str) -> None:
                          f"are {', '.join(header)}.{hint}")
 
 
-def _is_number(value: str) -> bool:
+def is_number(value: str) -> bool:
     try:
         float(value)
     except ValueError:
@@ -316,7 +316,7 @@ def _text_columns(where: str, header: list[str], rows: _Rows, used: list[str],
         text = set()
         for name in used:
             i = header.index(name)
-            if not any(_is_number(row[i].strip()) for row in rows):
+            if not any(is_number(row[i].strip()) for row in rows):
                 text.add(name)
         return text
     for name in categorical:
