@@ -88,6 +88,13 @@ assert all(len(a.sharding.device_set) == N and a.sharding.is_fully_replicated fo
 same = xb.fit(mlp(), X, Y, backend=dp, **settings)  # a backend value: the same run
 assert_same(sharded, same, "devices=N and backend=mesh")
 
+# a batch source splits the same way: its batches (30 rows) padded to a multiple of N
+source = dict(loss="cross_entropy", optimizer=xb.optim.adam(0.01), seed=3, progress=False,
+              steps=9, eval_every=4, validation_data=(X[:50], Y[:50]))
+batches = xb.data.ArraySource(X, Y, 30, seed=5)
+assert_same(xb.fit(mlp(), batches, backend=one, **source),
+            xb.fit(mlp(), batches, devices=N, **source), "source")
+
 images = dict(settings, batch_size=16, validation_data=(IMAGES[:20], LABELS[:20]))
 assert_same(xb.fit(cnn(), IMAGES, LABELS, backend=one, **images),
             xb.fit(cnn(), IMAGES, LABELS, devices=N, **images), "cnn")

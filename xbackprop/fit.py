@@ -364,9 +364,6 @@ def _check_settings(x: Any, y: Any, source: bool, epochs: int | None, steps: int
         raise ValueError(f"fit(model, x, y): y is missing for x of type {type(x).__name__}; "
                          "give the targets, or train from a batch source: a function "
                          "source(step) -> (x_batch, y_batch) or an iterable of such pairs")
-    if epochs is not None and steps is not None:
-        raise ValueError(f"fit counts in epochs or in steps, not both: epochs={epochs} and "
-                         f"steps={steps} were given; pass one")
     if source:
         if epochs is not None:
             raise ValueError("a batch source has no epochs: count in steps (steps=N)")
@@ -376,6 +373,9 @@ def _check_settings(x: Any, y: Any, source: bool, epochs: int | None, steps: int
         if batch_size is not None:
             raise ValueError(f"batch_size={batch_size}: a source's batches set the batch size "
                              "(its first batch's); leave batch_size out")
+    elif epochs is not None and steps is not None:
+        raise ValueError(f"fit counts in epochs or in steps, not both: epochs={epochs} and "
+                         f"steps={steps} were given; pass one")
     elif eval_every is not None and steps is None:
         raise ValueError("eval_every is the steps between rows of the history when training "
                          "is counted in steps (steps=N); counting in epochs there is a row "

@@ -61,9 +61,12 @@ def _save(fig: Any, path: str | Path, **options: Any) -> Path:
 
 
 def plot_history(history: Mapping[str, Sequence[float]], path: str | Path,
-                 title: str = "training history", xlabel: str = "epoch") -> Path:
-    """Loss curves (and accuracy curves, if any) per epoch, saved as a PNG at `path`."""
+                 title: str = "training history", xlabel: str | None = None) -> Path:
+    """Loss curves (and accuracy curves, if any) per epoch — or, for a history counted in
+    steps (it has "step"), against the step — saved as a PNG at `path`."""
     plt = _pyplot()
+    steps = history.get("step")
+    xlabel = xlabel or ("step" if steps else "epoch")
     has_acc = "accuracy" in history or "val_accuracy" in history
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 4),
                              squeeze=False)
@@ -71,7 +74,7 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | Path,
         for key, style in [(metric, "-"), (f"val_{metric}", "--")]:
             if key in history:
                 values = history[key]
-                ax.plot(range(1, len(values) + 1), values, style, label=key)
+                ax.plot(steps or range(1, len(values) + 1), values, style, label=key)
         ax.set_xlabel(xlabel)
         _whole_numbers(ax)
         ax.set_ylabel(metric)
