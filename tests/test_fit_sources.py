@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import itertools
-import warnings
 from contextlib import redirect_stderr
 
 import numpy as np

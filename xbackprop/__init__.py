@@ -122,7 +122,7 @@ from .checkpoint import (
     save_model,
 )
 
-from .version import __version__
+from .version import __version__ as __version__  # (re-exported: xbackprop.__version__)
 
 __all__ = [
     # backends

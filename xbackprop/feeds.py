@@ -6,9 +6,9 @@ arguments after the state (`args(step)`), and the step's batch as arrays on the 
     ArrayFeed    arrays in one process: they move to the backend once (a copy on each device
                  of a mesh); a step passes only its batch's indices and gathers its rows
                  inside the compiled step
-    ProcessFeed  several processes: each holds its own slice (or its own source) on the
-                 host; a step's batch is every process's part, padded to one size (masked)
-                 and joined into one global array (`Backend.put_local`)
+    ProcessFeed  several processes: each holds its own slice of the arrays on the host; a
+                 step's batch is every process's part, padded to one size (masked) and
+                 joined into one global array (`Backend.put_local`)
     SourceFeed   a batch source in one process: each step's batch comes from the host,
                  padded to the step's rows (masked) where it has fewer
 """
@@ -93,19 +93,17 @@ class ArrayFeed:
 
 
 class ProcessFeed:
-    """Several processes: each holds only its own data on the host — a slice of the arrays
-    (taken in `order`), or its own source (which gives this process's part of each batch).
-    A step's batch is every process's part of it: each pads its rows to its part's size
-    (masked) and the backend joins the parts into one global batch split over the devices
-    (`put_local`: `jax.make_array_from_process_local_data`)."""
+    """Several processes: each holds only its own slice of the arrays, on the host. A step's
+    batch is every process's part of it: each gathers its rows (in `order`), pads them to
+    its part's size (masked) and the backend joins the parts into one global batch split
+    over the devices (`put_local`: `jax.make_array_from_process_local_data`)."""
 
     keeps_batches = False
 
-    def __init__(self, backend: Backend, rows: int, *, order: DataOrder | None = None,
-                 arrays: tuple[np.ndarray, np.ndarray] | None = None,
-                 source: BatchSource | None = None, mask_dtype: Any = None) -> None:
-        self.backend, self.order, self.rows, self.host = backend, order, rows, arrays
-        self.source, self.mask_dtype = source, mask_dtype
+    def __init__(self, backend: Backend, x: np.ndarray, y: np.ndarray, order: DataOrder,
+                 rows: int, mask_dtype: Any = None) -> None:
+        self.backend, self.order, self.rows, self.host = backend, order, rows, (x, y)
+        self.mask_dtype = mask_dtype
         self.shardings = dict(in_shardings=("replicated", "batch"),
                               out_shardings="replicated")
 
@@ -115,15 +113,9 @@ class ProcessFeed:
     def args(self, step: int) -> tuple:
         return (self.batch(step),)
 
-    def host_batch(self, step: int) -> list[np.ndarray]:
-        if self.source is not None:
-            return list(self.source.batch(step))
-        assert self.order is not None and self.host is not None
-        idx = self.order.indices(step)
-        return [a[idx] for a in self.host]
-
     def batch(self, step: int) -> tuple[Array, ...]:
-        return self.backend.put_local(padded_part(self.host_batch(step), self.rows,
+        idx = self.order.indices(step)
+        return self.backend.put_local(padded_part([a[idx] for a in self.host], self.rows,
                                                   self.mask_dtype), "batch")
 
 

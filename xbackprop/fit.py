@@ -320,8 +320,7 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
     elif target.process_count == 1:
         feed = ArrayFeed(target, x_host, y_host, order, layout.rows, jit, mask_dtype=mask_dtype)
     else:
-        feed = ProcessFeed(target, layout.rows, order=order, arrays=(x_host, y_host),
-                           mask_dtype=mask_dtype)
+        feed = ProcessFeed(target, x_host, y_host, order, layout.rows, mask_dtype=mask_dtype)
     loop = Loop(model, loss, optimizer, target, feed, jit=jit, skip=on_nonfinite == "skip",
                 val=val, val_batch_size=batch_size if source else VAL_BATCH_SIZE,
                 period=period, spe=spe, counting_steps=counting_steps)
