@@ -16,11 +16,11 @@ import warnings
 
 import numpy as np
 import pytest
+import safetensors.numpy as st
 
 import xbackprop as xb
 from xbackprop import checkpoint as ck
 from xbackprop.atomic import TMP_SUFFIX
-from xbackprop.optim import OptState
 from xbackprop.tree import tree_paths
 
 INPUT = (6,)
@@ -145,8 +145,6 @@ def test_steps_resumed_from_a_checkpoint_equal_steps_in_one_go(exact, tmp_path, 
 
 
 def test_the_file_opens_in_the_safetensors_library(tmp_path):
-    st = pytest.importorskip("safetensors.numpy", reason="safetensors: not installed "
-                             "(pip install 'xbackprop[test]')")
     from safetensors import safe_open
 
     model, state, _ = trained(xb.get_backend("numpy"))
@@ -162,8 +160,6 @@ def test_the_file_opens_in_the_safetensors_library(tmp_path):
 
 
 def test_our_reader_opens_a_file_the_safetensors_library_wrote(tmp_path):
-    st = pytest.importorskip("safetensors.numpy", reason="safetensors: not installed "
-                             "(pip install 'xbackprop[test]')")
     rng = np.random.default_rng(0)
     tensors = {"f64": rng.normal(size=(3, 2)), "f32": rng.normal(size=5).astype(np.float32),
                "f16": np.arange(3, dtype=np.float16), "i64": np.arange(4, dtype=np.int64),

@@ -87,10 +87,9 @@ class BatchSource:
         self.target_shape: Shape | None = None
         self.batch_size: int | None = None
         self.check: TargetCheck | None = None
-        #: an iterable's batches by step, kept for a replay (`keep_from` on)
+        #: an iterable's batches by step, kept for a replay
         self.kept: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self.keep_from = 0
-        self.keep_all = False  # keep every batch since keep_from (a replay may need them)
+        self.keep_all = False  # keep every batch until released (a replay may need them)
         self.kept_bytes = 0
         self.iterator: Iterator[Any] | None = None
         self.next_step: int | None = None  # the step the iterator's next batch is for
@@ -104,7 +103,7 @@ class BatchSource:
         """Begin at `step`: an iterable starts again from its beginning there."""
         if not self.callable:
             self.iterator, self.next_step = iter(self.source), step
-            self.kept, self.kept_bytes, self.keep_from = {}, 0, step
+            self.kept, self.kept_bytes = {}, 0
 
     def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """The checked host batch `(x, y)` of `step`; a SourceError naming the step if the
@@ -151,7 +150,6 @@ class BatchSource:
         for s in [s for s in self.kept if s < before]:
             b = self.kept.pop(s)
             self.kept_bytes -= b[0].nbytes + b[1].nbytes
-        self.keep_from = before
 
     def must_sync(self) -> bool:
         """True when the kept batches take more than KEEP_BYTES."""

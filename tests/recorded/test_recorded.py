@@ -49,6 +49,17 @@ def test_a_checkpoint_written_before_loads_with_its_numbers():
     assert info.tensors["params.0.W"] == ("float32", (4, 6))
 
 
+def test_a_damaged_copy_of_a_file_written_before_fails_its_checksum(tmp_path):
+    """The checksum of the files written before the safetensors package wrote them is the
+    checksum read now (tensors_checksum's order is their layout): a flipped bit is found."""
+    raw = bytearray((F.FILES / "checkpoint.safetensors").read_bytes())
+    raw[-5] ^= 1
+    (tmp_path / "bad.safetensors").write_bytes(raw)
+    with pytest.raises(xb.checkpoint.CorruptCheckpointError,
+                       match="do not match the checksum written with them"):
+        xb.load_checkpoint(tmp_path / "bad.safetensors")
+
+
 def test_a_saved_model_written_before_loads_and_predicts_the_same():
     files = RECORDED["files"]
     model, params, model_state = xb.load_model(F.FILES / "model.safetensors")
