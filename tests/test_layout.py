@@ -84,10 +84,15 @@ def imports(name: str) -> list[tuple[ast.stmt, list[str], bool, list[str]]]:
     return out
 
 
+def module_graph() -> dict[str, list[str]]:
+    """Each module's module-level imports of the package's modules."""
+    return {name: sorted({m for node, found, local, _ in imports(name) if not local
+                          for m in found if m in MODULES and m != name})
+            for name in MODULES}
+
+
 def test_no_circle_of_imports():
-    graph = {name: sorted({m for node, found, local, _ in imports(name) if not local
-                           for m in found if m in MODULES and m != name})
-             for name in MODULES}
+    graph = module_graph()
     # Tarjan's strongly connected components: a component of more than one module is a circle
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -117,6 +122,19 @@ def test_no_circle_of_imports():
         if v not in index:
             strong(v)
     assert not circles, f"modules that import each other (at module level): {circles}"
+
+
+def test_checkpoints_never_import_the_training_loop():
+    """The checkpoint package stands below fit: nothing it imports, directly or through
+    other modules, is fit's (fit.py, loop.py)."""
+    graph = module_graph()
+    seen, todo = set(), [m for m in MODULES if m.startswith("xbackprop.checkpoint")]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += graph[name]
+    assert not seen & {"xbackprop.fit", "xbackprop.loop"}
 
 
 def test_no_import_of_another_modules_private_name():
