@@ -92,8 +92,10 @@ class FitProgress:
     def __init__(self, progress: bool | str, log_every: int | None, period: int, first: int,
                  last: int, *, steps: bool = False) -> None:
         mode = progress
-        if progress is True:
-            mode = "total" if steps else "epochs" if period == 1 else "steps"
+        if steps and progress:  # counting in steps: one bar over them ("steps" too)
+            mode = "total"
+        elif progress is True:
+            mode = "epochs" if period == 1 else "steps"
         self.mode, self.log_every, self.spe = mode or None, log_every, period
         self.first, self.last, self.counting_steps = first, last, steps
         self.bar: ProgressBar | None = None
