@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import xbackprop as xb
-from xbackprop.sources import SourceError
+from xbackprop import SourceError
 from xbackprop.tree import tree_leaves
 
 

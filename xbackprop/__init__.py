@@ -109,6 +109,7 @@ from .losses import (
 from .model import Sequential, count_params, init_params, init_state
 from .evaluate import evaluate, predict
 from .fit import FitResult, fit
+from .sources import SourceError
 from .train import TrainingDivergedError, TrainState, loss_and_grads, make_train_step
 from .checkpoint import (
     Checkpoint,
@@ -139,7 +140,7 @@ __all__ = [
     # models and training
     "Sequential", "init_params", "init_state", "count_params", "TrainState", "FitResult",
     "History", "TrainingDivergedError", "fit", "predict", "evaluate", "loss_and_grads",
-    "make_train_step", "EarlyStopping", "Callback",
+    "make_train_step", "EarlyStopping", "Callback", "SourceError",
     # explaining a step
     "explain", "StepRecord", "LayerStep",
     # gradient checking
