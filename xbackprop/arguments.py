@@ -38,7 +38,7 @@ def real(owner: str, name: str, value: Any, low: float | None = None,
     below = low is not None and (value <= low if low_open else value < low)
     above = high is not None and (value >= high if high_open else value > high)
     if below or above:
-        raise ValueError(f"{owner}: {name} must be in {'(' if low_open else '['}"
-                         f"{'-inf' if low is None else low}, {'inf' if high is None else high}"
-                         f"{')' if high_open else ']'}, not {value!r}")
+        left = "(-inf" if low is None else f"{'(' if low_open else '['}{low}"
+        right = "inf)" if high is None else f"{high}{')' if high_open else ']'}"
+        raise ValueError(f"{owner}: {name} must be in {left}, {right}, not {value!r}")
     return value

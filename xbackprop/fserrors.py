@@ -99,10 +99,13 @@ def describe(error: OSError) -> str:
     """One line for the user: `cannot <operation> <path>: <cause> (<what to do>)`. The
     advice is given for the C library's own reasons only: a message of xbackprop's own
     ("the folder runs does not exist") says it already."""
+    if error.errno is None and getattr(error, "xbackprop_operation", None) is None:
+        return str(error) or type(error).__name__  # a message of its own, and nothing else
     verb, path = _operation_of(error)
     reason = (error.strerror or str(error) or type(error).__name__).rstrip(".")
     own = error.errno is None or reason != os.strerror(error.errno).rstrip(".")
-    reason = reason[:1].lower() + reason[1:]
+    if not own:  # the C library's "No such file or directory", mid-sentence
+        reason = reason[:1].lower() + reason[1:]
     hint = None if own else _HINTS.get(error.errno)
     if hint and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS) and \
             verb.split()[0] in _WRITES:

@@ -23,6 +23,8 @@ __all__ = ["load_user_module"]
 def load_user_module(path: str, option: str = "--module") -> ModuleType:
     """The module of the Python file `path`, imported under the name
     `xbackprop_user_<stem>`; `option` names the command-line option in messages."""
+    if not path.strip():
+        raise ValueError(f"{option} needs a file name, not an empty string")
     file = Path(path)
     if not file.is_file():
         what = "a folder, not a Python file" if file.is_dir() else "no such file"
