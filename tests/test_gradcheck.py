@@ -429,3 +429,38 @@ def test_cli_gradcheck_refuses_an_empty_module_name(capsys):
 
     assert main(["gradcheck", "--module", "", "--backend", "numpy"]) == 2
     assert "--module needs a file name, not an empty string" in capsys.readouterr().err
+
+
+BROKEN_BACKWARD = '''
+import dataclasses
+import xbackprop as xb
+
+
+@dataclasses.dataclass(frozen=True)
+class Broken(xb.Layer):
+    """y = x, whose backward has a bug."""
+
+    def forward(self, params, x, ctx=xb.EVAL):
+        return x, None
+
+    def backward(self, params, cache, dy):
+        return dy * cache, {}
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (3,)
+'''
+
+
+def test_cli_gradcheck_counts_a_layer_that_raises_as_a_failure(tmp_path, capsys):
+    """A backward that raises (here a TypeError) ended the command with a traceback; now that
+    check fails, naming the layer and the user's line, and the others still run."""
+    from xbackprop.cli import main
+
+    (tmp_path / "broken.py").write_text(BROKEN_BACKWARD)
+    assert main(["gradcheck", "--module", str(tmp_path / "broken.py"), "--backend", "numpy",
+                 "--oracle", "fd"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  numpy  Broken() [eval] x: (2, 3)  raised TypeError: unsupported operand " \
+        "type(s) for *: 'float' and 'NoneType' (broken.py, line 14, in backward)" in out, out
+    assert "0 passed, 1 failed" in out

@@ -72,11 +72,18 @@ def test_csv_with_or_without_a_header_and_stdin(classifier, digits, tmp_path, ca
     assert len(rows(capsys.readouterr().out)[1]) == 5
 
 
-def test_output_file_holds_what_stdout_would(classifier, digits, tmp_path, capsys):
+def test_output_file_holds_what_stdout_would(classifier, digits, tmp_path, capsys,
+                                             monkeypatch):
     path, _ = classifier
     np.save(tmp_path / "x.npy", digits.x_test[:20])
     assert main(["predict", str(path), str(tmp_path / "x.npy")]) == 0
     printed = capsys.readouterr().out
+    # "-" is stdout, as for the input (it wrote a file named "-"); .NPY is a .npy too
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "upper.npy", digits.x_test[:20])
+    (tmp_path / "upper.npy").rename(tmp_path / "X.NPY")
+    assert main(["predict", str(path), "X.NPY", "--output", "-"]) == 0
+    assert capsys.readouterr().out == printed and not (tmp_path / "-").exists()
     out = tmp_path / "predictions.csv"
     assert main(["predict", str(path), str(tmp_path / "x.npy"), "--output", str(out)]) == 0
     assert f"wrote 20 predictions (class, prob_0, prob_1, ...) to {out}" in \

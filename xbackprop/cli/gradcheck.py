@@ -4,7 +4,10 @@ against the gradient oracles; one line per check, the full table for each failur
 from __future__ import annotations
 
 import argparse
+import sysconfig
 import time
+import traceback
+from pathlib import Path
 
 from .. import backends
 from . import BACKEND_METAVAR, MODULE_FAILED, backend_choice, seed
@@ -54,6 +57,22 @@ def _user_cases(path: str, seed: int) -> list[Case]:
     return cases
 
 
+def _where_in_user_code(error: BaseException | None) -> str:
+    """" (my_layers.py, line 13, in backward)": the last frame of the error's traceback (or
+    of its cause's) in a file of the user's, outside xbackprop and the installed libraries;
+    "" if none."""
+    paths = sysconfig.get_paths()
+    skip = {Path(p).resolve() for p in (paths["stdlib"], paths["purelib"], paths["platlib"])}
+    skip |= {Path(__file__).resolve().parents[1], Path(backends.__file__).resolve().parent}
+    while error is not None:
+        for frame in reversed(traceback.extract_tb(error.__traceback__)):
+            file = Path(frame.filename).resolve()
+            if file.is_file() and not skip & set(file.parents):
+                return f" ({file.name}, line {frame.lineno}, in {frame.name})"
+        error = error.__cause__
+    return ""
+
+
 def _summary(report: GradReport) -> str:
     worst = max(report.rows, key=lambda r: r.max_rel, default=None)
     detail = f"max rel err {worst.max_rel:.1e} ({worst.tensor}, {worst.oracle})" if worst else ""
@@ -86,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                 raise
             except Exception as e:  # the layer itself failed: that check fails, the rest run
                 print(f"FAIL  {backend.name:5s}  {case.describe()}  raised "
-                      f"{type(e).__name__}: {e}")
+                      f"{type(e).__name__}: {e}{_where_in_user_code(e)}")
                 failed += 1
                 continue
             print(_summary(report))

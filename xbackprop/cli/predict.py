@@ -36,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE", help="inputs: a .npy file, a CSV file, or -")
     add_backend_option(p)
     p.add_argument("--batch-size", type=count(1), default=1024, help="samples per forward pass")
-    p.add_argument("--output", metavar="PATH", help="write the predictions as CSV to PATH")
+    p.add_argument("--output", metavar="PATH",
+                   help="write the predictions as CSV to PATH ('-': stdout, the default)")
     p.add_argument("--module", metavar="FILE.py",
                    help="import this file first: it defines the model's own layer classes")
 
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoint import checkpoint_info, load_model
     from ..evaluate import predict
 
-    output = output_file("--output", args.output) if args.output is not None else None
+    output = None if args.output in (None, "-") else output_file("--output", args.output)
     if args.module is not None:
         load_user_module(args.module)
     backend = backends.get_backend(args.backend)
@@ -91,7 +92,7 @@ def read_inputs(path: str) -> np.ndarray:
     if not file.is_file():
         raise ValueError(f"{path}: " + ("a folder, not a file of inputs" if file.is_dir()
                                         else "no such file"))
-    if file.suffix == ".npy":
+    if file.suffix.lower() == ".npy":
         try:
             x = np.load(file, allow_pickle=False)
         except ValueError as e:
@@ -103,7 +104,7 @@ def read_inputs(path: str) -> np.ndarray:
                              "an array of shape (N, features...), e.g. numpy.save(path, "
                              "x.reshape(1, -1))")
         x = x.astype(np.float64)
-    elif file.suffix == ".npz":
+    elif file.suffix.lower() == ".npz":
         raise ValueError(f"{path} is an .npz archive of several arrays: save the inputs alone "
                          "with numpy.save('inputs.npy', x)")
     else:

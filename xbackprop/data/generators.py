@@ -19,8 +19,8 @@ def _check(n_per_class: int, classes: int, noise: float) -> None:
     if n_per_class < 1 or classes < 1:
         raise ValueError(f"need at least one class and one point per class (got classes="
                          f"{classes}, n_per_class={n_per_class})")
-    if noise < 0:
-        raise ValueError(f"noise is a standard deviation and cannot be negative (got {noise})")
+    if not noise >= 0 or noise == float("inf"):  # (not >= also catches NaN)
+        raise ValueError(f"noise is a standard deviation, a finite number >= 0 (got {noise})")
 
 
 def spiral(n_per_class: int = 100, classes: int = 3, *, noise: float = 0.2, seed: int = 0,

@@ -88,6 +88,8 @@ def train_regressor(table: xb.data.Table, *, name: str, title: str,
     standardised), the targets first ln(y + 1)-transformed if `log_target`, then
     standardised with the training rows' statistics. A fifth of the training rows is held
     out for early stopping; the test rows are used only at the end."""
+    if epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, not {epochs}")
     if table.classification:
         raise ValueError(f"{table.source}: the target {table.targets[0]!r} is text (class "
                          "labels); this example does regression: choose a numeric target")
