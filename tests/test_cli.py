@@ -203,3 +203,13 @@ def test_console_script():
     assert "xbackprop train xor" in out.stdout and "backend numpy" in out.stdout
     assert set(scores(out.stdout)) == {"train", "test"}
     assert out.stderr == ""
+
+
+def test_help_names_every_library_and_the_exit_statuses(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "hand-written backprop on NumPy, JAX, CuPy and PyTorch" in out
+    assert "2 an error (the message says what to do: a bad option or file, a full disk, a " \
+        "failed download)" in out

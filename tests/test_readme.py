@@ -39,3 +39,17 @@ def test_readme_documents_the_two_commands():
     assert 'pip install -e ".[jax,test]" && pytest' in text
     ci = (README.parent / ".ci" / "run").read_text()
     assert 'pip install -e ".[jax,test]"' in ci and "\npytest" in ci
+
+
+def test_one_way_to_install_pytorch():
+    """The backend's error, the tests' and the benchmarks' skip messages and the README give
+    the same command (they gave two)."""
+    from xbackprop.backends.torch_backend import INSTALL
+
+    command = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+    assert command in INSTALL and command in README.read_text()
+    root = README.parent
+    for path in [root / "tests" / "backends" / "test_torch_backend.py",
+                 root / "benchmarks" / "impls" / "pytorch.py"]:
+        text = path.read_text()
+        assert "{INSTALL}" in text and "pip install torch" not in text, path
