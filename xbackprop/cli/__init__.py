@@ -1,6 +1,6 @@
 """The `xbackprop` command: a thin layer over the public API.
 
-    xbackprop train digits [--backend jax] [--epochs 30] [--lr 0.001] ...
+    xbackprop train digits [--backend jax] [--epochs 30] [--save digits.safetensors] ...
     xbackprop example --list | NAME [--backend B] [--out DIR] [--quick]
     xbackprop gradcheck [--backend numpy] [--layer Conv2D] [--module my_layers.py]
     xbackprop predict MODEL FILE [--backend jax] [--output predictions.csv]
@@ -8,7 +8,9 @@
     xbackprop data list | path NAME | download mnist|fashion-mnist [--dir DIR]
 
 Each command is a module of this package with `add_parser(subparsers)` and `run(args)`;
-registering one is its module plus one entry in `COMMANDS`.
+registering one is its module plus one entry in `COMMANDS`. `user_module` loads the
+`--module FILE.py` of gradcheck and predict. Here: the errors every command shares (an
+OSError is one line naming the file: `fserrors`) and the option types and checks they use.
 """
 
 from __future__ import annotations
