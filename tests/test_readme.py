@@ -53,3 +53,12 @@ def test_one_way_to_install_pytorch():
                  root / "benchmarks" / "impls" / "pytorch.py"]:
         text = path.read_text()
         assert "{INSTALL}" in text and "pip install torch" not in text, path
+
+
+def test_the_lesson_count_is_the_lessons():
+    """The README said "ten lessons" when there were 13."""
+    from xbackprop import examples
+
+    words = {10: "ten", 11: "eleven", 12: "twelve", 13: "thirteen", 14: "fourteen",
+             15: "fifteen"}
+    assert f"# {words[len(examples.NAMES)]} lessons, one line each" in README.read_text()

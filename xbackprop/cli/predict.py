@@ -55,9 +55,10 @@ def run(args: argparse.Namespace) -> int:
         model, params, model_state = load_model(args.model, backend)
         x = read_inputs(args.file)
         x = fit_to_model(x, info.input_shape, args.model, args.file)
-        leaves = tree_leaves(params)
-        if leaves:
-            check_range(x, backend.numpy_dtype(leaves[0].dtype), args.file)
+        dtypes = [backend.numpy_dtype(leaf.dtype) for leaf in tree_leaves(params)]
+        floats = [d for d in dtypes if d.kind == "f"]
+        if floats:
+            check_range(x, floats[0], args.file)
         out = backends.to_numpy(predict(model, params, x, model_state=model_state,
                                         batch_size=args.batch_size))
     header, rows, note = table(out, info.loss, model)
