@@ -15,12 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 #: modules allowed past the ~500 lines, and why
 LONG = {
     "xbackprop.plot": "one function per picture (the issue's exception for plots)",
-    "xbackprop.optim": "being turned into a package on main (the optim work)",
     "xbackprop.gradcheck": "the gradient checker: being reworked on another branch (issue 21)",
 }
 MAX_LINES = 500
-#: modules whose function-local imports are being reworked elsewhere (the optim package)
-LOCAL_IMPORTS_ELSEWHERE = {"xbackprop.optim", "xbackprop.schedules"}
 #: libraries worth deferring to the moment they are needed (heavy, optional)
 HEAVY = {"jax", "jaxlib", "torch", "cupy", "cupyx", "matplotlib", "PIL", "array_api_strict",
          "array_api_compat"}
@@ -160,8 +157,6 @@ def test_function_local_imports_say_why():
     comment on its line (or the line above) says which."""
     bad = []
     for name, path in MODULES.items():
-        if name in LOCAL_IMPORTS_ELSEWHERE:
-            continue
         lines = path.read_text().splitlines()
         for node, found, local, _ in imports(name):
             if not local:

@@ -15,6 +15,8 @@ from .generators import moons, spiral
 from .split import Dataset, train_test_split
 from .tables import Standardizer, Table, load_csv
 from .sources import ArraySource
+from .text import (CharTokenizer, TextData, TokenizerError, TokenWindows, load_text,
+                   load_tiny_shakespeare, split_text)
 
 __all__ = ["Dataset", "load_digits", "train_test_split", "xor", "moons", "spiral",
            # files in standard formats, downloads
@@ -23,5 +25,8 @@ __all__ = ["Dataset", "load_digits", "train_test_split", "xor", "moons", "spiral
            "data_home", "DATA_ENV_VAR",
            # tables
            "load_csv", "Table", "Standardizer", "load_forest_fires", "load_energy",
+           # text for language models
+           "CharTokenizer", "TokenizerError", "load_text", "split_text", "TextData",
+           "load_tiny_shakespeare", "TokenWindows",
            # batch sources for fit(model, source, steps=N)
            "ArraySource"]

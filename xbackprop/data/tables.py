@@ -29,7 +29,7 @@ from ..backends import backend_of
 from .files import DataFileError, read_bytes
 from .split import Dataset, train_test_split
 
-__all__ = ["Standardizer", "Table", "load_csv"]
+__all__ = ["Standardizer", "Table", "is_number", "load_csv"]
 
 _DELIMITERS = (",", ";", "\t")
 
@@ -300,6 +300,7 @@ def _check_column(where: str, header: list[str], name: str, role: str) -> None:
 
 
 def is_number(value: str) -> bool:
+    """Whether a CSV cell reads as a number (`float()` takes it: "3", "-1e5", "nan")."""
     try:
         float(value)
     except ValueError:
