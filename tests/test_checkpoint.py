@@ -575,3 +575,24 @@ def test_checkpoint_names_sort_by_step(tmp_path):
     names = [p.name for p in manager.checkpoints()]
     assert names == sorted(names) == [manager.path_for(s).name for s in (9, 12, 100)]
     assert os.path.basename(manager.latest()) == "ckpt-000000100.safetensors"
+
+
+def test_a_full_disk_is_the_os_error_it_is_and_the_earlier_file_stays(small_disk):
+    """The safetensors package reports a full disk as its own error ("I/O error: No space
+    left on device (os error 28)"); a save says it as the file-system error it is, and the
+    checkpoint saved before is whole."""
+    from xbackprop import fserrors
+
+    disk = small_disk("64k")
+    params = [{"W": np.zeros((10, 10), np.float32)}]
+    path = xb.save_checkpoint(disk / "ckpt.safetensors",
+                              xb.TrainState(params, None, None, 1, xb.random.make_key(0)))
+    big = [{"W": np.ones((200, 200), np.float32)}]  # 160 kB on a 64 kB disk
+    with pytest.raises(OSError) as info:
+        xb.save_checkpoint(path, xb.TrainState(big, None, None, 2, xb.random.make_key(0)))
+    assert info.value.errno == 28
+    assert fserrors.describe(info.value) == (
+        f"cannot write {path}: no space left on device (the disk is full: free some space or "
+        "write elsewhere; an earlier file of that name is unchanged)")
+    assert xb.load_checkpoint(path).step == 1
+    assert sorted(p.name for p in disk.iterdir()) == ["ckpt.safetensors"]  # no .tmp left

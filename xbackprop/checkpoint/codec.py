@@ -9,7 +9,9 @@ offsets that tile the data exactly, dtypes); this module never parses a file it 
 
 What the package does not do, and so is here:
 - atomic writes: it writes to the path it is given, so a crash mid-save would leave half a
-  file; we give it a temporary file beside the target (`xbackprop.atomic.atomic_path`);
+  file; we give it a temporary file beside the target (`xbackprop.atomic.atomic_path`), and
+  its I/O errors (a full disk) become the OSError they are, so they read as one line
+  (`xbackprop.fserrors`);
 - an integrity check: it checks the structure, not the bytes, so a flipped bit in the data
   loads silently; we store a CRC-32 of the tensor bytes in the metadata (`data_crc32`) and
   check it on reading (`tensors_checksum`);
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -58,7 +61,13 @@ def write_safetensors(path: str | os.PathLike, tensors: dict[str, Any],
             raise TypeError(f"{name}: safetensors cannot hold dtype {a.dtype}")
         arrays[name] = a
     with atomic_path(path) as tmp:
-        safetensors.numpy.save_file(arrays, str(tmp), metadata=dict(metadata or {}) or None)
+        try:
+            safetensors.numpy.save_file(arrays, str(tmp), metadata=dict(metadata or {}) or None)
+        except SafetensorError as e:  # a full disk: "I/O error: ... (os error 28)"
+            code = re.search(r"os error (\d+)", str(e))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(tmp)) from e
     return Path(path)
 
 
