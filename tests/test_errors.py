@@ -12,7 +12,8 @@ need a subprocess, a warning or the command line. Cases tested where their modul
     any install mode, from the checkout's root or not       tests/test_import.py
     Ctrl-C ends with status 130 (and a checkpoint)          tests/test_fit_checkpoints.py
     the NaN guard names the step, epoch and layer           tests/test_fit.py
-    corrupt, truncated, foreign and pickled checkpoints     tests/test_checkpoint.py
+    corrupt, truncated, foreign and pickled checkpoints,    tests/test_checkpoint.py
+      a checkpoint on a full disk
     a batch source's bad batch at step N, settings that     tests/test_fit_sources.py
     do not fit a source (steps with epochs, ...)
     callbacks that are neither Callback nor function        tests/test_callbacks.py
