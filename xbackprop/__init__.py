@@ -68,6 +68,7 @@ from .backends import (
 )
 from .callbacks import EarlyStopping
 from .explain import LayerStep, StepRecord, explain
+from .generate import generate
 from .gradcheck import (
     GradientCheckError,
     GradReport,
@@ -81,19 +82,26 @@ from .gradcheck import (
 )
 from .layers import (
     EVAL,
+    GELU,
     AvgPool2D,
     BatchNorm,
+    CausalSelfAttention,
     Context,
     Conv2D,
     Dense,
     Dropout,
+    Embedding,
     Flatten,
     GlobalAvgPool2D,
     Identity,
     Layer,
+    LayerNorm,
     LeakyReLU,
     MaxPool2D,
+    Parallel,
+    PositionEmbedding,
     ReLU,
+    Residual,
     Sigmoid,
     Softmax,
     Tanh,
@@ -132,7 +140,8 @@ __all__ = [
     # layers
     "Context", "EVAL", "Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
     "Softmax", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Dropout",
-    "BatchNorm",
+    "BatchNorm", "GELU", "LayerNorm", "Embedding", "PositionEmbedding", "CausalSelfAttention",
+    "Residual", "Parallel",
     # losses
     "Loss", "MSE", "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits", "SoftmaxCrossEntropy",
     # models and training
@@ -141,6 +150,8 @@ __all__ = [
     "make_train_step", "EarlyStopping",
     # explaining a step
     "explain", "StepRecord", "LayerStep",
+    # language models
+    "generate",
     # gradient checking
     "GradReport", "GradientCheckError", "check_layer", "check_loss", "check_model",
     "check_function", "check_parity", "assert_layer_gradients", "assert_gradients",
