@@ -129,6 +129,8 @@ from .checkpoint import (
     save_model,
 )
 
+from . import language  # noqa: E402  (after the checkpoints it saves with)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -159,6 +161,6 @@ __all__ = [
     "save_checkpoint", "load_checkpoint", "checkpoint_info", "Checkpoint", "CheckpointManager",
     "CheckpointError", "save_model", "load_model", "SavedModel",
     # submodules
-    "checkpoint", "config", "data", "initializers", "metrics", "optim", "plot", "random",
-    "schedules", "tree",
+    "checkpoint", "config", "data", "initializers", "language", "metrics", "optim", "plot",
+    "random", "schedules", "tree",
 ]

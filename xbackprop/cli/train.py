@@ -18,16 +18,19 @@ from typing import Any
 import numpy as np
 
 from .. import backends
+from ..language import TEXT_JOBS
 from ..recipes import RECIPES, get_recipe
-from . import add_backend_option
+from . import add_backend_option, train_text
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser(
         "train", help="train a model on data that ships with xbackprop",
-        description="Train a built-in model and print its train and test accuracy. Jobs: " +
-        "; ".join(f"{r.name}: {r.description}" for r in RECIPES.values()))
-    train.add_argument("job", choices=sorted(RECIPES), help="what to train")
+        description="Train a built-in model and print its train and test accuracy (a language "
+        "model: its validation loss and a sample). Jobs: " +
+        "; ".join(f"{r.name}: {r.description}" for r in [*RECIPES.values(),
+                                                         *TEXT_JOBS.values()]))
+    train.add_argument("job", choices=sorted([*RECIPES, *TEXT_JOBS]), help="what to train")
     add_backend_option(train)
     train.add_argument("--epochs", type=int, help="passes over the training data")
     train.add_argument("--batch-size", type=int, help="samples per step")
@@ -46,6 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="epochs between checkpoints (default 1)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run whose checkpoints are in --checkpoint DIR")
+    train_text.add_options(train)
     par = train.add_argument_group(
         "data parallel (JAX)", "split each batch (--batch-size is the global batch) over "
         "devices, and over processes that each load their own slice of the data")
@@ -67,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluate import evaluate
     from ..fit import fit
 
+    if args.job in TEXT_JOBS:
+        return train_text.run(args)
+    train_text.refuse_text_options(args)
     recipe = get_recipe(args.job)
     rank, processes = 0, 1
     place = (args.coordinator, args.num_processes, args.process_id)

@@ -51,7 +51,11 @@ class CausalSelfAttention(Layer):
     dropout: float = 0.0
     use_bias: bool = True
     weight_init: str | Initializer = "small_normal"
-    stochastic = True  # draws dropout masks in train mode (a no-op when dropout = 0)
+
+    @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        """Draws dropout masks in train mode (needs `ctx.key`) when dropout > 0."""
+        return self.dropout > 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.heads, (int, np.integer)) or isinstance(self.heads, bool) \
