@@ -106,8 +106,9 @@ def _check_weights(layer: Dense, params: Params, x: Any) -> None:
             f"{describe(layer)}: W has shape {w}, but this layer has {layer.units} outputs, so "
             f"W is (in_features, {layer.units}): parameters of another architecture? Make "
             "them with xbackprop.init_params(model, seed, input_shape).")
-    raise ValueError(f"{describe(layer)} expects inputs of shape (N, {w[0]}) or (..., {w[0]}) "
-                     f"(W is {w}), got {tuple(x.shape)}")
+    lead = "N" if len(x.shape) == 2 else "..."
+    raise ValueError(f"{describe(layer)} expects inputs of shape ({lead}, {w[0]}), got "
+                     f"{tuple(x.shape)}")
 
 
 def _features(layer: Layer, in_shape: Shape) -> Shape:
