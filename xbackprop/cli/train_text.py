@@ -107,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
     say(f"trained in {run_.seconds:.1f} s ({run_.ms_per_step:.1f} ms per step over "
         f"{len(run_.losses)} steps, compilation included; evaluations take the rest)")
     if args.save:
-        say(f"saved {save_language_model(args.save, run_, metadata={'job': job.name})} "
-            "(xbackprop sample PATH)")
+        record = {"job": job.name, "options": dataclasses.asdict(options),
+                  "curves": run_.history}
+        say(f"saved {save_language_model(args.save, run_, metadata=record)} (xbackprop "
+            "sample PATH)")
     if args.checkpoint:
         say(f"checkpoints in {args.checkpoint} (resume with --resume)")
     if plot:
