@@ -711,7 +711,7 @@ def plot_attention(maps: Sequence[tuple[str, Any]], tokens: Sequence[str], path:
     fig, axes = plt.subplots(len(maps), heads, figsize=(3.1 * heads, 3.1 * len(maps) + 0.4),
                              squeeze=False)
     labels = [_char_label(t) for t in tokens]
-    size = 6 if len(labels) <= 40 else 4.5
+    size = 7 if len(labels) <= 32 else 5 if len(labels) <= 48 else 4
     cmap = plt.get_cmap("viridis").with_extremes(bad="white")
     image = None
     for row, (name, m) in enumerate(maps):

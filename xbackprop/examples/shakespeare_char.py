@@ -38,7 +38,7 @@ OPTIONS = [
                     "help": "a trained model saved with --save, shown instead of training"}),
 ]
 
-LINE = "ROMEO:\nBut soft, what light through yonder window breaks?"  # the attention picture's
+LINE = "ROMEO:\nBut soft, what light"  # the attention picture's text (short: readable)
 SAMPLE_CHARS = 300
 
 
