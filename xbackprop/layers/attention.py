@@ -106,11 +106,11 @@ class CausalSelfAttention(Layer):
         # (B·T, 3C) -> (3, B, H, T, D): q, k, v, each split into heads
         qkv = xp.permute_dims(xp.reshape(qkv, (b, t, 3, h, d)), (2, 0, 3, 1, 4))
         q, k, v = qkv[0, ...], qkv[1, ...], qkv[2, ...]
-        scale = 1.0 / math.sqrt(d)
-        s = (q @ xp.matrix_transpose(k)) * scale                       # (B, H, T, T)
-        s = xp.where(causal_mask(xp, t), s, xp.full_like(s, -math.inf))  # no peeking ahead
+        q = q * (1.0 / math.sqrt(d))                  # scaled here: (T, D) is less than (T, T)
+        s = q @ xp.matrix_transpose(k)                                 # (B, H, T, T)
+        s = xp.where(causal_mask(xp, t), s, xp.asarray(-math.inf, dtype=s.dtype))  # no peeking
         e = xp.exp(s - xp.max(s, axis=-1, keepdims=True))             # (the diagonal is
-        p = e / xp.sum(e, axis=-1, keepdims=True)                      #  never masked)
+        p = e * (1.0 / xp.sum(e, axis=-1, keepdims=True))              #  never masked)
         keep = None
         if ctx.train and self.dropout > 0:
             mask = bernoulli(ctx.require_key(self), 1.0 - self.dropout, tuple(p.shape))
@@ -123,7 +123,7 @@ class CausalSelfAttention(Layer):
         y = o @ params["W_out"]
         if self.use_bias:
             y = y + params["b_out"]
-        return xp.reshape(y, (b, t, c)), (rows, q, k, v, p, keep, p_used, o)
+        return xp.reshape(y, (b, t, c)), (rows, q, k, v, p, keep, p_used, o)  # q: scaled
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
         rows, q, k, v, p, keep, p_used, o = cache
@@ -142,12 +142,13 @@ class CausalSelfAttention(Layer):
             dp = dp * keep                                             # through dropout
         # softmax: dS = P ⊙ (dP - Σ_s dP ⊙ P), row by row; masked entries have P = 0
         ds = p * (dp - xp.sum(dp * p, axis=-1, keepdims=True))
-        ds = ds * (1.0 / math.sqrt(d))                                 # S = q kᵀ / √D
-        dq = ds @ k                                                    # dq = dS k / √D
-        dk = xp.matrix_transpose(ds) @ q                               # dk = dSᵀ q / √D
-        # (3, B, H, T, D) -> (B·T, 3C): the heads back in q|k|v's columns
-        dqkv = xp.permute_dims(xp.stack([dq, dk, dv]), (1, 3, 0, 2, 4))
-        dqkv = xp.reshape(dqkv, (b * t, 3 * c))
+        dq = (ds @ k) * (1.0 / math.sqrt(d))                           # dq = dS k / √D
+        dk = xp.matrix_transpose(ds) @ q          # dk = dSᵀ q / √D (q was cached scaled)
+
+        def heads_to_rows(a: Any) -> Any:                # (B, H, T, D) -> (B·T, C)
+            return xp.reshape(xp.permute_dims(a, (0, 2, 1, 3)), (b * t, c))
+        # the heads back in q|k|v's columns: (B·T, 3C)
+        dqkv = xp.concat([heads_to_rows(dq), heads_to_rows(dk), heads_to_rows(dv)], axis=1)
         grads["W_qkv"] = rows.T @ dqkv                                 # dW_qkv = xᵀ dqkv
         if self.use_bias:
             grads["b_qkv"] = xp.sum(dqkv, axis=0)
