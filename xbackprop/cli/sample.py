@@ -40,8 +40,11 @@ def run(args: argparse.Namespace) -> int:
     with backend.scope():
         saved = load_language_model(args.model, backend)
         prompt = saved.tokenizer.encode(args.prompt)
+        # the window is the context the model was trained on (a recurrent model has no
+        # limit of its own, and reading ever longer windows would slow every step)
         ids = generate(saved.model, saved.params, prompt, args.tokens,
-                       temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+                       temperature=args.temperature, top_k=args.top_k, seed=args.seed,
+                       context=saved.context)
     sys.stdout.write(saved.tokenizer.decode(ids))
     sys.stdout.write("\n")
     return 0

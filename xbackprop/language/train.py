@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import Backend, get_backend, to_numpy
+from ..backends import Backend, backend_of, get_backend, to_numpy
 from ..checkpoint import CheckpointManager
 from ..data.text import CharTokenizer, TextData, TokenWindows
 from ..layers.base import Context, Layer
@@ -33,6 +33,7 @@ from ..losses import SoftmaxCrossEntropy, targets_checked
 from ..model import init_params
 from ..optim import Optimizer
 from ..train import TrainState, make_train_step
+from ..tree import tree_leaves
 
 __all__ = ["LanguageRun", "train_language_model", "estimate_loss"]
 
@@ -75,7 +76,8 @@ def estimate_loss(model: Layer, params: Any, tokens: np.ndarray, *, context: int
     ...: the same windows on every call. `loss_fn`: a compiled `(params, state, x, y) ->
     loss` to reuse (see `eval_loss_fn`)."""
     source = TokenWindows(tokens, context, batch_size, seed)
-    fn = loss_fn or eval_loss_fn(model, get_backend(None))
+    leaves = tree_leaves(params)
+    fn = loss_fn or eval_loss_fn(model, backend_of(*leaves) if leaves else get_backend(None))
     total = 0.0
     for i in range(batches):
         x, y = source(i)

@@ -31,6 +31,8 @@ from .activations import ReLU, Tanh
 from .base import EVAL, Context, Layer, Shape, describe, min_positions, run_backward, \
     run_forward
 from .dense import Dense
+from .dropout import Dropout
+from .normalization import BatchNorm
 
 MERGES = ("concat", "add")
 
@@ -109,7 +111,9 @@ class Residual(Layer):
 
         f = int(rng.integers(2, 5))
         yield cls(ReLU()), (f,)   # the ReLU's cached output must survive the sum
-        yield cls(Sequential([Dense(f), ReLU(), Dense(f)])), (int(rng.integers(1, 4)), f)
+        # a block that draws dropout masks: checked in train mode too (its key reaches it)
+        yield cls(Sequential([Dense(f), ReLU(), Dropout(0.4), Dense(f)])), \
+            (int(rng.integers(1, 4)), f)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,3 +253,5 @@ class Parallel(Layer):
         yield cls([ReLU(), Dense(int(rng.integers(1, 4))), ReLU()]), (f,)
         yield cls([ReLU(), Tanh(), Dense(f)], merge="add"), (f,)
         yield cls([Dense(f), ReLU()], axis=1), (int(rng.integers(1, 4)), f)
+        # a branch with state: each branch gets its own (checked in train mode too)
+        yield cls([BatchNorm(), Dense(2)]), (f,)
