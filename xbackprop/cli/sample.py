@@ -15,7 +15,7 @@ import sys
 from .. import backends
 from ..generate import generate
 from ..language import load_language_model
-from . import add_backend_option
+from . import add_backend_option, count, seed
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,13 +25,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", metavar="MODEL", help="a language model saved with --save")
     p.add_argument("--prompt", default="\n",
                    help="the text to continue (default: a newline, a fresh start)")
-    p.add_argument("--tokens", type=int, default=500, metavar="N",
+    p.add_argument("--tokens", type=count(0), default=500, metavar="N",
                    help="characters to generate (default 500)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="below 1: safer, more repetitive; above 1: wilder (default 1.0)")
     p.add_argument("--top-k", type=int, metavar="K",
                    help="sample only among the K most likely characters")
-    p.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the draws (default 0)")
     add_backend_option(p)
 
 

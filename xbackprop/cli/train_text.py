@@ -16,6 +16,7 @@ from ..language import TEXT_JOBS, TextOptions, get_text_job, save_language_model
     train_language_model
 from ..model import count_params, init_params
 from ..plot import plot_curves
+from . import count
 
 #: option -> TextOptions field, for the options only text jobs take
 TEXT_OPTIONS = {"layers": int, "heads": int, "width": int, "context": int, "steps": int,
@@ -29,21 +30,20 @@ def add_options(train: argparse.ArgumentParser) -> None:
         f"text jobs ({', '.join(sorted(TEXT_JOBS))})",
         "a language model trained for --steps steps on random windows of the text; "
         "--batch-size, --lr, --seed, --dtype, --checkpoint and --resume apply too")
-    group.add_argument("--steps", type=int, help="training steps (default 2000)")
-    group.add_argument("--layers", type=int, help="transformer blocks (default 4)")
-    group.add_argument("--heads", type=int, help="attention heads per block (default 4)")
-    group.add_argument("--width", type=int, help="features per token (default 128)")
-    group.add_argument("--context", type=int, help="tokens the model reads (default 64)")
+    group.add_argument("--steps", type=count(1), help="training steps (default 2000)")
+    group.add_argument("--layers", type=count(1), help="transformer blocks (default 4)")
+    group.add_argument("--heads", type=count(1), help="attention heads per block (default 4)")
+    group.add_argument("--width", type=count(1), help="features per token (default 128)")
+    group.add_argument("--context", type=count(1), help="tokens the model reads (default 64)")
     group.add_argument("--dropout", type=float, help="dropout rate (default 0)")
-    group.add_argument("--warmup", type=int, help="learning-rate warm-up steps (default 100)")
+    group.add_argument("--warmup", type=count(0),
+                       help="learning-rate warm-up steps (default 100)")
     group.add_argument("--min-lr", type=float, help="learning rate at the end (default 1e-4)")
-    group.add_argument("--eval-every", type=int,
+    group.add_argument("--eval-every", type=count(1),
                        help="steps between validation losses (default 250)")
-    group.add_argument("--eval-batches", type=int,
+    group.add_argument("--eval-batches", type=count(1),
                        help="validation batches per evaluation (default 20; 200 at the end)")
-    group.add_argument("--save", metavar="PATH",
-                       help="save the trained model with its tokenizer (for xbackprop sample)")
-    group.add_argument("--sample-tokens", type=int, default=500, metavar="N",
+    group.add_argument("--sample-tokens", type=count(0), default=500, metavar="N",
                        help="characters of the sample printed at the end (default 500; 0: "
                        "none)")
 
@@ -51,7 +51,7 @@ def add_options(train: argparse.ArgumentParser) -> None:
 def refuse_text_options(args: argparse.Namespace) -> None:
     """A job that is not a text job given options only text jobs take: an error, not
     options silently ignored."""
-    given = [f"--{name.replace('_', '-')}" for name in [*TEXT_OPTIONS, "save"]
+    given = [f"--{name.replace('_', '-')}" for name in TEXT_OPTIONS
              if getattr(args, name, None) is not None]
     if given:
         raise ValueError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for the text "
@@ -77,9 +77,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--resume continues the run in --checkpoint DIR; give the folder")
     options = options_of(args, job.defaults)
     backend = backends.get_backend(args.backend)
-    from .train import plot_path  # (train.py dispatches text jobs here: a cycle)
+    from .train import model_path, plot_path  # (train.py dispatches text jobs here: a cycle)
 
     plot = plot_path(args.plot) if args.plot else None  # before training, not after
+    save = model_path(args.save) if args.save is not None else None
     data = job.data()
     model = job.build(data.tokenizer.vocab_size, options)
     optimizer = job.optimizer(options)
@@ -106,11 +107,11 @@ def run(args: argparse.Namespace) -> int:
     say(f"val loss {run_.val_loss:.4f}")
     say(f"trained in {run_.seconds:.1f} s ({run_.ms_per_step:.1f} ms per step over "
         f"{len(run_.losses)} steps, compilation included; evaluations take the rest)")
-    if args.save:
+    if save:
         record = {"job": job.name, "options": dataclasses.asdict(options),
                   "curves": run_.history}
-        say(f"saved {save_language_model(args.save, run_, metadata=record)} (xbackprop "
-            "sample PATH)")
+        say(f"saved {save_language_model(save, run_, metadata=record)} (xbackprop sample "
+            "PATH)")
     if args.checkpoint:
         say(f"checkpoints in {args.checkpoint} (resume with --resume)")
     if plot:
