@@ -422,7 +422,7 @@ def _as_probabilities(loss: Loss, xp: Any, logits: Array, target: Array) -> Arra
 
 
 def _check_label_shape(logits_shape: tuple, target_shape: tuple) -> None:
-    labels, k = logits_shape[:-1], logits_shape[-1]
+    labels = logits_shape[:-1]
     if target_shape not in (labels, logits_shape):
         hint = ""
         if len(logits_shape) > 2 and len(target_shape) == len(labels):
