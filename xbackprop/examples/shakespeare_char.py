@@ -13,6 +13,12 @@ draws: the train and validation loss, every head's attention weights over one li
 text (row t: how much position t takes from each earlier position s ≤ t), and the
 learned character embeddings projected to 2-D (their two principal components).
 
+What to look for, after the full 2,000 steps (val loss 1.86): in block 1, heads that read
+the character just before (the line under the diagonal) and ones that spread over the last
+few; deeper, heads that go back to the start of the word (a column at each space); among
+the embeddings, the vowels together (a e i o u beside A E I O U), most letters next to
+their capitals, the punctuation apart. The quick run only begins to sort them.
+
 --model PATH shows a model trained and saved before (`xbackprop train shakespeare-char
 --save PATH`) instead of training one.
 """
