@@ -40,6 +40,8 @@ class Embedding(Layer):
     vocab: int
     dim: int
     weight_init: str | Initializer = "small_normal"
+    #: its inputs are integer ids: whatever feeds it batches must not cast them to floats
+    integer_inputs = True
 
     def __post_init__(self) -> None:
         _positive("Embedding", "vocab (the number of distinct token ids)", self.vocab)
