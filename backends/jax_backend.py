@@ -268,6 +268,12 @@ class JaxBackend(Backend):
     def slice_add(self, target: Array, index: Any, values: Array) -> Array:
         return target.at[index].add(values)
 
+    def index_add(self, target: Array, indices: Array, values: Array) -> Array:
+        return target.at[indices].add(values)  # XLA's scatter-add
+
+    def erf(self, x: Array) -> Array:
+        return self._jax.lax.erf(x)
+
     pad = library_pad
 
     def compile(self, fn: Callable, donate_argnums: Sequence[int] = (),

@@ -57,6 +57,10 @@ class NumpyBackend(Backend):
 
     pad = library_pad
 
+    def index_add(self, target: Array, indices: Array, values: Array) -> Array:
+        np.add.at(target, indices, values)  # unbuffered: repeated rows add up
+        return target
+
     def prepare_training(self) -> None:
         keep_freed_buffers()
 

@@ -89,6 +89,12 @@ class TorchBackend(Backend):
     def sigmoid(self, x: Array) -> Array:
         return self._torch.sigmoid(x)  # one fused, overflow-free kernel
 
+    def index_add(self, target: Array, indices: Array, values: Array) -> Array:
+        return target.index_add_(0, indices, values)
+
+    def erf(self, x: Array) -> Array:
+        return self._torch.special.erf(x)
+
     def random_bits(self, key: Array, shape: tuple[int, ...]) -> Array:
         with self.device_scope():
             wide = _bits.bits(self.xp, key.to(self._torch.int64), shape, lane=self._torch.int64)

@@ -74,6 +74,7 @@ from .backends import (
 )
 from .callbacks import Callback, EarlyStopping, History
 from .explain import LayerStep, StepRecord, explain
+from .generate import generate
 from .gradcheck import (
     GradientCheckError,
     GradReport,
@@ -87,19 +88,26 @@ from .gradcheck import (
 )
 from .layers import (
     EVAL,
+    GELU,
     AvgPool2D,
     BatchNorm,
+    CausalSelfAttention,
     Context,
     Conv2D,
     Dense,
     Dropout,
+    Embedding,
     Flatten,
     GlobalAvgPool2D,
     Identity,
     Layer,
+    LayerNorm,
     LeakyReLU,
     MaxPool2D,
+    Parallel,
+    PositionEmbedding,
     ReLU,
+    Residual,
     Sigmoid,
     Softmax,
     Tanh,
@@ -128,6 +136,7 @@ from .checkpoint import (
     save_model,
 )
 
+from . import language  # noqa: E402  (after the checkpoints it saves with)
 from .version import __version__ as __version__  # (re-exported: xbackprop.__version__)
 
 __all__ = [
@@ -139,7 +148,8 @@ __all__ = [
     # layers
     "Context", "EVAL", "Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
     "Softmax", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Dropout",
-    "BatchNorm",
+    "BatchNorm", "GELU", "LayerNorm", "Embedding", "PositionEmbedding", "CausalSelfAttention",
+    "Residual", "Parallel",
     # losses
     "Loss", "MSE", "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits", "SoftmaxCrossEntropy",
     # models and training
@@ -148,6 +158,8 @@ __all__ = [
     "make_train_step", "EarlyStopping", "Callback", "SourceError",
     # explaining a step
     "explain", "StepRecord", "LayerStep",
+    # language models
+    "generate",
     # gradient checking
     "GradReport", "GradientCheckError", "check_layer", "check_loss", "check_model",
     "check_function", "check_parity", "assert_layer_gradients", "assert_gradients",
@@ -155,6 +167,6 @@ __all__ = [
     "save_checkpoint", "load_checkpoint", "checkpoint_info", "Checkpoint", "CheckpointManager",
     "CheckpointError", "save_model", "load_model", "SavedModel",
     # submodules
-    "checkpoint", "config", "data", "initializers", "metrics", "optim", "plot", "random",
-    "schedules", "tree",
+    "checkpoint", "config", "data", "initializers", "language", "metrics", "optim", "plot",
+    "random", "schedules", "tree",
 ]

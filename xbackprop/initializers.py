@@ -12,7 +12,7 @@ import numpy as np
 
 Initializer = Callable[[np.random.Generator, tuple[int, ...], int, int], np.ndarray]
 
-__all__ = ["INITIALIZERS", "get_initializer", "uniform", "constant"]
+__all__ = ["INITIALIZERS", "get_initializer", "uniform", "normal", "constant"]
 
 
 def glorot_uniform(rng: np.random.Generator, shape, fan_in: int, fan_out: int) -> np.ndarray:
@@ -52,6 +52,13 @@ def uniform(low: float = 0.0, high: float = 1.0) -> Initializer:
     return init
 
 
+def normal(mean: float = 0.0, std: float = 1.0) -> Initializer:
+    """N(mean, std²), whatever the fans."""
+    def init(rng: np.random.Generator, shape, fan_in: int, fan_out: int) -> np.ndarray:
+        return rng.normal(mean, std, size=shape)
+    return init
+
+
 def constant(value: float) -> Initializer:
     def init(rng: np.random.Generator, shape, fan_in: int, fan_out: int) -> np.ndarray:
         return np.full(shape, float(value))
@@ -64,6 +71,8 @@ INITIALIZERS: dict[str, Initializer] = {
     "he_uniform": he_uniform,
     "lecun_normal": lecun_normal,
     "uniform": uniform(0.0, 1.0),
+    #: N(0, 0.02²): GPT-2's weights and embeddings (Radford et al., 2019; nanoGPT)
+    "small_normal": normal(0.0, 0.02),
     "zeros": zeros,
     "ones": ones,
 }
