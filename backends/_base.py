@@ -14,7 +14,7 @@ only where its library has something faster:
     moving        asarray, to_numpy, xp_dtype, numpy_dtype
     scope         scope(): this backend value is current and its device the library's
     math          slice_add (scatter-add), pad, im2col / col2im (patches), first_argmax,
-                  sigmoid, random_bits, fold_in, fused_update
+                  sigmoid, scan (a loop over time), random_bits, fold_in, fused_update
     running       compile (with shardings), numerics, dtype_scope, synchronize,
                   prepare_training
 
@@ -371,6 +371,35 @@ class Backend:
         r = 1 / (1 + e)
         return xp.where(x >= 0, r, e * r)
 
+    def scan(self, fn: Callable[[Any, Any], tuple[Any, Any]], carry: Any, xs: Any, *,
+             reverse: bool = False) -> tuple[Any, Any]:
+        """A loop over time: `fn(carry, x_t) -> (carry, y_t)` for t = 0 .. T-1 (T-1 .. 0 with
+        `reverse`), returning the last carry and every `y_t` stacked along a new axis 0,
+        in time order either way. `xs` and the `y_t` are pytrees of arrays (tuples, lists,
+        dicts; `y_t` may be None); `x_t` is each leaf of `xs` at index t of its axis 0,
+        which every leaf has of length T ≥ 1. `carry` is a pytree `fn` returns the same
+        shapes and dtypes of.
+
+        The semantics of `jax.lax.scan`. Recurrent layers run their forward pass (reverse
+        False) and their backward through time (reverse True) with it, so the layer math
+        stays free of library names. Here, a Python loop over t that stacks the outputs
+        (NumPy, CuPy, PyTorch: one eager step per t); JAX compiles `fn` once into a loop,
+        so a program's size and compile time do not grow with T.
+        """
+        from xbackprop.tree import tree_flatten, tree_unflatten  # local, as in `put`
+
+        leaves, structure = tree_flatten(xs)
+        length = scan_length(leaves)
+        outputs: list[Any] = [None] * length
+        for t in (range(length - 1, -1, -1) if reverse else range(length)):
+            x_t = tree_unflatten(structure, [a[t, ...] for a in leaves])
+            carry, outputs[t] = fn(carry, x_t)
+        per_step = [tree_flatten(y) for y in outputs]
+        out_structure = per_step[0][1]
+        stacked = [self.xp.stack([step[0][i] for step in per_step], axis=0)
+                   for i in range(len(per_step[0][0]))]
+        return carry, tree_unflatten(out_structure, stacked)
+
     def random_bits(self, key: Array, shape: tuple[int, ...]) -> Array:
         """uint32 random bits of `shape` from a uint32[2] key, the same bits on every
         backend (xbackprop.random draws from them; the hash is in `backends/_bits.py`)."""
@@ -443,6 +472,21 @@ class _Scope:
     def __exit__(self, *exc: Any) -> None:
         current.reset(self.token)
         self.device.__exit__(*exc)
+
+
+def scan_length(leaves: Sequence[Array]) -> int:
+    """T, the length of axis 0 that every array of a scan's `xs` shares; an error if there
+    is no array, if they differ, or if T is 0 (a loop over time needs a step)."""
+    if not leaves:
+        raise ValueError("scan: xs has no arrays to loop over")
+    length = leaves[0].shape[0] if len(leaves[0].shape) else None
+    if any(len(a.shape) == 0 or a.shape[0] != length for a in leaves):
+        raise ValueError(f"scan: every array in xs needs the same leading (time) axis; got "
+                         f"shapes {', '.join(str(tuple(a.shape)) for a in leaves)}")
+    if length == 0:
+        raise ValueError("scan: xs has length 0 along axis 0; a loop over time needs at least "
+                         "one step")
+    return int(length)
 
 
 def library_pad(backend: Backend, x: Array, widths: Sequence[Pair], value: float = 0.0
