@@ -89,11 +89,14 @@ from .layers import (
     Dropout,
     Flatten,
     GlobalAvgPool2D,
+    GRU,
     Identity,
     Layer,
     LeakyReLU,
+    LSTM,
     MaxPool2D,
     ReLU,
+    RNN,
     Sigmoid,
     Softmax,
     Tanh,
@@ -132,7 +135,7 @@ __all__ = [
     # layers
     "Context", "EVAL", "Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
     "Softmax", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Dropout",
-    "BatchNorm",
+    "BatchNorm", "RNN", "LSTM", "GRU",
     # losses
     "Loss", "MSE", "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits", "SoftmaxCrossEntropy",
     # models and training

@@ -558,13 +558,15 @@ def layer_cases(classes: dict[str, type[Layer]], seed: int = 0, batch: int = 2
     rng = np.random.default_rng(seed)
     for name, cls in sorted(classes.items()):
         for layer, shape in cls.examples(rng):
-            modes = [False, True] if _train_differs(cls) else [False]
+            modes = [False, True] if _train_differs(layer, shape) else [False]
             cases.extend(Case("layer", name, layer, (batch, *shape), train) for train in modes)
     return cases
 
 
-def _train_differs(cls: type[Layer]) -> bool:
-    return bool(getattr(cls, "stochastic", False)) or cls.init_state is not Layer.init_state
+def _train_differs(layer: Layer, shape: tuple[int, ...]) -> bool:
+    """Whether `layer` may compute otherwise in train mode: it draws random numbers, or it
+    has state for samples of `shape` (BatchNorm; not a recurrent layer that carries none)."""
+    return bool(getattr(layer, "stochastic", False)) or layer.init_state(shape) is not None
 
 
 def loss_cases(seed: int = 0) -> list[Case]:
