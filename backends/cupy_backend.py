@@ -84,7 +84,7 @@ class CupyBackend(Backend):
 
 
 # Optimizer rules as one CUDA kernel each, by rule name: (input parameters, body). The body
-# repeats the rule in xbackprop/optim.py operation for operation (same order, same
+# repeats the rule in xbackprop/optim/rules.py operation for operation (same order, same
 # roundings), updating the parameter p and the slots m, v in place. One launch instead of a
 # dozen per array. The gradient g arrives with the shared L2 weight decay already added.
 _FUSED = {

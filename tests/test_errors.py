@@ -6,7 +6,8 @@ expression its message must match), run by one parametrised test; then the cases
 need a subprocess, a warning or the command line. Cases tested where their module is:
 
     MaxPool2D routes a NaN window's gradient to its NaN    tests/layers/test_pooling.py
-    Python floats as optimizer parameters                   tests/test_optim.py
+    Python floats as optimizer parameters                   tests/optim/test_rules.py
+    clipping limits, weight-decay masks                     tests/optim/test_transforms.py
     make_train_step compiles for the state's backend        tests/test_train.py
     any install mode, from the checkout's root or not       tests/test_import.py
     Ctrl-C ends with status 130 (and a checkpoint)          tests/test_fit_checkpoints.py

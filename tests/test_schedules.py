@@ -50,6 +50,33 @@ def test_cosine_decay_matches_optax(lr, decay_steps, alpha):
     assert ours(decay_steps // 2) < lr
 
 
+@pytest.mark.parametrize("peak, warmup, decay, end, init", [(1e-3, 100, 2000, 1e-4, 0.0),
+                                                           (0.1, 10, 40, 0.0, 0.01),
+                                                           (1.0, 0, 7, 0.5, 0.0)])
+def test_warmup_cosine_matches_optax(peak, warmup, decay, end, init):
+    """Linear warm-up, then cosine decay to `end` (nanoGPT's 1e-3 -> 1e-4 after 100 steps
+    of warm-up first): optax's warmup_cosine_decay_schedule, which computes in float32."""
+    ours = schedules.warmup_cosine(peak, warmup, decay, end, init)
+    theirs = optax.warmup_cosine_decay_schedule(init, peak, warmup, decay, end)
+    steps = sorted(set(STEPS) | {warmup - 1, warmup, warmup + 1, decay - 1, decay, 3 * decay})
+    steps = [t for t in steps if t >= 0]
+    got = np.array([ours(t) for t in steps])
+    np.testing.assert_allclose(got, [float(theirs(t)) for t in steps], rtol=2e-6, atol=1e-9)
+    assert ours(0) == (init if warmup else peak) and ours(warmup) == pytest.approx(peak)
+    assert ours(decay) == pytest.approx(end) and ours(10 * decay) == ours(decay)
+    for t in (0, warmup, decay // 2, decay + 3):  # NumPy integers take the array path
+        assert float(ours(np.int64(t))) == pytest.approx(ours(t), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("args, match", [((1e-3, 100, 100), "0 <= warmup_steps < decay_steps"),
+                                         ((1e-3, -1, 10), "0 <= warmup_steps < decay_steps"),
+                                         ((0.0, 1, 10), "peak must be > 0"),
+                                         ((1e-3, 1, 10, -1.0), "init, end >= 0")])
+def test_warmup_cosine_bad_settings(args, match):
+    with pytest.raises(ValueError, match=match):
+        schedules.warmup_cosine(*args)
+
+
 def test_cosine_decay_on_numpy_integers():
     s = schedules.cosine_decay(0.1, 50)
     for t in (0, 13, 50, 80):
@@ -66,6 +93,8 @@ def test_schedules_on_traced_steps_under_jit(jax_backend):
         (schedules.step_decay(0.1, 10, 0.5), optax.exponential_decay(0.1, 10, 0.5,
                                                                      staircase=True)),
         (schedules.constant(0.1), optax.constant_schedule(0.1)),
+        (schedules.warmup_cosine(0.1, 10, 50, 0.01),
+         optax.warmup_cosine_decay_schedule(0.0, 0.1, 10, 50, 0.01)),
     ]:
         f = jax.jit(lambda t, ours=ours: jnp.asarray(ours(t), dtype=jnp.float32))
         got = np.array([float(f(jnp.int32(t))) for t in range(0, 60, 7)])

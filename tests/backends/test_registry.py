@@ -14,7 +14,7 @@ from xbackprop.backends import Backend, _registry, _select
 
 ROOT = Path(__file__).resolve().parents[2]
 #: modules whose math must never import an array library (they get `xp` from their inputs)
-MATH = ["layers", "losses.py", "optim.py", "random.py", "schedules.py", "initializers.py",
+MATH = ["layers", "losses.py", "optim", "random.py", "schedules.py", "initializers.py",
         "model.py", "tree.py", "metrics.py"]
 LIBRARIES = {"jax", "jaxlib", "cupy", "torch", "array_api_strict", "array_api_compat"}
 #: the names backend values go by in xbackprop's code

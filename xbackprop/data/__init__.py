@@ -14,6 +14,8 @@ from .shipped import load_digits, load_energy, load_forest_fires, xor
 from .generators import moons, spiral
 from .split import Dataset, train_test_split
 from .tables import Standardizer, Table, load_csv
+from .text import (CharTokenizer, TextData, TokenizerError, TokenWindows, load_text,
+                   load_tiny_shakespeare, split_text)
 
 __all__ = ["Dataset", "load_digits", "train_test_split", "xor", "moons", "spiral",
            # files in standard formats, downloads
@@ -21,4 +23,7 @@ __all__ = ["Dataset", "load_digits", "train_test_split", "xor", "moons", "spiral
            "FASHION_MNIST_CLASSES", "download", "REMOTE_SETS", "DownloadError", "DataFileError",
            "data_home", "DATA_ENV_VAR",
            # tables
-           "load_csv", "Table", "Standardizer", "load_forest_fires", "load_energy"]
+           "load_csv", "Table", "Standardizer", "load_forest_fires", "load_energy",
+           # text for language models
+           "CharTokenizer", "TokenizerError", "load_text", "split_text", "TextData",
+           "load_tiny_shakespeare", "TokenWindows"]
