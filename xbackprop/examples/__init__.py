@@ -45,6 +45,7 @@ NAMES: tuple[str, ...] = (
     "cnn",
     "compare-optimizers",
     "mnist", "forest-fires", "energy",  # real data
+    "char-rnn",
 )
 
 

@@ -59,7 +59,8 @@ class GRU(Recurrent):
         h_last, (hs, rs, zs, cands, v_ns) = backend.scan(step, h0, u)
         return hs, (h_last,), (x, h0, hs, rs, zs, cands, v_ns)
 
-    def run_backward(self, params: Params, cache: Any, dhs: Array) -> tuple[Array, Params]:
+    def run_backward(self, params: Params, cache: Any, dhs: Array
+                     ) -> tuple[Array, Params, Array]:
         x, h0, hs, rs, zs, cands, v_ns = cache
         backend = backend_of(dhs, hs)
         xp = backend.xp
@@ -79,15 +80,16 @@ class GRU(Recurrent):
             da_r = du_n * v_n * r * (1 - r)
             da_z = dh * (h_prev - cand) * z * (1 - z)
             delta_v = xp.concat([da_r, da_z, du_n * r], axis=1)
-            return dh * z + delta_v @ w_h_t, (xp.concat([da_r, da_z, du_n], axis=1), delta_v)
+            return dh * z + delta_v @ w_h_t, (xp.concat([da_r, da_z, du_n], axis=1), delta_v,
+                                              dh)
 
         h_prevs = previous_states(xp, h0, hs)
-        _, (delta_u, delta_v) = backend.scan(step, xp.zeros_like(h0),
+        _, (delta_u, delta_v, dh_all) = backend.scan(step, xp.zeros_like(h0),
                                              (dhs, h_prevs, rs, zs, cands, v_ns), reverse=True)
         grads = {"W_x": time_major_product(xp, x, delta_u),            # Σ_t x_tᵀ δu_t
                  "W_h": time_major_product(xp, h_prevs, delta_v),      # Σ_t h_{t-1}ᵀ δv_t
                  "b_x": xp.sum(delta_u, axis=(0, 1)), "b_h": xp.sum(delta_v, axis=(0, 1))}
-        return project(xp, delta_u, params["W_x"].T), grads            # dL/dx_t = δu_t W_xᵀ
+        return project(xp, delta_u, params["W_x"].T), grads, dh_all   # dL/dx_t = δu_t W_xᵀ
 
     @classmethod
     def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:

@@ -66,7 +66,8 @@ class LSTM(Recurrent):
         (h_last, c_last), (hs, cs, gates, tanh_cs) = backend.scan(step, (h0, c0), a_x)
         return hs, (h_last, c_last), (x, h0, c0, hs, cs, gates, tanh_cs)
 
-    def run_backward(self, params: Params, cache: Any, dhs: Array) -> tuple[Array, Params]:
+    def run_backward(self, params: Params, cache: Any, dhs: Array
+                     ) -> tuple[Array, Params, Array]:
         x, h0, c0, hs, cs, gates, tanh_cs = cache
         backend = backend_of(dhs, hs)
         xp, n = backend.xp, self.hidden
@@ -87,15 +88,15 @@ class LSTM(Recurrent):
             dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
             delta = xp.concat([dc * g * i * (1 - i), dc * c_prev * f * (1 - f),
                                dc * i * (1 - g * g), dh * tanh_c * o * (1 - o)], axis=1)
-            return (delta @ w_h_t, dc * f), delta
+            return (delta @ w_h_t, dc * f), (delta, dh)
 
         c_prevs = previous_states(xp, c0, cs)
-        _, deltas = backend.scan(step, (xp.zeros_like(h0), xp.zeros_like(c0)),
+        _, (deltas, dh_all) = backend.scan(step, (xp.zeros_like(h0), xp.zeros_like(c0)),
                                  (dhs, c_prevs, gates, tanh_cs), reverse=True)
         grads = {"W_x": time_major_product(xp, x, deltas),            # Σ_t x_tᵀ δ_t
                  "W_h": time_major_product(xp, previous_states(xp, h0, hs), deltas),
                  "b": xp.sum(deltas, axis=(0, 1))}
-        return project(xp, deltas, params["W_x"].T), grads            # dL/dx_t = δ_t W_xᵀ
+        return project(xp, deltas, params["W_x"].T), grads, dh_all    # dL/dx_t = δ_t W_xᵀ
 
     @classmethod
     def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:

@@ -146,9 +146,11 @@ class Recurrent(Layer):
         `state_names` order -> (hs: (T, B, hidden), the final state, cache)."""
         raise NotImplementedError
 
-    def run_backward(self, params: Params, cache: Any, dhs: Array) -> tuple[Array, Params]:
+    def run_backward(self, params: Params, cache: Any, dhs: Array
+                     ) -> tuple[Array, Params, Array]:
         """Backprop through time: dhs = dL/dh_t from above, (T, B, hidden) -> (dL/dx: (T, B,
-        F), parameter gradients)."""
+        F), parameter gradients, dL/dh_t in all: (T, B, hidden), from above and from the
+        steps after t)."""
         raise NotImplementedError
 
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
@@ -161,6 +163,19 @@ class Recurrent(Layer):
         return y, (cache, tuple(hs.shape), dict(zip(self.state_names, last)))
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
+        dx, grads, _ = self._backward(params, cache, dy)
+        return dx, grads
+
+    def state_gradients(self, params: Params, cache: Any, dy: Any) -> Any:
+        """dL/dh_t for every step t, `(B, T, hidden)`, from the backward pass of `dy` (the
+        gradient of the output, as `backward` takes it): the gradient that reaches each
+        hidden state from the output and through the steps after it. Its norm against t
+        shows whether the gradient of a late loss survives the trip back in time (the
+        vanilla RNN's vanishes; the gated cells' lasts)."""
+        _, _, dh = self._backward(params, cache, dy)
+        return backend_of(dh).xp.permute_dims(dh, (1, 0, 2))
+
+    def _backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params, Any]:
         cell_cache, (steps, batch, hidden), _ = cache
         xp = backend_of(dy).xp
         if self.return_sequences:
@@ -168,8 +183,8 @@ class Recurrent(Layer):
         else:  # only the last step's h reached the output
             before = xp.zeros((steps - 1, batch, hidden), dtype=dy.dtype)
             dhs = xp.concat([before, xp.expand_dims(dy, axis=0)], axis=0)
-        dx, grads = self.run_backward(params, cell_cache, dhs)
-        return xp.permute_dims(dx, (1, 0, 2)), grads
+        dx, grads, dh = self.run_backward(params, cell_cache, dhs)
+        return xp.permute_dims(dx, (1, 0, 2)), grads, dh
 
     # -- checks -------------------------------------------------------------------------
     def _check(self, params: Params, x: Any) -> None:

@@ -50,7 +50,8 @@ class RNN(Recurrent):
         h_last, hs = backend.scan(step, h0, a_x)
         return hs, (h_last,), (x, h0, hs)
 
-    def run_backward(self, params: Params, cache: Any, dhs: Array) -> tuple[Array, Params]:
+    def run_backward(self, params: Params, cache: Any, dhs: Array
+                     ) -> tuple[Array, Params, Array]:
         x, h0, hs = cache
         backend = backend_of(dhs, hs)
         xp = backend.xp
@@ -60,16 +61,17 @@ class RNN(Recurrent):
         # Backward through time, t = T .. 1, carrying dL/dh_t from step t + 1:
         #   dL/dh_t = dy_t + δ_{t+1} W_hᵀ        (h_t feeds the output and the next step)
         #   δ_t = dL/da_t = dL/dh_t ⊙ φ'(a_t)    (φ' from h_t: 1 - h_t² for tanh, [h_t > 0])
-        def step(dh_next: Array, inputs: tuple[Array, Array]) -> tuple[Array, Array]:
+        def step(dh_next: Array, inputs: tuple[Array, Array]) -> tuple[Array, Any]:
             dy_t, h_t = inputs
-            delta = (dy_t + dh_next) * dphi(xp, h_t)
-            return delta @ w_h_t, delta
+            dh = dy_t + dh_next
+            delta = dh * dphi(xp, h_t)
+            return delta @ w_h_t, (delta, dh)
 
-        _, deltas = backend.scan(step, xp.zeros_like(h0), (dhs, hs), reverse=True)
+        _, (deltas, dh_all) = backend.scan(step, xp.zeros_like(h0), (dhs, hs), reverse=True)
         grads = {"W_x": time_major_product(xp, x, deltas),            # Σ_t x_tᵀ δ_t
                  "W_h": time_major_product(xp, previous_states(xp, h0, hs), deltas),
                  "b": xp.sum(deltas, axis=(0, 1))}                     # Σ_t Σ_batch δ_t
-        return project(xp, deltas, params["W_x"].T), grads            # dL/dx_t = δ_t W_xᵀ
+        return project(xp, deltas, params["W_x"].T), grads, dh_all    # dL/dx_t = δ_t W_xᵀ
 
     @classmethod
     def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:
