@@ -390,15 +390,30 @@ class Backend:
 
         leaves, structure = tree_flatten(xs)
         length = scan_length(leaves)
+        # x_t rebuilt per step: directly for an array or a flat tuple of them (the layers'
+        # case: the tree functions cost more than a small step's arithmetic), else as a tree
+        if isinstance(xs, tuple) and len(xs) == len(leaves) and not hasattr(xs, "_fields"):
+            def at(t: int) -> Any:
+                return tuple(a[t, ...] for a in leaves)
+        elif len(leaves) == 1 and structure == tree_flatten(leaves[0])[1]:
+            def at(t: int) -> Any:
+                return leaves[0][t, ...]
+        else:
+            def at(t: int) -> Any:
+                return tree_unflatten(structure, [a[t, ...] for a in leaves])
         outputs: list[Any] = [None] * length
         for t in (range(length - 1, -1, -1) if reverse else range(length)):
-            x_t = tree_unflatten(structure, [a[t, ...] for a in leaves])
-            carry, outputs[t] = fn(carry, x_t)
+            carry, outputs[t] = fn(carry, at(t))
+        first = outputs[0]
+        if first is None:
+            return carry, None
+        if isinstance(first, tuple) and not hasattr(first, "_fields") and all(
+                not isinstance(y, (tuple, list, dict)) and y is not None for y in first):
+            return carry, tuple(self.xp.stack(column, axis=0) for column in zip(*outputs))
         per_step = [tree_flatten(y) for y in outputs]
-        out_structure = per_step[0][1]
         stacked = [self.xp.stack([step[0][i] for step in per_step], axis=0)
                    for i in range(len(per_step[0][0]))]
-        return carry, tree_unflatten(out_structure, stacked)
+        return carry, tree_unflatten(per_step[0][1], stacked)
 
     def random_bits(self, key: Array, shape: tuple[int, ...]) -> Array:
         """uint32 random bits of `shape` from a uint32[2] key, the same bits on every

@@ -56,6 +56,13 @@ def test_scan_with_no_outputs_and_one_array(backend):
                              xs)
     assert ys is None
     np.testing.assert_allclose(backend.to_numpy(total), [6.0, 9.0])
+    # outputs as a tree (a dict holding a tuple) come back stacked in the same tree
+    for run in (backend.scan, lambda *a, **k: Backend.scan(backend, *a, **k)):
+        _, ys = run(lambda c, x: (c, {"x": x[0], "pair": (2 * x[0], c)}),
+                    backend.asarray(np.float32(1.0)), [xs])
+        assert set(ys) == {"x", "pair"} and ys["pair"][1].shape == (3,)
+        np.testing.assert_allclose(backend.to_numpy(ys["pair"][0]),
+                                   2 * np.arange(6.0).reshape(3, 2))
 
 
 @pytest.mark.parametrize("scan", ["backend", "generic"])
