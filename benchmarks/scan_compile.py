@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.scan_compile", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", nargs="+", type=int, default=[64, 256, 1024])
-    parser.add_argument("--unrolled", nargs="*", type=int, default=[64, 256],
+    parser.add_argument("--unrolled", nargs="*", type=int, default=[8, 16, 32],
                         help="T for the unrolled comparison (none: skip it)")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)

@@ -283,3 +283,20 @@ def test_previous_states_shifts_by_one_step():
     first, states = np.zeros((1, 2)), np.arange(6.0).reshape(3, 1, 2)
     np.testing.assert_array_equal(previous_states(np, first, states)[:, 0],
                                   [[0, 0], [0, 1], [2, 3]])
+
+
+def test_saved_and_loaded_with_their_carried_state(tmp_path):
+    """A model file rebuilds the cells from their settings (keywords included) and keeps the
+    carried state, so a loaded model continues the stream where it stopped."""
+    model = xb.Sequential([xb.GRU(4, stateful=True, batch_size=2), xb.LSTM(3),
+                           xb.RNN(2, "relu", return_sequences=False)])
+    params = xb.init_params(model, 0, (5, 2))
+    state = [{"h": np.full((2, 4), 0.5, np.float32)}, None, None]
+    path = xb.save_model(tmp_path / "rnn.safetensors", model, params, model_state=state,
+                         input_shape=(5, 2))
+    loaded, loaded_params, loaded_state = xb.load_model(path)
+    assert repr(loaded) == repr(model)
+    np.testing.assert_array_equal(loaded_state[0]["h"], state[0]["h"])
+    x = np.random.default_rng(0).normal(size=(2, 5, 2)).astype(np.float32)
+    np.testing.assert_array_equal(loaded(loaded_params, x, xb.Context(state=loaded_state)),
+                                  model(params, x, xb.Context(state=state)))
