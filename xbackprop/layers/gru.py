@@ -48,8 +48,8 @@ class GRU(Recurrent):
 
         def step(h: Array, u_t: Array) -> tuple[Array, Any]:
             v = h @ w_h + b_h                                 # (B, 3·hidden)
-            r = sigmoid(u_t[:, :n] + v[:, :n])
-            z = sigmoid(u_t[:, n:2 * n] + v[:, n:2 * n])
+            rz = sigmoid(u_t[:, :2 * n] + v[:, :2 * n])       # [r | z] = σ(u + v)
+            r, z = rz[:, :n], rz[:, n:]
             v_n = v[:, 2 * n:]
             cand = xp.tanh(u_t[:, 2 * n:] + r * v_n)          # n = tanh(u_n + r ⊙ v_n)
             h = cand + z * (h - cand)                         # (1 - z) ⊙ n + z ⊙ h_{t-1}

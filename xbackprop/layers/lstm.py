@@ -55,8 +55,9 @@ class LSTM(Recurrent):
         def step(carry: tuple[Array, Array], a_x_t: Array) -> tuple[Any, Any]:
             h, c = carry
             a = a_x_t + h @ w_h                               # (B, 4·hidden)
-            i, f = sigmoid(a[:, :n]), sigmoid(a[:, n:2 * n])
-            g, o = xp.tanh(a[:, 2 * n:3 * n]), sigmoid(a[:, 3 * n:])
+            s = sigmoid(a)                 # one call for i, f and o (g's block unused)
+            i, f, o = s[:, :n], s[:, n:2 * n], s[:, 3 * n:]
+            g = xp.tanh(a[:, 2 * n:3 * n])
             c = f * c + i * g                                 # c_t = f ⊙ c_{t-1} + i ⊙ g
             tanh_c = xp.tanh(c)
             h = o * tanh_c                                    # h_t = o ⊙ tanh(c_t)
