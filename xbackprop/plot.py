@@ -236,48 +236,52 @@ def plot_curves(curves: Mapping[str, Sequence[float]], path: str | Path, *,
 
 def plot_through_time(norms: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path, *,
                       title: str = "the gradient through time",
-                      ylabel: str = "‖∂L/∂h_t‖, loss at the last step") -> Path:
+                      ylabel: str = "‖∂L/∂h_t‖, loss at the last step",
+                      floor: float | None = None) -> Path:
     """How far back in time a gradient reaches: `norms[model][stage]` is a norm per step t
     (e.g. ‖∂L/∂h_t‖ for a loss at the last step), drawn against k = T - 1 - t, the steps
     back from the loss, on a log scale; one colour per model, one line style per stage
-    ("at initialisation" dashed, "trained" solid, in the order given)."""
+    ("at initialisation" dashed, "trained" solid, in the order given). `floor`: the bottom
+    of the axis (a curve that falls below it leaves the picture); zeros are not drawn."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     styles = ["--", "-", ":", "-."]
     for i, (model, stages) in enumerate(norms.items()):
         for j, (stage, values) in enumerate(stages.items()):
-            values = _host(values)[::-1]                    # k = 0: the last step
-            ax.plot(np.arange(len(values)), np.maximum(values, 1e-300), styles[j % 4],
-                    color=_class_colour(i), label=f"{model}, {stage}")
+            values = np.asarray(_host(values), dtype=np.float64)[::-1]   # k = 0: the last step
+            ax.plot(np.arange(len(values)), np.where(values > 0, values, np.nan),
+                    styles[j % 4], color=_class_colour(i), label=f"{model}, {stage}")
     ax.set_yscale("log")
+    if floor is not None:
+        ax.set_ylim(bottom=floor)
     ax.set_xlabel("k, steps back in time from the loss (h_t with t = T - 1 - k)")
     ax.set_ylabel(ylabel)
-    ax.grid(True, alpha=0.3, which="both")
+    ax.grid(True, alpha=0.3, which="major")
     ax.legend(fontsize=8)
     return _finish(fig, path, title)
 
 
 def plot_text_activations(text: str, activations: Any, path: str | Path, *,
-                          units: Sequence[int] | None = None,
+                          rows: Sequence[str] | None = None,
                           title: str = "hidden units over a line of text") -> Path:
     """What hidden units do as a network reads: `activations: (len(text), U)`, one row per
-    unit (named by `units`, e.g. their indices), one column per character of `text`
-    (spaces shown as ␣, newlines as ↵), coloured from -1 (blue) through 0 (white) to 1
-    (red)."""
+    unit (labelled by `rows`, default "unit 0", "unit 1", ...), one column per character
+    of `text` (spaces shown as ␣, newlines as ↵), coloured from -1 (blue) through 0
+    (white) to 1 (red)."""
     plt = _pyplot()
     values = _host(activations)
     if values.shape[0] != len(text):
         raise ValueError(f"plot_text_activations: {values.shape[0]} rows of activations for "
                          f"{len(text)} characters; give one row per character")
-    names = [str(u) for u in (units if units is not None else range(values.shape[1]))]
+    names = list(rows) if rows is not None else [f"unit {u}" for u in range(values.shape[1])]
     shown = ["␣" if c == " " else "↵" if c == "\n" else c for c in text]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.16 * len(text) + 1.5),
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.16 * len(text) + 2.5),
                                     0.42 * len(names) + 1.6))
     limit = max(1.0, float(np.abs(values).max()))
     image = ax.imshow(values.T, cmap="coolwarm", vmin=-limit, vmax=limit, aspect="auto",
                       interpolation="nearest")
     ax.set_xticks(range(len(text)), shown, fontsize=8, fontfamily="monospace")
-    ax.set_yticks(range(len(names)), [f"unit {n}" for n in names], fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.set_xlabel("the text, one character per column (read left to right)")
     fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01, label="activation h")
     return _finish(fig, path, title)

@@ -49,9 +49,22 @@ def test_numpy_and_jax_train_alike(jax_backend, quick):
 def test_activations_are_the_watched_cells_over_the_line(quick):
     result = quick("char-rnn")
     assert len(result.line) == char_rnn.QUICK["line"]
-    assert result.activations.shape == (len(result.line), char_rnn.UNITS_SHOWN)
+    units = [u for u, _, _ in result.units]
+    assert 3 <= len(units) == len(set(units)) <= len(char_rnn.FEATURES)
+    assert result.activations.shape == (len(result.line), len(units))
     assert np.abs(result.activations).max() <= 1.0  # tanh units
-    assert result.units == sorted(set(result.units))
+    assert all(-1 <= r <= 1 for _, _, r in result.units)
+    assert "follows a space" in str(result) or "follows" in str(result)
+
+
+def test_tracking_units_finds_the_unit_that_follows_a_feature():
+    text = "to be, or not to be: that is the question\n" * 3
+    rng = np.random.default_rng(0)
+    activations = rng.normal(size=(len(text), 5)) * 0.1
+    activations[:, 3] += np.array([c == " " for c in text])        # unit 3 lights at spaces
+    found = {what: (unit, r) for unit, what, r in char_rnn.tracking_units(text, activations)}
+    assert found["a space"][0] == 3 and found["a space"][1] > 0.9
+    assert "a capital" not in found                                 # no capital in the text
 
 
 def test_watch_another_cell():

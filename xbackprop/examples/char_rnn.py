@@ -48,10 +48,22 @@ CLIP = 5.0
 #: length, the length of the sequences the gradient is followed through, how many of
 #: them, and the line of text whose activations are drawn
 FULL = {"steps": 5000, "hidden": 100, "every": 1000, "sample": 200, "through_time": 100,
-        "sequences": 16, "line": 72}
+        "sequences": 16, "line": 72, "stretch": 3000}
 QUICK = {"steps": 80, "hidden": 32, "every": 40, "sample": 40, "through_time": 30,
-         "sequences": 4, "line": 40}
-UNITS_SHOWN = 8
+         "sequences": 4, "line": 40, "stretch": 400}
+#: what a unit may track, character by character: the units drawn are those whose
+#: activation follows one of these most closely (Karpathy, "The Unreasonable Effectiveness
+#: of Recurrent Neural Networks", 2015, found such cells by eye)
+FEATURES = {
+    "a space": lambda text: np.array([c == " " for c in text]),
+    "a line break": lambda text: np.array([c == "\n" for c in text]),
+    "a capital": lambda text: np.array([c.isupper() for c in text]),
+    "a vowel": lambda text: np.array([c in "aeiouAEIOU" for c in text]),
+    "punctuation": lambda text: np.array([c in ",.;:!?'-" for c in text]),
+    "letters into the word": lambda text: _into_word(text),
+}
+#: the bottom of the vanishing-gradient picture: 30 orders of magnitude
+FLOOR = 1e-30
 
 OPTIONS = [
     (("--cell",), {"choices": sorted(CELLS), "default": "rnn",
@@ -111,7 +123,7 @@ class Result:
     through_time: dict[str, dict[str, np.ndarray]]  # "RNN" -> {"at initialisation": (T,), ...}
     line: str                     # the text the activations are drawn over
     activations: np.ndarray       # (len(line), units) of the watched cell
-    units: list[int]
+    units: list[tuple[int, str, float]]  # (unit, what it tracks, correlation)
     vocab: int
     train_chars: int
     settings: dict[str, int]
@@ -129,6 +141,8 @@ class Result:
                  f"{run.seconds:.1f}", f"{run.ms_per_step:.2f}"]
                 for name, run in self.runs.items()]
         steps_back = [k for k in (1, 5, 10, 25, 50, 99) if k < s["through_time"]]
+        tracking = [f"  unit {u:3d} follows {what} (correlation {r:+.2f})"
+                    for u, what, r in self.units]
         grad_rows = []
         for model, stages in self.through_time.items():
             for stage, norms in stages.items():
@@ -159,6 +173,10 @@ class Result:
             "sequences of the validation text):",
             format_table(["", *[f"k = {k}" for k in steps_back]], grad_rows,
                          numeric=lambda c: c > 0),
+            "",
+            f"what some of the {self.cell.upper()}'s hidden units follow, over "
+            f"{s['stretch']:,} characters of the validation text:",
+            *tracking,
         ])
 
 
@@ -190,14 +208,17 @@ def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
             stage: gradient_through_time(runs[name].model, params, windows, labels, target)
             for stage, params in (("at initialisation", runs[name].initial),
                                   ("trained", runs[name].params))}
-    line = _a_line(data.tokenizer.decode(data.val), settings["line"])
+    text = data.tokenizer.decode(data.val)
+    start = _a_line_start(text)
+    stretch = text[start:start + settings["stretch"]]
     activations = hidden_states(runs[cell].model, runs[cell].params,
-                                one_hot(data.tokenizer.encode(line), data.tokenizer.vocab_size),
+                                one_hot(data.tokenizer.encode(stretch), data.tokenizer.vocab_size),
                                 target)
-    units = sorted(np.argsort(-activations.var(axis=0))[:UNITS_SHOWN].tolist())
-    return Result(cell, {name: runs[name] for name in CELLS}, through_time, line,
-                  activations[:, units], units, data.tokenizer.vocab_size, len(data.train),
-                  settings, target.name)
+    units = tracking_units(stretch, activations)
+    return Result(cell, {name: runs[name] for name in CELLS}, through_time,
+                  stretch[:settings["line"]],
+                  activations[:settings["line"], [u for u, _, _ in units]], units,
+                  data.tokenizer.vocab_size, len(data.train), settings, target.name)
 
 
 def train(cell: str, data: Any, settings: dict[str, int], backend: xb.Backend, seed: int,
@@ -282,12 +303,14 @@ def gradient_through_time(model: xb.Sequential, params: Any, windows: np.ndarray
     """‖∂L/∂h_t‖ for t = 1 .. T, mean over the sequences, for L the cross-entropy of the
     character after each window (a loss at the last step only), from the model's own
     backward pass: the loss's gradient, the Dense layer's backward, the cell's backward
-    through time (`state_gradients`)."""
+    through time (`state_gradients`). In float64: in float32 a vanishing gradient reaches
+    0 (below 1e-45) within a few dozen steps, and the picture would end there."""
     plain = xb.Sequential([dataclasses.replace(model.layers[0], stateful=False,
                                                batch_size=None), model.layers[1]])
     loss = xb.SoftmaxCrossEntropy("sum")
-    with xb.use_backend(backend):
-        params = xb.tree_to_backend(params, backend)
+    with xb.use_backend(backend), backend.dtype_scope("float64"):
+        params = xb.tree_to_backend(params, backend, dtype="float64")
+        windows = windows.astype(np.float64)
         x = backend.asarray(windows)
         scores, caches = plain.forward(params, x)
         _, loss_cache = loss.forward(scores[:, -1, :], backend.asarray(labels))
@@ -321,12 +344,41 @@ def _windows(ids: np.ndarray, vocab: int, settings: dict[str, int], rng: np.rand
     return one_hot(windows, vocab), ids[starts + length]
 
 
-def _a_line(text: str, length: int) -> str:
-    """A stretch of `length` characters that begins a line of speech (after a speaker's
-    name), so the picture shows words, spaces and a line break."""
+def tracking_units(text: str, activations: np.ndarray) -> list[tuple[int, str, float]]:
+    """For each feature of `FEATURES` that varies in `text`, the unit (a column of
+    `activations: (len(text), hidden)`) whose activation correlates with it most strongly,
+    each unit once: [(unit, feature, correlation)], strongest first."""
+    h = activations - activations.mean(axis=0)
+    h_norm = np.sqrt((h * h).sum(axis=0))
+    found = []
+    for what, feature in FEATURES.items():
+        f = feature(text).astype(np.float64)
+        f -= f.mean()
+        if not f.any():
+            continue
+        r = (f @ h) / np.maximum(np.sqrt(f @ f) * h_norm, 1e-12)
+        for unit in np.argsort(-np.abs(r)):
+            if all(unit != u for u, _, _ in found):
+                found.append((int(unit), what, float(r[unit])))
+                break
+    return sorted(found, key=lambda item: -abs(item[2]))
+
+
+def _into_word(text: str) -> np.ndarray:
+    """How many letters of the current word have been read, at each character (0 outside
+    words)."""
+    out, run = np.zeros(len(text)), 0
+    for i, c in enumerate(text):
+        run = run + 1 if c.isalpha() else 0
+        out[i] = run
+    return out
+
+
+def _a_line_start(text: str) -> int:
+    """Where a line of speech begins (after a speaker's name), a third into `text`, so the
+    picture starts with words, spaces and line breaks."""
     start = text.find(":\n", len(text) // 3)
-    start = 0 if start < 0 else start + 2
-    return text[start:start + length]
+    return 0 if start < 0 else start + 2
 
 
 def _reporter(progress: bool, cell: str, watched: bool) -> Any:
@@ -351,17 +403,21 @@ def draw(result: Result, out: Path) -> list[Path]:
     curves = {name.upper(): run.smooth / SEQ_LENGTH for name, run in result.runs.items()}
     curves[f"guessing uniformly: ln {result.vocab}"] = np.full(len(steps),
                                                                math.log(result.vocab))
+    relative = {model: {stage: norms / norms[-1] for stage, norms in stages.items()}
+                for model, stages in result.through_time.items()}
     return [
         xb.plot.plot_curves(curves, out / "loss_curves.png", x=steps,
                             ylabel="smoothed loss per character (nats)",
                             title="RNN, LSTM and GRU on Tiny Shakespeare, min-char-rnn's "
                                   "recipe"),
         xb.plot.plot_through_time(
-            result.through_time, out / "vanishing_gradient.png",
+            relative, out / "vanishing_gradient.png", floor=FLOOR,
+            ylabel="‖∂L/∂h_t‖ / ‖∂L/∂h_T‖ (log scale)",
             title=f"vanishing gradients: a loss at the last of "
                   f"{result.settings['through_time']} characters, followed back in time"),
         xb.plot.plot_text_activations(
-            result.line, result.activations, out / "hidden_units.png", units=result.units,
-            title=f"{result.cell.upper()}: {len(result.units)} hidden units (the most "
-                  "active) over a line of text"),
+            result.line, result.activations, out / "hidden_units.png",
+            rows=[f"unit {u}: {what} ({r:+.2f})" for u, what, r in result.units],
+            title=f"{result.cell.upper()}: hidden units that follow something in the text "
+                  "(red: +1, blue: -1)"),
     ]
