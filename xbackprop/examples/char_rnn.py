@@ -77,7 +77,7 @@ OPTIONS = [
 ]
 
 
-def small_normal(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int,
+def min_char_rnn_init(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int,
                  fan_out: int) -> np.ndarray:
     """min-char-rnn's weights: N(0, 0.01²) (`np.random.randn(...) * 0.01`)."""
     return rng.normal(0.0, 0.01, size=shape)
@@ -89,8 +89,8 @@ def network(cell: str, vocab: int, hidden: int, stateful: bool = True) -> xb.Seq
     (one stream: batch 1, as min-char-rnn)."""
     carry = {"stateful": True, "batch_size": 1} if stateful else {}
     return xb.Sequential([
-        CELLS[cell](hidden, weight_init=small_normal, recurrent_init=small_normal, **carry),
-        xb.Dense(vocab, weight_init=small_normal)])
+        CELLS[cell](hidden, weight_init=min_char_rnn_init, recurrent_init=min_char_rnn_init, **carry),
+        xb.Dense(vocab, weight_init=min_char_rnn_init)])
 
 
 def one_hot(ids: np.ndarray, vocab: int) -> np.ndarray:
