@@ -89,7 +89,8 @@ def network(cell: str, vocab: int, hidden: int, stateful: bool = True) -> xb.Seq
     (one stream: batch 1, as min-char-rnn)."""
     carry = {"stateful": True, "batch_size": 1} if stateful else {}
     return xb.Sequential([
-        CELLS[cell](hidden, weight_init=min_char_rnn_init, recurrent_init=min_char_rnn_init, **carry),
+        CELLS[cell](hidden, weight_init=min_char_rnn_init, recurrent_init=min_char_rnn_init,
+                    **carry),
         xb.Dense(vocab, weight_init=min_char_rnn_init)])
 
 
