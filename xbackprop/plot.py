@@ -246,14 +246,16 @@ def plot_through_time(norms: Mapping[str, Mapping[str, Sequence[float]]], path: 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     styles = ["--", "-", ":", "-."]
+    top = 0.0
     for i, (model, stages) in enumerate(norms.items()):
         for j, (stage, values) in enumerate(stages.items()):
             values = np.asarray(_host(values), dtype=np.float64)[::-1]   # k = 0: the last step
+            top = max(top, float(np.max(values)))
             ax.plot(np.arange(len(values)), np.where(values > 0, values, np.nan),
                     styles[j % 4], color=_class_colour(i), label=f"{model}, {stage}")
     ax.set_yscale("log")
     if floor is not None:
-        ax.set_ylim(bottom=floor)
+        ax.set_ylim(floor, 3 * top if top > floor else None)
     ax.set_xlabel("k, steps back in time from the loss (h_t with t = T - 1 - k)")
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3, which="major")

@@ -418,7 +418,7 @@ def draw(result: Result, out: Path) -> list[Path]:
                   f"{result.settings['through_time']} characters, followed back in time"),
         xb.plot.plot_text_activations(
             result.line, result.activations, out / "hidden_units.png",
-            rows=[f"unit {u}: {what} ({r:+.2f})" for u, what, r in result.units],
+            rows=[f"unit {u} ~ {what} (r = {r:+.2f})" for u, what, r in result.units],
             title=f"{result.cell.upper()}: hidden units that follow something in the text "
                   "(red: +1, blue: -1)"),
     ]
