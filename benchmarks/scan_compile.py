@@ -57,8 +57,8 @@ def measure(steps: int, unrolled: bool = False, hidden: int = HIDDEN) -> dict[st
             "hlo_lines": len(compiled.as_text().splitlines())}
 
 
-def best_of(repeat: int, steps: int, unrolled: bool) -> dict[str, Any]:
-    runs = [measure(steps, unrolled) for _ in range(repeat)]
+def best_of(repeat: int, steps: int, unrolled: bool, hidden: int = HIDDEN) -> dict[str, Any]:
+    runs = [measure(steps, unrolled, hidden) for _ in range(repeat)]
     return {**runs[0], "trace_s": min(r["trace_s"] for r in runs),
             "compile_s": min(r["compile_s"] for r in runs)}
 
@@ -70,11 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unrolled", nargs="*", type=int, default=[8, 16, 32],
                         help="T for the unrolled comparison (none: skip it)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--hidden", type=int, default=HIDDEN, help="the LSTM's hidden size")
     args = parser.parse_args(argv)
-    rows = [best_of(args.repeat, t, False) for t in args.steps]
-    rows += [best_of(1, t, True) for t in args.unrolled]
-    print(f"LSTM({HIDDEN}) train step on JAX ({xb.get_backend('jax').device}), batch {BATCH}, "
-          f"{FEATURES} features; best of {args.repeat} (unrolled: 1)\n")
+    rows = [best_of(args.repeat, t, False, args.hidden) for t in args.steps]
+    rows += [best_of(1, t, True, args.hidden) for t in args.unrolled]
+    print(f"LSTM({args.hidden}) train step on JAX ({xb.get_backend('jax').device}), batch "
+          f"{BATCH}, {FEATURES} features; best of {args.repeat} (unrolled: 1)\n")
     print("| loop over time | T | trace s | XLA compile s | HLO lines |\n|---|---:|---:|---:|---:|")
     for r in rows:
         kind = "Python loop (unrolled)" if r["unrolled"] else "lax.scan (Backend.scan)"
