@@ -4,7 +4,10 @@ skipped with the reason printed (pytest -ra shows it), never silently replaced."
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +67,32 @@ def clean_backend_choice(monkeypatch):
     backends.set_backend(None)
     yield
     backends.set_backend(None)
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Iterator[Callable[..., Path]]:
+    """A factory for small file systems, to test full disks and read-only folders for real:
+    `small_disk("64k")` mounts a tmpfs of that size on a new folder under tmp_path and
+    returns the folder; `small_disk(readonly=True)` mounts it read-only (chmod would not
+    do: root ignores it). Unmounted after the test. Skipped, with the reason, where this
+    process cannot mount one (not root, or a container without the permission)."""
+    mounted: list[Path] = []
+
+    def mount(size: str = "64k", readonly: bool = False) -> Path:
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        options = f"size={size}" + (",ro" if readonly else "")
+        if shutil.which("mount") is None:
+            pytest.skip("a small disk needs the mount command, which is not installed")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            why = done.stderr.strip() or f"mount exited with status {done.returncode}"
+            pytest.skip(f"cannot mount a small tmpfs here ({why}); it needs root and the "
+                        "permission to mount")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in reversed(mounted):
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)

@@ -139,17 +139,25 @@ def test_unavailable_backend_exits_non_zero(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--batch-size", "0", "batch_size must be >= 1"),
-    ("--batch-size", "-4", "batch_size must be >= 1"),
-    ("--epochs", "-1", "epochs >= 0"),
+    ("--batch-size", "0", "argument --batch-size: a whole number >= 1, not 0"),
+    ("--batch-size", "-4", "argument --batch-size: a whole number >= 1, not -4"),
+    ("--epochs", "-1", "argument --epochs: a whole number >= 0, not -1"),
+    ("--checkpoint-every", "0", "argument --checkpoint-every: a whole number >= 1, not 0"),
+    ("--seed", "-1", "argument --seed: a seed is a whole number from 0 to 2**64 - 1, not '-1'"),
     ("--lr", "-0.1", "learning rate"),
 ])
 def test_bad_numbers_exit_non_zero(capsys, option, value, message):
-    """An out-of-range option is an error, never silently replaced by the default."""
-    assert main(["train", "xor", "--quiet", option, value]) == 2
+    """An out-of-range option is an error, never silently replaced by the default; counts
+    and seeds are refused as the options are read, naming the option (a negative seed used
+    to reach NumPy: "expected non-negative integer")."""
+    try:
+        code = main(["train", "xor", "--quiet", option, value])
+    except SystemExit as e:  # argparse's own refusal: usage, then the message
+        code = e.code
+    assert code == 2
     captured = capsys.readouterr()
-    assert captured.err.startswith("xbackprop: error: ") and message in captured.err
-    assert "train loss" not in captured.out
+    assert "error: " in captured.err and message in captured.err, captured.err
+    assert "train loss" not in captured.out and "total" not in captured.out
 
 
 def test_unknown_job(capsys):
@@ -195,3 +203,13 @@ def test_console_script():
     assert "xbackprop train xor" in out.stdout and "backend numpy" in out.stdout
     assert set(scores(out.stdout)) == {"train", "test"}
     assert out.stderr == ""
+
+
+def test_help_names_every_library_and_the_exit_statuses(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "hand-written backprop on NumPy, JAX, CuPy and PyTorch" in out
+    assert "2 an error (the message says what to do: a bad option or file, a full disk, a " \
+        "failed download)" in out

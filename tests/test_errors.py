@@ -14,6 +14,25 @@ need a subprocess, a warning or the command line. Cases tested where their modul
     the NaN guard names the step, epoch and layer           tests/test_fit.py
     corrupt, truncated, foreign and pickled checkpoints     tests/test_checkpoint.py
     loaders' CSV and IDX errors                             tests/data/
+
+Issue 20 (part A), each with its message asserted:
+
+    full disk, read-only folder, file for folder and the     tests/cli/test_files.py
+      reverse, any OSError (one line, status 2)               (and tests/test_fserrors.py)
+    a failed download exits 2                               tests/data/test_remote.py
+    gradcheck: --module exiting at import or defining       tests/test_gradcheck.py
+      nothing, a backward of another library (torch,          (test_cli_gradcheck_*,
+      array-api-strict; on JAX the layer, not a tracer)       test_the_library_checker_*)
+    predict: a 0-d .npy, 1e39 in float32, a binary or       tests/cli/test_predict.py
+      non-UTF-8 file, a header of another width, one
+      line with an empty cell, a BOM, a folder
+    IDX sizes past int64                                    tests/data/test_idx.py
+    Ctrl-C while the command imports                        tests/test_interrupt.py
+    --devices 3 of 4 host devices (one call at a time)      tests/backends/test_jax_backend.py
+    explain's float64 targets on torch                      tests/test_explain.py
+    forest-fires --csv with a constant target               tests/examples/test_forest_fires.py
+    negative counts and seeds, --save checked               tests/test_cli.py, tests/cli/test_train.py
+    settings of layers and losses, seeds in the library     CASES below
 """
 
 from __future__ import annotations
@@ -319,6 +338,36 @@ CASES: dict[str, Case] = {
         lambda: xb.config.from_config({"class": "Transformer", "module": "mine"}),
         xb.config.ConfigError, r"the model uses the class Transformer from module mine, "
                                r"which is not defined in this process: import mine"),
+    # -- settings, checked where they are written (issue 20) -----------------------------------
+    "LeakyReLU('abc')": Case(lambda: xb.LeakyReLU("abc"), ValueError,
+                             r"^LeakyReLU: alpha must be a finite number, not 'abc'$"),
+    "LeakyReLU(nan)": Case(lambda: xb.LeakyReLU(float("nan")), ValueError,
+                           r"^LeakyReLU: alpha must be a finite number, not nan$"),
+    "Dropout('abc')": Case(lambda: xb.Dropout("abc"), ValueError,
+                           r"^Dropout: rate must be a finite number, not 'abc'$"),
+    "Dropout(1.0)": Case(lambda: xb.Dropout(1.0), ValueError,
+                         r"^Dropout: rate must be in \[0.0, 1.0\), not 1.0$"),
+    "BatchNorm(eps=nan)": Case(lambda: xb.BatchNorm(eps=float("nan")), ValueError,
+                               r"^BatchNorm: eps must be a finite number, not nan$"),
+    "BatchNorm(momentum='x')": Case(lambda: xb.BatchNorm(momentum="x"), ValueError,
+                                    r"^BatchNorm: momentum must be a finite number, not 'x'$"),
+    "Conv2D(True, 3)": Case(lambda: xb.Conv2D(True, 3), ValueError,
+                            r"^Conv2D: filters must be a positive int, not True$"),
+    "MaxPool2D(True)": Case(lambda: xb.MaxPool2D(True), ValueError,
+                            r"^kernel_size must be an int or a pair of ints, not True$"),
+    "Softmax(axis=1.5)": Case(lambda: xb.Softmax(axis=1.5), ValueError,
+                              r"^Softmax: axis must be an int, not 1.5$"),
+    "MSE(scale=nan)": Case(lambda: xb.MSE(scale=float("nan")), ValueError,
+                           r"^MSE: scale must be a finite number, not nan$"),
+    "MSE(scale=0)": Case(lambda: xb.MSE(scale=0), ValueError,
+                         r"^MSE: scale must be in \(0.0, inf\), not 0.0$"),
+    "a negative seed to init_params": Case(
+        lambda: xb.init_params(MODEL, -1, (64,)), ValueError,
+        r"^a random seed is an int in \[0, 2\*\*64\), not -1$"),
+    "a negative seed to a loader": Case(lambda: xb.data.load_digits(seed=-1), ValueError,
+                                        r"^a random seed is an int in \[0, 2\*\*64\), not -1$"),
+    "a fractional seed": Case(lambda: xb.data.train_test_split(X, Y, seed=1.5), ValueError,
+                              r"^a random seed is an int in \[0, 2\*\*64\), not 1.5$"),
 }
 
 
@@ -333,8 +382,19 @@ def test_the_error_says_what_is_wrong(name, request, clean_backend_choice):
 
 
 def test_the_catalogue_holds_at_least_35_cases():
-    elsewhere = 8  # the modules named in this file's docstring
+    elsewhere = 8  # the modules named first in this file's docstring
     assert len(CASES) + elsewhere + len(CLI_CASES) >= 35
+
+
+def test_numpy_integers_are_ints():
+    """Dense(np.int64(3)) was refused as "a positive int, not np.int64(3)"; NumPy's integers
+    now count, and come back as Python ints, so a saved model's configuration is JSON."""
+    import json
+
+    layers = [xb.Dense(np.int64(3)), xb.Conv2D(np.int32(2), (np.int64(3), 3)),
+              xb.Softmax(axis=np.int8(-1))]
+    assert [type(layers[0].units), type(layers[1].filters), type(layers[2].axis)] == [int] * 3
+    json.dumps(xb.config.to_config(layers[0]))
 
 
 def test_a_batch_larger_than_the_data_is_one_full_batch_with_a_warning():
@@ -382,7 +442,10 @@ def in_tmp(tmp_path, monkeypatch, clean_backend_choice):
 
 
 def cli(args: list[str], capsys) -> tuple[int, str, str]:
-    code = main(args)
+    try:
+        code = main(args)
+    except SystemExit as e:  # argparse's refusal of an option's value: status 2
+        code = e.code
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -404,6 +467,20 @@ CLI_CASES = {
         r"--module theirs.py: line 2: ModuleNotFoundError: No module named 'no_such_pkg'\n"
         r"    import no_such_pkg"),
     "xbackprop backends, nothing chosen": (["backends"], 0, "out", r"^(?!.*chosen by)"),
+    # issue 20: values that were silently ignored or reached NumPy
+    "an empty --plot (it was ignored)": (["train", "xor", "--plot", ""], 2, "err",
+                                         r"^xbackprop: error: --plot needs a file name, not an "
+                                         r"empty string"),
+    "an empty --out (it was the current folder)": (
+        ["example", "xor", "--out", ""], 2, "err",
+        r"argument --out: a folder name, not an empty string"),
+    "a negative gradcheck --seed": (["gradcheck", "--seed", "-1"], 2, "err",
+                                    r"argument --seed: a seed is a whole number from 0 to "
+                                    r"2\*\*64 - 1, not '-1'"),
+    "--retries 0 (it was taken as 1)": (["data", "download", "mnist", "--retries", "0"], 2,
+                                        "err", r"argument --retries: a whole number >= 1, not 0"),
+    "predict --batch-size 0": (["predict", "m.safetensors", "x.npy", "--batch-size", "0"], 2,
+                               "err", r"argument --batch-size: a whole number >= 1, not 0"),
 }
 
 

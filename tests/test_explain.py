@@ -228,3 +228,22 @@ def test_chain_rule_needs_dense_then_an_elementwise_activation():
                             [[1.0, 0.0]], "mse")
         with pytest.raises(ValueError, match=match):
             record.chain_rule()
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict"])
+def test_float64_targets_given_as_a_list_stay_float64(name):
+    """Mazur's 2-2-2 step with its targets as a Python list, as the lesson writes them:
+    PyTorch made the list float32 before the float64 conversion (0.99 became 0.99000001),
+    and E came out 0.298371111 instead of 0.298371109."""
+    try:
+        backend = xb.get_backend(name)
+    except xb.BackendUnavailableError as e:
+        pytest.skip(f"backend {name}: {e}")
+    model = xb.Sequential([xb.Dense(2), xb.Sigmoid(), xb.Dense(2), xb.Sigmoid()])
+    params = [{"W": np.array([[0.15, 0.25], [0.20, 0.30]]), "b": np.array([0.35, 0.35])}, {},
+              {"W": np.array([[0.40, 0.50], [0.45, 0.55]]), "b": np.array([0.60, 0.60])}, {}]
+    record = xb.explain(model, xb.tree_to_backend(params, backend, dtype="float64"),
+                        [[0.05, 0.10]], [[0.01, 0.99]], xb.MSE("sum", scale=0.5))
+    assert record.target.dtype == np.float64 and record.target[0, 1] == 0.99
+    assert f"{record.loss:.9f}" == "0.298371109"
+    np.testing.assert_allclose(record.loss, 0.29837110876000257, rtol=1e-14)

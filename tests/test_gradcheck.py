@@ -8,6 +8,7 @@ checked here as soon as it exists, without a new test.
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 import textwrap
@@ -302,3 +303,167 @@ def test_cli_gradcheck_rejects_unknown_layer(capsys):
 
     assert main(["gradcheck", "--layer", "NoSuchLayer", "--backend", "numpy"]) == 2
     assert "NoSuchLayer" in capsys.readouterr().err
+
+
+# -- a checker that passes only what it checked (issue 20, class 5) ---------------------------
+
+NUMPY_BACKWARD = '''
+import dataclasses
+import numpy as np
+import xbackprop as xb
+
+
+@dataclasses.dataclass(frozen=True)
+class Double(xb.Layer):
+    """y = 2x, whose backward computes with NumPy whatever its inputs are."""
+
+    def forward(self, params, x, ctx=xb.EVAL):
+        return 2 * x, None
+
+    def backward(self, params, cache, dy):
+        return 2 * np.asarray(dy), {}
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (3,)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bias(xb.Layer):
+    """y = x + b, whose parameter gradient comes back as a NumPy array."""
+
+    def init(self, rng, in_shape):
+        return {"b": np.zeros(in_shape)}
+
+    def forward(self, params, x, ctx=xb.EVAL):
+        return x + params["b"], None
+
+    def backward(self, params, cache, dy):
+        xp = xb.backend_of(dy).xp
+        return dy, {"b": np.asarray(xb.to_numpy(xp.sum(dy, axis=0)))}
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (3,)
+'''
+
+
+@pytest.mark.parametrize("name", ["torch", "array_api_strict"])
+def test_cli_gradcheck_fails_a_backward_of_another_library(name, tmp_path, capsys):
+    """NumPy arrays for torch inputs turn into the same numbers on the host, so the check
+    passed ("all gradients match"); the layer and what it returned are named instead."""
+    from xbackprop.cli import main
+
+    try:
+        xb.get_backend(name)
+    except xb.BackendUnavailableError as e:
+        pytest.skip(f"backend {name}: {e}")
+    (tmp_path / "mine.py").write_text(NUMPY_BACKWARD)
+    assert main(["gradcheck", "--module", str(tmp_path / "mine.py"), "--backend", "numpy",
+                 "--backend", name, "--oracle", "fd"]) == 1
+    out = capsys.readouterr().out
+    assert re.search(rf"FAIL  {name}\s+Double\(\) \[eval\] x: \(2, 3\)  raised TypeError: "
+                     rf"Double\(\)\.backward was given a {name} array and returned a numpy "
+                     r"array: it computes with another library", out), out
+    assert re.search(rf"FAIL  {name}\s+Bias\(\) \[eval\] x: \(2, 3\)  raised TypeError: "
+                     rf"Bias\(\)\.backward was given a {name} array and returned a numpy array "
+                     r"as the gradient of 'b'", out), out
+    assert re.search(r"ok    numpy\s+Double\(\)", out) and "2 passed, 2 failed" in out
+
+
+def test_cli_gradcheck_on_jax_names_the_layer_not_a_tracer(jax_backend, tmp_path, capsys):
+    from xbackprop.cli import main
+
+    (tmp_path / "mine.py").write_text(NUMPY_BACKWARD)
+    assert main(["gradcheck", "--module", str(tmp_path / "mine.py"), "--backend", "jax",
+                 "--layer", "Double"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  jax    Double() [eval] x: (2, 3)  raised TypeError: Double().backward called " \
+        "NumPy (np.*) on a jax array, which jax refuses. Compute with the namespace of the " \
+        "inputs: xp = xbackprop.backend_of(x).xp" in out, out
+    assert "Tracer" not in out and "0 passed, 1 failed" in out
+
+
+def test_the_library_checker_refuses_gradients_of_another_library(tmp_path):
+    """check_function has no layer to name; the gradient's library is checked all the same."""
+    try:
+        xb.get_backend("torch")
+    except xb.BackendUnavailableError as e:  # its message says how to install PyTorch
+        pytest.skip(f"backend torch: {e}")
+
+    def forward(x):
+        return 3 * x, None
+
+    def backward(cache, dy):
+        return {"x": 3 * np.asarray(xb.to_numpy(dy))}
+
+    with pytest.raises(TypeError, match=r"triple: on the torch backend the hand-written "
+                                        r"gradient of x is a numpy array"):
+        xb.check_function(forward, backward, {"x": np.ones((2, 2))}, name="triple",
+                          backend="torch", oracle="fd")
+
+
+@pytest.mark.parametrize("source, status, message", [
+    ("import sys\nimport xbackprop\nsys.exit(0)\n", 3,
+     r"^xbackprop: error: --module .*early.py: line 3: the file called sys.exit\(0\) while it "
+     r"was imported, so nothing in it could be checked\n    sys.exit\(0\)\n\(put a script's own "
+     r"code under `if __name__ == '__main__':`\)"),
+    ("raise SystemExit\n", 3, r"line 1: the file called sys.exit\(None\) while it was imported"),
+    ("x = 1\n", 2, r"^xbackprop: error: .*early.py defines no xbackprop Layer or Loss "
+                   r"subclasses\n$"),
+])
+def test_cli_gradcheck_fails_a_module_with_nothing_to_check(source, status, message,
+                                                           tmp_path, capsys):
+    """A module that exits as it is imported used to end the command with its own status,
+    0: "checked" with nothing checked."""
+    from xbackprop.cli import main
+
+    (tmp_path / "early.py").write_text(source)
+    assert main(["gradcheck", "--module", str(tmp_path / "early.py"), "--backend", "numpy"]) \
+        == status
+    captured = capsys.readouterr()
+    assert re.search(message, captured.err), captured.err
+    assert "passed" not in captured.out
+
+
+def test_cli_gradcheck_refuses_an_empty_module_name(capsys):
+    """`--module ''` was falsy: every built-in layer was checked instead, status 0."""
+    from xbackprop.cli import main
+
+    assert main(["gradcheck", "--module", "", "--backend", "numpy"]) == 2
+    assert "--module needs a file name, not an empty string" in capsys.readouterr().err
+
+
+BROKEN_BACKWARD = '''
+import dataclasses
+import xbackprop as xb
+
+
+@dataclasses.dataclass(frozen=True)
+class Broken(xb.Layer):
+    """y = x, whose backward has a bug."""
+
+    def forward(self, params, x, ctx=xb.EVAL):
+        return x, None
+
+    def backward(self, params, cache, dy):
+        return dy * cache, {}
+
+    @classmethod
+    def examples(cls, rng):
+        yield cls(), (3,)
+'''
+
+
+def test_cli_gradcheck_counts_a_layer_that_raises_as_a_failure(tmp_path, capsys):
+    """A backward that raises (here a TypeError) ended the command with a traceback; now that
+    check fails, naming the layer and the user's line, and the others still run."""
+    from xbackprop.cli import main
+
+    (tmp_path / "broken.py").write_text(BROKEN_BACKWARD)
+    assert main(["gradcheck", "--module", str(tmp_path / "broken.py"), "--backend", "numpy",
+                 "--oracle", "fd"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  numpy  Broken() [eval] x: (2, 3)  raised TypeError: unsupported operand " \
+        "type(s) for *: 'float' and 'NoneType' (broken.py, line 14, in backward)" in out, out
+    assert "0 passed, 1 failed" in out

@@ -39,3 +39,26 @@ def test_readme_documents_the_two_commands():
     assert 'pip install -e ".[jax,test]" && pytest' in text
     ci = (README.parent / ".ci" / "run").read_text()
     assert 'pip install -e ".[jax,test]"' in ci and "\npytest" in ci
+
+
+def test_one_way_to_install_pytorch():
+    """The backend's error, the tests' and the benchmarks' skip messages and the README give
+    the same command (they gave two)."""
+    from xbackprop.backends.torch_backend import INSTALL
+
+    command = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+    assert command in INSTALL and command in README.read_text()
+    root = README.parent
+    for path in [root / "tests" / "backends" / "test_torch_backend.py",
+                 root / "benchmarks" / "impls" / "pytorch.py"]:
+        text = path.read_text()
+        assert "{INSTALL}" in text and "pip install torch" not in text, path
+
+
+def test_the_lesson_count_is_the_lessons():
+    """The README said "ten lessons" when there were 13."""
+    from xbackprop import examples
+
+    words = {10: "ten", 11: "eleven", 12: "twelve", 13: "thirteen", 14: "fourteen",
+             15: "fifteen"}
+    assert f"# {words[len(examples.NAMES)]} lessons, one line each" in README.read_text()

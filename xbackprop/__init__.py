@@ -1,5 +1,5 @@
 """xbackprop: neural networks whose layers, losses and optimizers are written by hand, forward
-and backward side by side, and run unchanged on NumPy, CuPy and JAX.
+and backward side by side, and run unchanged on NumPy, CuPy, JAX and PyTorch.
 
     import xbackprop as xb
     model = xb.Sequential([xb.Dense(64), xb.ReLU(), xb.Dense(10)])
@@ -10,6 +10,11 @@ the environment variable XBACKPROP_BACKEND (default numpy). Importing xbackprop 
 NumPy only. `fit(..., backend="jax", devices=4)` trains data-parallel over four devices;
 `xb.initialize_distributed(...)` joins processes that train together.
 """
+
+# First: as the `xbackprop` command, a Ctrl-C while the rest imports exits quietly (130).
+from .interrupt import quiet_interrupts_if_command as _quiet_interrupts  # noqa: E402
+
+_quiet_interrupts()
 
 
 def _find_backends() -> None:

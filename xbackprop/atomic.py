@@ -5,16 +5,21 @@ directory (so the final rename never crosses file systems), which is flushed and
 then `os.replace`d over the target, and the directory is fsynced so the rename itself
 survives a power cut. If the writer fails or the process is killed, the target is untouched
 and at most a `.tmp` file is left behind (cleaned up on failure where Python still runs).
+An OSError (a full disk, a read-only folder) is marked as a failed write of the target
+(`fserrors`), so the message names the file the user asked for, not the temporary one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from . import fserrors
 
 __all__ = ["atomic_write", "TMP_SUFFIX"]
 
@@ -28,20 +33,25 @@ def atomic_write(path: str | os.PathLike) -> Iterator[IO[bytes]]:
     only if the block finishes without an exception. The directory must exist."""
     target = Path(path)
     folder = target.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"cannot write {target}: the folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=folder)
-    try:
-        _chmod_like_open(fd, target)
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with fserrors.operation("write", target):
+        if not folder.is_dir():
+            if folder.exists():
+                raise NotADirectoryError(errno.ENOTDIR, f"{folder} is a file, not a folder",
+                                         str(target))
+            raise FileNotFoundError(errno.ENOENT, f"the folder {folder} does not exist",
+                                    str(target))
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=folder)
+        try:
+            _chmod_like_open(fd, target)
+            with os.fdopen(fd, "wb") as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
     _fsync_dir(folder)
 
 

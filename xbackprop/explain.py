@@ -242,6 +242,8 @@ def explain(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str,
     dtype = backend.numpy_dtype(leaves[0].dtype) if leaves else np.dtype("float32")
     layers, layer_params = _layers(model, params)
     x = backend.asarray(x, dtype=dtype)
+    if not backend.is_array(y):  # a list's floats are float64, not the library's default
+        y = np.asarray(to_numpy(y))  # (PyTorch would make them float32, rounding 0.99)
     y = backend.asarray(y)
     if backend.numpy_dtype(y.dtype).kind == "f":
         y = backend.asarray(y, dtype=dtype)

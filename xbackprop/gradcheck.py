@@ -36,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend, BackendUnavailableError, get_backend, to_numpy, tree_to_backend
-from .layers.base import Context, Layer, describe, layer_classes
+from .backends import (Backend, BackendUnavailableError, get_backend, owner_of, to_numpy,
+                       tree_to_backend)
+from .layers.base import Context, Layer, describe, layer_classes, run_backward, run_forward
 from .losses import Loss, get_loss, loss_classes
 from .random import make_key
 from .tree import tree_map, tree_paths
@@ -151,6 +152,14 @@ def _hand_written(problem: _Problem, backend: Backend, dtype: str, v: np.ndarray
         consts = _move(problem.consts, backend, dtype)
         # compiled on JAX (one compilation per check instead of one per eager operation)
         grads = backend.compile(problem.vjp)(inputs, consts, backend.asarray(v, dtype=dtype))
+        for name, g in grads.items():
+            owner = owner_of(g)
+            if owner is not None and not backend.is_array(g):  # would pass once on the host
+                raise TypeError(
+                    f"{problem.subject}: on the {backend.name} backend the hand-written "
+                    f"gradient of {name} is a {owner.name} array: the backward computes with "
+                    "another library than its inputs' (np.* on them?). Use the inputs' "
+                    "namespace: xp = xbackprop.backend_of(x).xp")
         return {k: np.asarray(to_numpy(g), dtype=np.float64) for k, g in grads.items()}
 
 
@@ -334,17 +343,19 @@ def _layer_problem(layer: Layer, input_shape: Sequence[int], seed: int, train: b
     def ctx_of(consts: Any) -> Context:
         return Context(train=train, key=consts["key"], state=consts["state"])
 
+    # through the checked calls: a user layer that breaks its contract (returns one value,
+    # computes with NumPy on torch tensors or JAX tracers) gets an error naming it
     def apply(d: dict[str, Any], c: Any) -> Any:
-        y = layer.forward(_unflat("", params, d), d["x"], ctx_of(c))[0]
+        y = run_forward(layer, _unflat("", params, d), d["x"], ctx_of(c))[0]
         return y if loss is None else loss.forward(y, c["target"])[0]
 
     def vjp(d: dict[str, Any], c: Any, v: Any) -> dict[str, Any]:
         p = _unflat("", params, d)
-        y, cache = layer.forward(p, d["x"], ctx_of(c))
+        y, cache = run_forward(layer, p, d["x"], ctx_of(c))
         if loss is not None:
             _, loss_cache = loss.forward(y, c["target"])
             v = loss.backward(loss_cache, v)
-        dx, grads = layer.backward(p, cache, v)
+        dx, grads = run_backward(layer, p, cache, v)
         return {"x": dx, **_flat("", grads)}
 
     mode = "train" if train else "eval"
@@ -539,6 +550,12 @@ class Case:
     shape: tuple[int, ...]
     train: bool = False
     target_maker: Callable | None = None
+
+    def describe(self) -> str:
+        """What is checked, as reports name it: `Dense(3) [eval] x: (2, 4)`."""
+        if self.kind == "loss":
+            return f"{describe(self.subject)} pred: {self.shape}"
+        return f"{describe(self.subject)} [{'train' if self.train else 'eval'}] x: {self.shape}"
 
     def run(self, *, backend: str | Backend | None, dtype: str = "float64",
             oracle: str = "auto", seed: int = 0) -> GradReport:

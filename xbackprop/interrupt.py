@@ -9,6 +9,13 @@ A second Ctrl-C raises at once, for when a step takes too long to wait for.
 
 Only the main thread can own signal handlers: elsewhere, and where a program installed its
 own handler, nothing changes.
+
+The `xbackprop` command exits with status 130 at once on a Ctrl-C outside training
+(`exit_at_once`), from the first line of the package on: `import xbackprop` (NumPy and the
+layers, about half a second) runs before the command's own code, and a Ctrl-C there used to
+print a traceback. `quiet_interrupts_if_command`, the first thing the package does, installs
+it then, and only when the process is the command; a program that imports xbackprop keeps
+Python's Ctrl-C.
 """
 
 from __future__ import annotations
@@ -21,7 +28,10 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["deferred_interrupts", "Interrupt", "exit_at_once"]
+__all__ = ["deferred_interrupts", "Interrupt", "exit_at_once", "quiet_interrupts_if_command"]
+
+#: what `python -m` runs as the command
+_COMMAND_MODULES = ("xbackprop", "xbackprop.cli")
 
 
 def exit_at_once(signum: int, frame: Any) -> None:
@@ -32,6 +42,29 @@ def exit_at_once(signum: int, frame: Any) -> None:
     print("\nxbackprop: interrupted", file=sys.stderr, flush=True)
     sys.stdout.flush()
     os._exit(130)
+
+
+def quiet_interrupts_if_command() -> None:
+    """If this process is the `xbackprop` command (the console script, or `python -m
+    xbackprop`), make Ctrl-C `exit_at_once` now, while the package is still importing.
+    Nothing changes for any other program, or where Ctrl-C already has a handler."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return
+    if _is_the_command():
+        signal.signal(signal.SIGINT, exit_at_once)
+
+
+def _is_the_command() -> bool:
+    argv = sys.argv or [""]
+    if os.path.basename(argv[0]) in ("xbackprop", "xbackprop.exe", "xbackprop-script.py"):
+        return True
+    # `python -m xbackprop`: the package is imported while sys.argv[0] is still "-m"
+    orig = list(getattr(sys, "orig_argv", ()))
+    if argv[0] != "-m" or "-m" not in orig:
+        return False
+    named = orig[orig.index("-m") + 1:orig.index("-m") + 2]
+    return bool(named) and named[0] in _COMMAND_MODULES
 
 
 class Interrupt:

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .arguments import real
 from .backends import Array, backend_of, owner_of
 
 __all__ = ["Loss", "MSE", "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits",
@@ -221,6 +222,10 @@ class MSE(Loss):
 
     scale: float = 1.0
     classification = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "scale", real("MSE", "scale", self.scale, 0.0, low_open=True))
 
     def forward(self, pred: Array, target: Array, mask: Array | None = None
                 ) -> tuple[Array, Any]:

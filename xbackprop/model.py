@@ -17,14 +17,11 @@ import numpy as np
 from .backends import Array, Backend, get_backend, tree_to_backend
 from .layers.base import EVAL, Context, Layer, Params, Shape, describe, run_backward, \
     run_forward
+from .random import host_generator
 from .tree import tree_leaves, tree_map, tree_paths
 
 __all__ = ["Sequential", "init_params", "init_state", "count_params", "check_params",
            "ParamsMismatchError"]
-
-
-def _rng(seed: int | np.random.Generator) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
 def init_params(layer: Layer, seed: int | np.random.Generator, input_shape: Shape, *,
@@ -39,7 +36,7 @@ def init_params(layer: Layer, seed: int | np.random.Generator, input_shape: Shap
     target = get_backend(backend)
     dt = target.check_dtype(dtype)
     shape = sample_shape(layer, input_shape, "init_params")
-    host = layer.init(_rng(seed), shape)
+    host = layer.init(host_generator(seed), shape)
     return tree_to_backend(tree_map(lambda a: np.asarray(a, dtype=dt), host), target)
 
 

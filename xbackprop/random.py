@@ -9,19 +9,37 @@ cross-backend runs comparable step by step.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
+
+import numpy as np
 
 from .backends import Array, Backend, backend_of, get_backend
 from .backends._bits import u32
 
-__all__ = ["make_key", "fold_in", "uniform", "bernoulli"]
+__all__ = ["make_key", "check_seed", "host_generator", "fold_in", "uniform", "bernoulli"]
+
+
+def check_seed(seed: Any) -> int:
+    """`seed` as a Python int, or a ValueError if it is not a whole number in [0, 2**64)
+    (NumPy's own message for -1, "expected non-negative integer", names no seed)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or \
+            not 0 <= seed < 2**64:
+        raise ValueError(f"a random seed is an int in [0, 2**64), not {seed!r}")
+    return int(seed)
+
+
+def host_generator(seed: int | np.random.Generator) -> np.random.Generator:
+    """NumPy's generator for `seed` (checked), or `seed` itself if it is one: the host-side
+    randomness of initial weights, splits and toy data."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(check_seed(seed))
 
 
 def make_key(seed: int, backend: str | Backend | None = None) -> Array:
     """A key for `seed` (any non-negative int up to 2**64-1) on `backend`."""
-    if not 0 <= int(seed) < 2**64:
-        raise ValueError(f"a random seed is an int in [0, 2**64), not {seed!r}")
-    seed = int(seed)
+    seed = check_seed(seed)
     target = get_backend(backend)
     return target.asarray([seed & 0xFFFFFFFF, seed >> 32], dtype="uint32")
 

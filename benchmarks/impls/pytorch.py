@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from benchmarks.workloads import LSTM_SIZES, MLP_SIZES, Runner, Unavailable, Workload
+from xbackprop.backends.torch_backend import INSTALL  # the one way to install (no torch here)
 
 #: implementation -> device
 IMPLS = {"torch": "cpu", "torch-cuda": "cuda"}
@@ -53,8 +54,7 @@ def _torch(device: str) -> tuple[Any, Any, Any]:
     try:
         import torch
     except ImportError as e:
-        raise Unavailable("PyTorch: not installed (pip install torch==2.13.0 for the CPU "
-                          "build, or see the README's Benchmarks section)") from e
+        raise Unavailable(f"PyTorch: not installed. {INSTALL}") from e
     if device == "cuda":
         if not torch.cuda.is_available():
             raise Unavailable("PyTorch CUDA: no CUDA device")

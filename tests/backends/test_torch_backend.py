@@ -19,12 +19,12 @@ import pytest
 import xbackprop as xb
 from xbackprop.backends import Backend
 from xbackprop.cli import main
+from xbackprop.backends.torch_backend import INSTALL  # imports no torch
 from xbackprop.tree import tree_leaves
 
-torch = pytest.importorskip(
-    "torch", reason="PyTorch: not installed (pip install torch==2.13.0 array-api-compat)")
-pytest.importorskip("array_api_compat",
-                    reason="array-api-compat: not installed (pip install array-api-compat)")
+# one way to install, the README's (and the backend's own error's)
+torch = pytest.importorskip("torch", reason=f"PyTorch: not installed. {INSTALL}")
+pytest.importorskip("array_api_compat", reason=f"array-api-compat: not installed. {INSTALL}")
 
 from xbackprop.backends.torch_backend import TorchBackend  # noqa: E402
 

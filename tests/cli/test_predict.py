@@ -72,11 +72,18 @@ def test_csv_with_or_without_a_header_and_stdin(classifier, digits, tmp_path, ca
     assert len(rows(capsys.readouterr().out)[1]) == 5
 
 
-def test_output_file_holds_what_stdout_would(classifier, digits, tmp_path, capsys):
+def test_output_file_holds_what_stdout_would(classifier, digits, tmp_path, capsys,
+                                             monkeypatch):
     path, _ = classifier
     np.save(tmp_path / "x.npy", digits.x_test[:20])
     assert main(["predict", str(path), str(tmp_path / "x.npy")]) == 0
     printed = capsys.readouterr().out
+    # "-" is stdout, as for the input (it wrote a file named "-"); .NPY is a .npy too
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "upper.npy", digits.x_test[:20])
+    (tmp_path / "upper.npy").rename(tmp_path / "X.NPY")
+    assert main(["predict", str(path), "X.NPY", "--output", "-"]) == 0
+    assert capsys.readouterr().out == printed and not (tmp_path / "-").exists()
     out = tmp_path / "predictions.csv"
     assert main(["predict", str(path), str(tmp_path / "x.npy"), "--output", str(out)]) == 0
     assert f"wrote 20 predictions (class, prob_0, prob_1, ...) to {out}" in \
@@ -129,14 +136,60 @@ def test_regressors_print_values_and_binary_classifiers_one_probability(tmp_path
     ("1,2\n1,2,3\n", r"bad.csv line 2 has 3 values, but the lines before it have 2"),
     ("a,b\n", "holds a header row but no samples"),
     ("1,nan\n", "holds NaN or infinite values"),
+    # issue 20: one line of data with an empty cell read as a header; a header of another
+    # width than the rows (10 names, 64 values: the rows were taken as they were)
+    ("1,2,\n", r"bad.csv holds one line, which reads as a header because column 3 is empty, "
+                r"and no samples: fill in every value"),
+    (",".join(f"c{i}" for i in range(10)) + "\n" + ",".join(["0.5"] * 64) + "\n",
+     r"bad.csv line 2 has 64 values, but the header row names 10 columns \(c0, c1, c2, c3, c4, "
+     r"\.\.\.\): a header of another file"),
+    (",".join(["1e39"] * 64) + "\n", r"bad.csv: sample 0 holds 1e\+39, beyond the range of "
+                                     r"float32 \(±3.4e\+38\), the model's dtype; scale the "
+                                     r"inputs"),
+    (b"\x1f\x8b\x08\x00rest", r"bad.csv is a binary file, not a CSV of numbers"),
+    (b"1,\xff\xfe2\n", r"bad.csv is not UTF-8 text \(byte 2\): not a CSV of numbers\?"),
 ])
 def test_bad_input_files_exit_2_saying_what_is_wrong(content, message, classifier, tmp_path,
                                                      capsys):
     path, _ = classifier
-    (tmp_path / "bad.csv").write_text(content)
+    if isinstance(content, bytes):
+        (tmp_path / "bad.csv").write_bytes(content)
+    else:
+        (tmp_path / "bad.csv").write_text(content)
     assert main(["predict", str(path), str(tmp_path / "bad.csv")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("xbackprop: error: ") and re.search(message, err), err
+    assert "Traceback" not in err and "Warning" not in err
+
+
+def test_bad_npy_files_exit_2(classifier, tmp_path, capsys):
+    """A 0-d array raised an IndexError; values beyond float32 gave rows of NaN, exit 0,
+    and two raw NumPy warnings."""
+    path, _ = classifier
+    big = np.zeros((3, 64))
+    big[1, 5] = -1e39
+    for name, array, message in [
+            ("scalar.npy", np.array(3.0), r"scalar.npy holds a single number \(a 0-d array\), "
+                                          r"not samples: save an array of shape \(N, "
+                                          r"features\.\.\.\)"),
+            ("big.npy", big, r"big.npy: sample 1 holds -1e\+39, beyond the range of float32")]:
+        np.save(tmp_path / name, array)
+        assert main(["predict", str(path), str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert re.search(message, err) and err.count("\n") == 1, err
+
+
+def test_a_csv_saved_with_a_byte_order_mark(classifier, digits, tmp_path, capsys):
+    """Spreadsheets save UTF-8 with a BOM: it glued itself to the first number, which made
+    the first sample a "header", dropped without a word."""
+    path, probs = classifier
+    text = io.StringIO()
+    np.savetxt(text, digits.x_test[:5], delimiter=",")
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + text.getvalue().encode())
+    assert main(["predict", str(path), str(tmp_path / "bom.csv")]) == 0
+    _, table = rows(capsys.readouterr().out)
+    assert len(table) == 5
+    np.testing.assert_allclose(table[:, 1:], probs[:5], rtol=1e-4, atol=1e-6)
 
 
 def test_bad_model_files_exit_2(classifier, tmp_path, capsys):

@@ -1,11 +1,18 @@
-"""`xbackprop train`'s data-parallel options: --devices on JAX (a mesh the run reports), the
-errors for NumPy, for a bad count and for an incomplete multi-process address. (Two
-processes training together: tests/test_fit_sharded.py.)"""
+"""`xbackprop train`: --save (a model that `predict` and `load_model` take); the data-parallel
+options: --devices on JAX (a mesh the run reports), the errors for NumPy, for a bad count
+and for an incomplete multi-process address. (Two processes training together:
+tests/test_fit_sharded.py.)"""
 
 from __future__ import annotations
 
+import csv
+import io
+import re
+
+import numpy as np
 import pytest
 
+import xbackprop as xb
 from xbackprop.cli import main
 
 pytestmark = pytest.mark.usefixtures("clean_backend_choice")
@@ -41,3 +48,43 @@ def test_a_multi_process_run_needs_the_whole_address(jax_backend, capsys):
     assert main(["train", "xor", "--coordinator", "127.0.0.1:1234", "--num-processes", "2",
                  "--process-id", "0", "--epochs", "1"]) == 2
     assert "backend 'numpy' runs in one process" in capsys.readouterr().err
+
+
+def test_save_then_predict(tmp_path, capsys):
+    """One epoch of digits with --save, then `xbackprop predict` on that file: the classes
+    and probabilities of the trained model, which `xb.load_model` gives back as well."""
+    saved = tmp_path / "digits"  # ".safetensors" is added
+    assert main(["train", "digits", "--epochs", "1", "--quiet", "--save", str(saved)]) == 0
+    out = capsys.readouterr().out
+    path = tmp_path / "digits.safetensors"
+    assert f"saved the model to {path} (xbackprop predict {path} FILE)" in out
+    test_accuracy = float(re.search(r"test  loss \S+  accuracy (\S+)", out).group(1))
+
+    data = xb.data.load_digits(seed=0)
+    np.save(tmp_path / "x.npy", data.x_test)
+    assert main(["predict", str(path), str(tmp_path / "x.npy")]) == 0
+    table = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    classes = np.array([int(row[0]) for row in table[1:]])
+    assert table[0][:2] == ["class", "prob_0"] and len(classes) == len(data.x_test)
+    assert np.mean(classes == data.y_test) == pytest.approx(test_accuracy, abs=5e-5)  # 4 digits
+
+    model, params, state = xb.load_model(path)
+    logits = xb.predict(model, params, data.x_test, model_state=state)
+    np.testing.assert_array_equal(logits.argmax(axis=1), classes)
+    info = xb.checkpoint_info(path)
+    assert info.input_shape == (64,) and info.loss["class"] == "SoftmaxCrossEntropy"
+    assert info.metadata["job"] == "digits" and info.metadata["epochs"] == 1
+
+
+@pytest.mark.parametrize("save, message", [
+    ("{tmp}", r"--save {tmp} is a folder; give a file name, e.g. {tmp}/model.safetensors"),
+    ("{tmp}/no/m.safetensors", r"--save {tmp}/no/m.safetensors: the folder {tmp}/no does not "
+                               r"exist; create it first"),
+    ("", r"--save needs a file name, not an empty string"),
+])
+def test_save_is_checked_before_training(save, message, tmp_path, capsys):
+    assert main(["train", "xor", "--quiet", "--save", save.format(tmp=tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert re.search("^xbackprop: error: " + message.format(tmp=re.escape(str(tmp_path))),
+                     captured.err), captured.err
+    assert captured.out == ""  # nothing trained

@@ -58,7 +58,8 @@ def test_noise_is_its_standard_deviation():
 
 @pytest.mark.parametrize("kwargs, match", [({"n_per_class": 0}, "at least one"),
                                            ({"classes": 0}, "at least one"),
-                                           ({"noise": -0.1}, "negative")])
+                                           ({"noise": -0.1}, r"finite number >= 0 \(got -0.1\)"),
+                                           ({"noise": float("nan")}, r">= 0 \(got nan\)")])
 @pytest.mark.parametrize("make", [xb.data.spiral, xb.data.moons])
 def test_bad_arguments(make, kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -103,6 +103,10 @@ def _valid(tmp_path, name="x.idx"):
     (lambda b: b"\x89PNG" + b[4:], r"magic number 0x89504e47 is not an IDX magic number"),
     (lambda b: b[:2] + b"\x0a" + b[3:], "magic number 0x00000a03 is not an IDX"),
     (lambda b: b[:3] + b"\x00" + b[4:], "the header says 0 dimensions"),
+    # sizes whose product overflows int64 (it wrapped around to a wrong byte count)
+    (lambda b: b[:4] + b"\xff" * 12 + b[16:], r"the header's sizes \(4294967295, 4294967295, "
+                                              r"4294967295\) make 1.58e\+29 bytes, more than "
+                                              r"any file holds: a corrupt header"),
 ])
 def test_damaged_files_are_clear_errors(tmp_path, damage, message):
     path = _valid(tmp_path)

@@ -4,6 +4,7 @@ its options, where its pictures go, and the errors a user can make."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -64,6 +65,23 @@ def test_a_bad_option_value_is_a_clear_error(capsys):
     with pytest.raises(SystemExit):
         main(["example", "no-such-lesson"])
     assert "invalid choice: 'no-such-lesson'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    # `epochs or default`: 0 trained the default 2,000 (or 60) epochs and reported "solved"
+    (["xor", "--epochs", "0"], "--epochs must be at least 1, not 0"),
+    (["energy", "--quick", "--epochs", "0"], "--epochs must be at least 1, not 0"),
+    (["forest-fires", "--quick", "--epochs", "0"], "--epochs must be at least 1, not 0"),
+    (["mnist", "--quick", "--epochs", "0"], "--epochs must be at least 1, not 0"),
+    # NaN noise came back as "training data: x has 672 NaN or infinite values"
+    (["points", "--quick", "--noise", "nan"], r"noise is a standard deviation, a finite "
+                                              r"number >= 0 \(got nan\)"),
+])
+def test_an_option_is_never_taken_for_its_default(args, message, capsys):
+    assert main(["example", *args, "--no-plots"]) == 2
+    captured = capsys.readouterr()
+    assert re.search(f"^xbackprop: error: {message}", captured.err), captured.err
+    assert "solved" not in captured.out and "trained in" not in captured.out
 
 
 def test_runs_as_a_user_would_outside_the_checkout(tmp_path):

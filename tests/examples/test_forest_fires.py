@@ -91,3 +91,17 @@ def test_misuse_is_a_clear_error(tmp_path, capsys, args, message):
             *[a.format(csv=table) for a in args]]
     assert main(argv) == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+def test_a_constant_target_is_an_error_not_a_division_by_zero(tmp_path, capsys):
+    """A target that never varies: the mean predictor is exact, and comparing with it
+    divided by its RMSE of 0 (ZeroDivisionError after the training)."""
+    lines = ["a,b,y"] + [f"{i},{i * 2 % 7},5" for i in range(40)]
+    (tmp_path / "flat.csv").write_text("\n".join(lines) + "\n")
+    assert main(["example", "forest-fires", "--quick", "--no-plots", "--csv",
+                 str(tmp_path / "flat.csv"), "--target", "y"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("xbackprop: error: flat.csv: the target 'y' is 5 in every "
+                                   "training row, so there is nothing to predict; choose a "
+                                   "target that varies")
+    assert "Traceback" not in captured.err

@@ -1,6 +1,6 @@
 """The `xbackprop` command: a thin layer over the public API.
 
-    xbackprop train digits [--backend jax] [--epochs 30] [--lr 0.001] ...
+    xbackprop train digits [--backend jax] [--epochs 30] [--save digits.safetensors] ...
     xbackprop example --list | NAME [--backend B] [--out DIR] [--quick]
     xbackprop gradcheck [--backend numpy] [--layer Conv2D] [--module my_layers.py]
     xbackprop predict MODEL FILE [--backend jax] [--output predictions.csv]
@@ -8,7 +8,9 @@
     xbackprop data list | path NAME | download mnist|fashion-mnist [--dir DIR]
 
 Each command is a module of this package with `add_parser(subparsers)` and `run(args)`;
-registering one is its module plus one entry in `COMMANDS`.
+registering one is its module plus one entry in `COMMANDS`. `user_module` loads the
+`--module FILE.py` of gradcheck and predict. Here: the errors every command shares (an
+OSError is one line naming the file: `fserrors`) and the option types and checks they use.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from .. import backends
+from .. import backends, fserrors
 from ..interrupt import exit_at_once
 
 #: command -> its module in this package, in the order `xbackprop --help` lists them
@@ -47,6 +50,35 @@ def backend_choice(text: str) -> str:
     return name
 
 
+def count(minimum: int) -> Callable[[str], int]:
+    """An argparse type for a whole number of something, at least `minimum` (epochs,
+    samples per batch, retries): `--epochs -3` is refused before any work, naming the
+    option."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a whole number >= {minimum}, not {text!r}"
+                                             ) from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"a whole number >= {minimum}, not {n}")
+        return n
+    parse.__name__ = "count"  # argparse names the type in some messages
+    return parse
+
+
+def seed(text: str) -> int:
+    """An argparse type for a random seed: a whole number in [0, 2**64)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n < 2**64:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to 2**64 - 1, not "
+                                         f"{text!r}")
+    return n
+
+
 BACKEND_METAVAR = "{" + ",".join(backends.BACKEND_NAMES) + "}"
 
 
@@ -54,6 +86,41 @@ def add_backend_option(p: argparse.ArgumentParser) -> None:
     """The `--backend` option every command that computes takes."""
     p.add_argument("--backend", type=backend_choice, default=None, metavar=BACKEND_METAVAR,
                    help=f"array backend (default: ${backends.ENV_VAR}, else numpy)")
+
+
+def output_file(option: str, path: str, example: str = "out.csv") -> Path:
+    """The file `option` names for the command to write, checked before any work: a name
+    that is not empty and not a folder, in a folder that exists. (Whether the folder takes
+    the write shows when it is written: a full disk or a read-only folder is then an error
+    naming the file, and an earlier file of that name stays as it was.)"""
+    if not path.strip():
+        raise ValueError(f"{option} needs a file name, not an empty string")
+    file = Path(path)
+    if file.is_dir():
+        raise ValueError(f"{option} {path} is a folder; give a file name, e.g. "
+                         f"{file / example}")
+    folder = file.parent
+    if not folder.exists():
+        raise ValueError(f"{option} {path}: the folder {folder} does not exist; create it "
+                         "first")
+    if not folder.is_dir():
+        raise ValueError(f"{option} {path}: {folder} is a file, not a folder")
+    return file
+
+
+def output_folder(option: str, path: Path) -> Path:
+    """The folder `option` names for the command to write files into, checked before any
+    work: not an existing file (the folder is made when the files are written)."""
+    if not str(path).strip():
+        raise ValueError(f"{option} needs a folder name, not an empty string")
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                where = f"{path} is" if part == path else f"{path}: {part} is"
+                raise ValueError(f"{option} {where} a file, not a folder; give a folder "
+                                 "(it is made if missing)")
+            break
+    return path
 
 
 class ModuleFailedError(Exception):
@@ -72,9 +139,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
 
     parser = argparse.ArgumentParser(
         prog="xbackprop",
-        description="Neural networks with hand-written backprop on NumPy, JAX and CuPy.",
+        description="Neural networks with hand-written backprop on NumPy, JAX, CuPy and "
+        "PyTorch.",
         epilog=f"Exit status: 0 done; 1 gradcheck found a wrong gradient; {USAGE_ERROR} an "
-        f"error (the message says what to do); {MODULE_FAILED} a --module file failed to "
+        f"error (the message says what to do: a bad option or file, a full disk, a failed "
+        f"download); {MODULE_FAILED} a --module file failed to "
         f"import; {BROKEN_PIPE} the output's reader closed it (| head); {INTERRUPTED} Ctrl-C.")
     parser.add_argument("--version", action="version",
                         version=f"xbackprop {__version__} (Python {sys.version.split()[0]}, "
@@ -111,6 +180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return MODULE_FAILED
     except (backends.BackendError, ValueError, FloatingPointError, ImportError) as e:
         print(f"xbackprop: error: {e}", file=sys.stderr)
+        return USAGE_ERROR
+    except OSError as e:  # a full disk, a read-only folder, a file where a folder should be
+        print(f"xbackprop: error: {fserrors.describe(e)}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt as e:
         print(f"\nxbackprop: interrupted{f' ({e})' if str(e) else ''}", file=sys.stderr)

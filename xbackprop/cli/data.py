@@ -9,9 +9,9 @@ verified download.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..data import files, remote
+from . import count
 
 #: the tables and images inside the package, for `data list`
 SHIPPED = {
@@ -43,7 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      f"${files.DATA_ENV_VAR}/NAME or the user cache folder)")
     get.add_argument("--mirror", metavar="URL", action="append",
                      help="base URL to fetch from instead of the official mirrors (repeatable)")
-    get.add_argument("--retries", type=int, default=3, help="attempts per file and mirror")
+    get.add_argument("--retries", type=count(1), default=3,
+                     help="attempts per file and mirror")
     get.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -54,12 +55,10 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         _list()
         return 0
-    try:
-        folder = remote.download(args.name, args.dir, mirrors=args.mirror,
-                                 retries=args.retries, progress=not args.quiet)
-    except remote.DownloadError as e:  # not a usage error (2): the network or the files
-        print(f"xbackprop: error: {e}", file=sys.stderr)
-        return 1
+    # a failed download is an error like any other (status 2): the message lists the files,
+    # their checksums and the folder to copy them into
+    folder = remote.download(args.name, args.dir, mirrors=args.mirror, retries=args.retries,
+                             progress=not args.quiet)
     loader = f"load_{args.name.replace('-', '_')}"
     print(f"{args.name} is in {folder} (every file's SHA-256 verified); from Python: "
           f"xb.data.{loader}({str(folder)!r})")

@@ -7,7 +7,7 @@ import importlib.util
 from pathlib import Path
 
 from .. import examples
-from . import add_backend_option
+from . import add_backend_option, output_folder, seed
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -22,15 +22,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         one = which.add_parser(name, help=module.SUMMARY, description=module.__doc__,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
         add_backend_option(one)
-        one.add_argument("--out", metavar="DIR", type=Path,
+        one.add_argument("--out", metavar="DIR", type=_folder,
                          help=f"folder for the pictures (default: ./{name})")
-        one.add_argument("--seed", type=int, default=0, help="random seed")
+        one.add_argument("--seed", type=seed, default=0, help="random seed")
         one.add_argument("--quick", action="store_true",
                          help="a reduced size, for tests and the impatient")
         one.add_argument("--no-plots", action="store_true", help="print only, draw nothing")
         for flags, kwargs in getattr(module, "OPTIONS", ()):
             one.add_argument(*flags, **kwargs)
     parser.set_defaults(parser=parser)
+
+
+def _folder(text: str) -> Path:
+    if not text.strip():  # Path("") is the current folder: an unset variable, more likely
+        raise argparse.ArgumentTypeError("a folder name, not an empty string")
+    return Path(text)
 
 
 COMMON = ("command", "example", "list", "backend", "out", "seed", "quick", "no_plots", "parser")
@@ -48,11 +54,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_plots and importlib.util.find_spec("matplotlib") is None:
         raise ValueError(f"the pictures of {args.example} need matplotlib, which is not "
                          "installed: pip install 'xbackprop[plot]', or pass --no-plots")
+    out = None
+    if not args.no_plots:  # checked before the run, not after it
+        out = output_folder("--out" if args.out is not None else "the default folder",
+                            args.out if args.out is not None else Path(args.example))
     result = examples.run(args.example, backend=args.backend, seed=args.seed,
                           quick=args.quick, progress=True, **options)
     print(result)
-    if not args.no_plots:
-        out = args.out if args.out is not None else Path(args.example)
+    if out is not None:
         paths = examples.draw(args.example, result, out)
         print(f"\n{len(paths)} picture{'s' * (len(paths) != 1)} in {out}/: "
               + ", ".join(p.name for p in paths))

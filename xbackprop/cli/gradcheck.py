@@ -4,15 +4,14 @@ against the gradient oracles; one line per check, the full table for each failur
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
+import sysconfig
 import time
 import traceback
 from pathlib import Path
-from types import ModuleType
 
 from .. import backends
-from . import BACKEND_METAVAR, MODULE_FAILED, ModuleFailedError, backend_choice
+from . import BACKEND_METAVAR, MODULE_FAILED, backend_choice, seed
+from .user_module import load_user_module
 from ..gradcheck import Case, GradReport, builtin_cases, layer_cases, loss_cases
 from ..layers.base import layer_classes
 from ..losses import loss_classes
@@ -34,53 +33,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="dtype of the hand-written pass (oracles always run in float64)")
     check.add_argument("--oracle", choices=["auto", "jax", "fd", "both"], default="auto",
                        help="jax: jax.vjp; fd: finite differences; auto: jax if installed")
-    check.add_argument("--seed", type=int, default=0, help="seed for shapes and values")
+    check.add_argument("--seed", type=seed, default=0, help="seed for shapes and values")
     check.add_argument("--module", metavar="FILE.py",
                        help="check the Layer and Loss classes defined in this file instead")
     check.add_argument("--verbose", "-v", action="store_true", help="print every table")
 
 
-def _load_module(path: str) -> ModuleType:
-    """Import a user's Python file by path (it runs, as any import does: only your own)."""
-    file = Path(path)
-    if not file.is_file():
-        raise ValueError(f"--module {path}: no such file")
-    name = f"xbackprop_user_{file.stem}"
-    spec = importlib.util.spec_from_file_location(name, file)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"--module {path}: not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:
-        del sys.modules[name]
-        raise ModuleFailedError(f"--module {path}: {_where_it_failed(e, file)}") from e
-    return module
-
-
-def _where_it_failed(error: Exception, file: Path) -> str:
-    """"line 3: SyntaxError: invalid syntax" with the line, for the deepest line of `file`
-    in the error (a syntax error's own line; else the traceback's last frame in the file)."""
-    lineno, text = None, None
-    if isinstance(error, SyntaxError) and error.filename and \
-            Path(error.filename).resolve() == file.resolve():
-        lineno, text = error.lineno, error.text
-        message = f"{type(error).__name__}: {error.msg}"
-    else:
-        for frame in traceback.extract_tb(error.__traceback__):
-            if Path(frame.filename).resolve() == file.resolve():
-                lineno, text = frame.lineno, frame.line
-        message = f"{type(error).__name__}: {error}"
-    if lineno is None:
-        return f"importing it failed: {message}"
-    code = f"\n    {text.strip()}" if text and text.strip() else ""
-    return f"line {lineno}: {message}{code}\n(fix the file, or run it with python to see the " \
-        "whole traceback)"
-
-
 def _user_cases(path: str, seed: int) -> list[Case]:
-    module = _load_module(path)
+    module = load_user_module(path)
     layers = layer_classes(module.__name__)
     cases = layer_cases(layers, seed)
     losses = loss_classes(module.__name__)
@@ -97,6 +57,22 @@ def _user_cases(path: str, seed: int) -> list[Case]:
     return cases
 
 
+def _where_in_user_code(error: BaseException | None) -> str:
+    """" (my_layers.py, line 13, in backward)": the last frame of the error's traceback (or
+    of its cause's) in a file of the user's, outside xbackprop and the installed libraries;
+    "" if none."""
+    paths = sysconfig.get_paths()
+    skip = {Path(p).resolve() for p in (paths["stdlib"], paths["purelib"], paths["platlib"])}
+    skip |= {Path(__file__).resolve().parents[1], Path(backends.__file__).resolve().parent}
+    while error is not None:
+        for frame in reversed(traceback.extract_tb(error.__traceback__)):
+            file = Path(frame.filename).resolve()
+            if file.is_file() and not skip & set(file.parents):
+                return f" ({file.name}, line {frame.lineno}, in {frame.name})"
+        error = error.__cause__
+    return ""
+
+
 def _summary(report: GradReport) -> str:
     worst = max(report.rows, key=lambda r: r.max_rel, default=None)
     detail = f"max rel err {worst.max_rel:.1e} ({worst.tensor}, {worst.oracle})" if worst else ""
@@ -106,7 +82,8 @@ def _summary(report: GradReport) -> str:
 def run(args: argparse.Namespace) -> int:
     names = args.backend or backends.available_backends()
     chosen = [backends.get_backend(n) for n in names]  # a missing one is an error, not a skip
-    cases = _user_cases(args.module, args.seed) if args.module else builtin_cases(args.seed)
+    cases = (_user_cases(args.module, args.seed) if args.module is not None else
+             builtin_cases(args.seed))
     if args.layer:
         known = {c.name for c in cases}
         unknown = sorted(set(args.layer) - known)
@@ -121,8 +98,16 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     for case in cases:
         for backend in chosen:
-            report = case.run(backend=backend, dtype=args.dtype, oracle=args.oracle,
-                              seed=args.seed)
+            try:
+                report = case.run(backend=backend, dtype=args.dtype, oracle=args.oracle,
+                                  seed=args.seed)
+            except backends.BackendError:  # the oracle or the backend cannot run: exit 2
+                raise
+            except Exception as e:  # the layer itself failed: that check fails, the rest run
+                print(f"FAIL  {backend.name:5s}  {case.describe()}  raised "
+                      f"{type(e).__name__}: {e}{_where_in_user_code(e)}")
+                failed += 1
+                continue
             print(_summary(report))
             if args.verbose or not report.ok:
                 print(report)

@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import backends
-from ..data.tables import _is_number
-from . import add_backend_option
+from ..data.tables import is_number
+from ..tree import tree_leaves
+from . import add_backend_option, count, output_file
+from .user_module import load_user_module
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,8 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", metavar="MODEL", help="a .safetensors file from save_model or fit")
     p.add_argument("file", metavar="FILE", help="inputs: a .npy file, a CSV file, or -")
     add_backend_option(p)
-    p.add_argument("--batch-size", type=int, default=1024, help="samples per forward pass")
-    p.add_argument("--output", metavar="PATH", help="write the predictions as CSV to PATH")
+    p.add_argument("--batch-size", type=count(1), default=1024, help="samples per forward pass")
+    p.add_argument("--output", metavar="PATH",
+                   help="write the predictions as CSV to PATH ('-': stdout, the default)")
     p.add_argument("--module", metavar="FILE.py",
                    help="import this file first: it defines the model's own layer classes")
 
@@ -43,30 +46,28 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoint import checkpoint_info, load_model
     from ..evaluate import predict
 
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, not {args.batch_size}")
-    if args.module:
-        from .gradcheck import _load_module
-
-        _load_module(args.module)
+    output = None if args.output in (None, "-") else output_file("--output", args.output)
+    if args.module is not None:
+        load_user_module(args.module)
     backend = backends.get_backend(args.backend)
-    try:
-        info = checkpoint_info(args.model)
-        with backend.dtype_scope(info.saved_dtype or "float32"):  # JAX: float64 if saved so
-            model, params, model_state = load_model(args.model, backend)
-            x = read_inputs(args.file)
-            x = fit_to_model(x, info.input_shape, args.model, args.file)
-            out = backends.to_numpy(predict(model, params, x, model_state=model_state,
-                                            batch_size=args.batch_size))
-    except OSError as e:
-        raise ValueError(str(e)) from None
+    info = checkpoint_info(args.model)
+    with backend.dtype_scope(info.saved_dtype or "float32"):  # JAX: float64 if saved so
+        model, params, model_state = load_model(args.model, backend)
+        x = read_inputs(args.file)
+        x = fit_to_model(x, info.input_shape, args.model, args.file)
+        dtypes = [backend.numpy_dtype(leaf.dtype) for leaf in tree_leaves(params)]
+        floats = [d for d in dtypes if d.kind == "f"]
+        if floats:
+            check_range(x, floats[0], args.file)
+        out = backends.to_numpy(predict(model, params, x, model_state=model_state,
+                                        batch_size=args.batch_size))
     header, rows, note = table(out, info.loss, model)
     if note:
         print(f"xbackprop predict: {note}", file=sys.stderr)
-    if args.output:
+    if output is not None:
         from ..atomic import atomic_write
 
-        with atomic_write(args.output) as f:
+        with atomic_write(output) as f:
             text = io.TextIOWrapper(f, encoding="utf-8", newline="")
             _write_csv(text, header, rows)
             text.detach()  # flushed; atomic_write closes the file
@@ -85,23 +86,30 @@ def read_inputs(path: str) -> np.ndarray:
     """The samples in `path`: a .npy array (never unpickled), or a CSV of numbers with an
     optional header row ('-': CSV from stdin), as float64 (N, ...)."""
     if path == "-":
-        return _parse_csv(sys.stdin.read(), "stdin")
+        buffer = getattr(sys.stdin, "buffer", None)  # (a test's StringIO has none)
+        text = _text(buffer.read(), "stdin") if buffer is not None else sys.stdin.read()
+        return _parse_csv(text, "stdin")
     file = Path(path)
     if not file.is_file():
-        raise ValueError(f"{path}: no such file")
-    if file.suffix == ".npy":
+        raise ValueError(f"{path}: " + ("a folder, not a file of inputs" if file.is_dir()
+                                        else "no such file"))
+    if file.suffix.lower() == ".npy":
         try:
             x = np.load(file, allow_pickle=False)
         except ValueError as e:
             raise ValueError(f"{path}: not a .npy array of numbers ({e})") from None
         if x.dtype.kind not in "biuf":
             raise ValueError(f"{path} holds {x.dtype} values, not numbers")
+        if x.ndim == 0:
+            raise ValueError(f"{path} holds a single number (a 0-d array), not samples: save "
+                             "an array of shape (N, features...), e.g. numpy.save(path, "
+                             "x.reshape(1, -1))")
         x = x.astype(np.float64)
-    elif file.suffix == ".npz":
+    elif file.suffix.lower() == ".npz":
         raise ValueError(f"{path} is an .npz archive of several arrays: save the inputs alone "
                          "with numpy.save('inputs.npy', x)")
     else:
-        x = _parse_csv(file.read_text(), path)
+        x = _parse_csv(_text(file.read_bytes(), path), path)
     if x.shape[0] == 0:
         raise ValueError(f"{path} holds no samples")
     bad = np.argwhere(~np.isfinite(x))
@@ -109,6 +117,32 @@ def read_inputs(path: str) -> np.ndarray:
         raise ValueError(f"{path} holds NaN or infinite values (the first in sample "
                          f"{bad[0][0]}); clean the data first")
     return x
+
+
+def _text(data: bytes, name: str) -> str:
+    """The bytes of a CSV file as text: UTF-8, with or without a byte-order mark (which
+    would otherwise glue itself to the first number and turn the first sample into a
+    header)."""
+    if data[:2] == b"\x1f\x8b" or b"\x00" in data[:4096]:
+        raise ValueError(f"{name} is a binary file, not a CSV of numbers (a .npy array must "
+                         "be named NAME.npy; a gzipped CSV, gunzip it first)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{name} is not UTF-8 text (byte {e.start}): not a CSV of numbers?"
+                         ) from None
+
+
+def check_range(x: np.ndarray, dtype: np.dtype, name: str) -> None:
+    """Refuse values beyond what the model's `dtype` holds (1e39 in float32), which would
+    turn into infinities and rows of NaN."""
+    limit = float(np.finfo(dtype).max)
+    big = np.argwhere(np.abs(x) > limit)
+    if len(big):
+        where = tuple(int(i) for i in big[0])
+        raise ValueError(f"{name}: sample {where[0]} holds {x[where]:.6g}, beyond the range of "
+                         f"{dtype.name} (±{limit:.3g}), the model's dtype; scale the inputs as "
+                         "the training data was scaled")
 
 
 def _parse_csv(text: str, name: str) -> np.ndarray:
@@ -124,13 +158,17 @@ def _parse_csv(text: str, name: str) -> np.ndarray:
 
     columns = None
     first = cells(lines[0][1])
-    if not all(_is_number(c) for c in first):  # a header row
+    if not all(is_number(c) for c in first):  # a header row
         columns, lines = first, lines[1:]
     rows = []
     for number, line in lines:
         row = cells(line)
+        if columns is not None and len(row) != len(columns):
+            raise ValueError(f"{name} line {number} has {len(row)} values, but the header row "
+                             f"names {len(columns)} columns ({_shorten(columns)}): a header of "
+                             "another file, or a missing or extra delimiter?")
         for j, cell in enumerate(row):
-            if not _is_number(cell):
+            if not is_number(cell):
                 column = f" ({columns[j]})" if columns and j < len(columns) else ""
                 raise ValueError(f"{name} line {number}, column {j + 1}{column}: {cell!r} is not "
                                  "a number")
@@ -139,8 +177,20 @@ def _parse_csv(text: str, name: str) -> np.ndarray:
                              f"it have {len(rows[0])}")
         rows.append([float(c) for c in row])
     if not rows:
+        numbers = [j + 1 for j, c in enumerate(first) if is_number(c)]
+        if numbers:  # "1,2," : data with a gap, taken for a header
+            empty = [j + 1 for j, c in enumerate(first) if not c]
+            gap = (f"column {empty[0]} is empty" if empty else
+                   f"{sum(not is_number(c) for c in first)} of its values are not numbers")
+            raise ValueError(f"{name} holds one line, which reads as a header because {gap}, "
+                             "and no samples: fill in every value (or add the samples below "
+                             "the header)")
         raise ValueError(f"{name} holds a header row but no samples")
     return np.asarray(rows, dtype=np.float64)
+
+
+def _shorten(names: list[str], most: int = 5) -> str:
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
 def fit_to_model(x: np.ndarray, input_shape: tuple[int, ...] | None, model_path: str,

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import backends
 from ..recipes import RECIPES, get_recipe
-from . import add_backend_option
+from . import add_backend_option, count, output_file, seed
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,20 +29,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "; ".join(f"{r.name}: {r.description}" for r in RECIPES.values()))
     train.add_argument("job", choices=sorted(RECIPES), help="what to train")
     add_backend_option(train)
-    train.add_argument("--epochs", type=int, help="passes over the training data")
-    train.add_argument("--batch-size", type=int, help="samples per step")
+    train.add_argument("--epochs", type=count(0), help="passes over the training data")
+    train.add_argument("--batch-size", type=count(1), help="samples per step")
     train.add_argument("--lr", type=float, help="learning rate")
     train.add_argument("--optimizer", choices=["sgd", "momentum", "nesterov", "adam", "adamw",
                                                "rmsprop", "adagrad"], help="update rule")
-    train.add_argument("--seed", type=int, default=0, help="seed for weights, split, shuffling")
+    train.add_argument("--seed", type=seed, default=0, help="seed for weights, split, shuffling")
     train.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    train.add_argument("--save", metavar="PATH",
+                       help="save the trained model for `xbackprop predict` and "
+                       "xbackprop.load_model (.safetensors added if the name has no suffix)")
     train.add_argument("--plot", metavar="PATH",
                        help="save the loss/accuracy curves as a PNG (.png added if missing)")
     train.add_argument("--no-jit", action="store_true", help="JAX: run the step op by op")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--checkpoint", metavar="DIR",
                        help="save checkpoints in DIR (every epoch, at the end, and on Ctrl-C)")
-    train.add_argument("--checkpoint-every", metavar="N", type=int, default=1,
+    train.add_argument("--checkpoint-every", metavar="N", type=count(1), default=1,
                        help="epochs between checkpoints (default 1)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run whose checkpoints are in --checkpoint DIR")
@@ -55,8 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      "--xla_force_host_platform_device_count=N makes N")
     par.add_argument("--coordinator", metavar="HOST:PORT",
                      help="process 0's address, the same for every process")
-    par.add_argument("--num-processes", metavar="N", type=int, help="processes in the run")
-    par.add_argument("--process-id", metavar="I", type=int, help="this process, 0 to N-1")
+    par.add_argument("--num-processes", metavar="N", type=count(1), help="processes in the run")
+    par.add_argument("--process-id", metavar="I", type=count(0), help="this process, 0 to N-1")
     par.add_argument("--distributed", action="store_true",
                      help="join a multi-process run, detecting the coordinator, the number "
                      "of processes and this one's id from the cluster (SLURM, Open MPI)")
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         chosen = args.backend or os.environ.get(backends.ENV_VAR) or backends.BACKEND_NAMES[0]
         rank, processes = backends.initialize_distributed(chosen, *place)
     backend = backends.get_backend(args.backend)
-    plot = plot_path(args.plot) if args.plot else None  # before training, not after
+    plot = plot_path(args.plot) if args.plot is not None else None  # before training
+    save = model_path(args.save) if args.save is not None else None
     devices = args.devices if args.devices is not None else "all" if processes > 1 else None
     if devices is not None:
         backend = backend.with_devices(devices)
@@ -125,6 +129,14 @@ def run(args: argparse.Namespace) -> int:
     say(_timing(seconds, result.history.get("time", []), -(-n_train // batch_size)))
     if args.checkpoint:
         say(f"checkpoints in {args.checkpoint} (resume with --resume)")
+    if save and rank == 0:
+        from ..checkpoint import save_model
+
+        save_model(save, model, state.params, state.model_state, loss=loss,
+                   input_shape=tuple(data.x_train.shape[1:]),
+                   metadata={"job": recipe.name, "epochs": epochs, "seed": args.seed,
+                             "dtype": args.dtype, "test": test})
+        say(f"saved the model to {save} (xbackprop predict {save} FILE)")
     if plot and rank == 0:
         say(f"saved {result.history.plot(plot, title=f'xbackprop {recipe.name}')}")
     return 0
@@ -136,6 +148,8 @@ def plot_path(path: str) -> Path:
     if importlib.util.find_spec("matplotlib") is None:
         raise ValueError("--plot needs matplotlib, which is not installed: pip install "
                          "'xbackprop[plot]' (or leave out --plot)")
+    if not path.strip():
+        raise ValueError("--plot needs a file name, not an empty string")
     file = Path(path)
     if file.suffix == "":
         file = file.with_name(file.name + ".png")
@@ -145,6 +159,13 @@ def plot_path(path: str) -> Path:
         raise ValueError(f"--plot {path}: the folder {file.parent} does not exist; create it "
                          "first")
     return file
+
+
+def model_path(path: str) -> Path:
+    """`--save PATH` checked before any work: a file name in a folder that exists
+    (".safetensors" added to a name without a suffix)."""
+    file = output_file("--save", path, example="model.safetensors")
+    return file if file.suffix else file.with_name(file.name + ".safetensors")
 
 
 def _devices(text: str) -> int | str:

@@ -27,10 +27,16 @@ def data_home() -> Path:
     """The folder that holds downloaded data sets (one subfolder per set):
     `$XBACKPROP_DATA` if set, else the platform's user cache folder: `$XDG_CACHE_HOME/xbackprop`
     or `~/.cache/xbackprop` on Linux, `~/Library/Caches/xbackprop` on macOS,
-    `%LOCALAPPDATA%\\xbackprop\\Cache` on Windows. Not created here."""
+    `%LOCALAPPDATA%\\xbackprop\\Cache` on Windows. Not created here; a variable that names a
+    file is an error."""
     chosen = os.environ.get(DATA_ENV_VAR)
     if chosen:
-        return Path(chosen).expanduser()
+        home = Path(chosen).expanduser()
+        if home.exists() and not home.is_dir():
+            raise DataFileError(f"${DATA_ENV_VAR}={chosen} is a file, not a folder: point it at "
+                                "the folder for downloaded data sets (it is made if missing), "
+                                "or unset it to use the user cache folder")
+        return home
     if sys.platform == "win32":
         base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
         return Path(base) / "xbackprop" / "Cache"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..random import host_generator
+
 __all__ = ["spiral", "moons"]
 
 
@@ -17,8 +19,8 @@ def _check(n_per_class: int, classes: int, noise: float) -> None:
     if n_per_class < 1 or classes < 1:
         raise ValueError(f"need at least one class and one point per class (got classes="
                          f"{classes}, n_per_class={n_per_class})")
-    if noise < 0:
-        raise ValueError(f"noise is a standard deviation and cannot be negative (got {noise})")
+    if not noise >= 0 or noise == float("inf"):  # (not >= also catches NaN)
+        raise ValueError(f"noise is a standard deviation, a finite number >= 0 (got {noise})")
 
 
 def spiral(n_per_class: int = 100, classes: int = 3, *, noise: float = 0.2, seed: int = 0,
@@ -30,7 +32,7 @@ def spiral(n_per_class: int = 100, classes: int = 3, *, noise: float = 0.2, seed
     straight line separates them (three classes are CS231n's θ = 4 (k + r)).
     """
     _check(n_per_class, classes, noise)
-    rng = np.random.default_rng(seed)
+    rng = host_generator(seed)
     r = np.linspace(0.0, 1.0, n_per_class)
     xs, ys = [], []
     for k in range(classes):
@@ -49,7 +51,7 @@ def moons(n_per_class: int = 100, classes: int = 2, *, noise: float = 0.1, seed:
     `make_moons`; more continue the chain to the right.
     """
     _check(n_per_class, classes, noise)
-    rng = np.random.default_rng(seed)
+    rng = host_generator(seed)
     t = np.linspace(0.0, np.pi, n_per_class)
     xs, ys = [], []
     for k in range(classes):

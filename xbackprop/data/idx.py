@@ -14,6 +14,7 @@ error that names the file and what is wrong, never an array of garbage.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 from pathlib import Path
@@ -33,6 +34,7 @@ IDX_DTYPES: dict[int, np.dtype] = {
 _CODES = {dt.newbyteorder("=").str: code for code, dt in IDX_DTYPES.items()}
 
 MAX_DIMS = 8  # the format allows 255; more than a handful means the header is garbage
+MAX_BYTES = 2 ** 62  # sizes whose product passes this are garbage (and would overflow int64)
 
 
 class IdxError(DataFileError):
@@ -64,7 +66,10 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
                        f"alone is {header})")
     shape = struct.unpack(f">{ndim}I", data[4:header])
     dtype = IDX_DTYPES[code]
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+    if expected > MAX_BYTES:
+        raise IdxError(f"{path}: the header's sizes {shape} make {expected:.3g} bytes, more "
+                       "than any file holds: a corrupt header, or not an IDX file")
     if len(data) != expected:
         problem = "truncated" if len(data) < expected else "longer than its header says"
         raise IdxError(f"{path}: {problem}: the header says {dtype.newbyteorder('=').name} "

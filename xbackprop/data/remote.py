@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from .. import fserrors
 from ..atomic import atomic_write
 from .files import DataFileError, data_home, sha256_of
 
@@ -143,7 +144,8 @@ def download(name: str | RemoteSet, folder: str | Path | None = None, *,
     """
     remote = get_remote_set(name)
     target = remote.folder(folder)
-    target.mkdir(parents=True, exist_ok=True)
+    with fserrors.operation("create the folder", target):
+        target.mkdir(parents=True, exist_ok=True)
     bases = tuple(mirrors) if mirrors else remote.mirrors
     say = _reporter(progress)
     for file in remote.files:
@@ -230,7 +232,7 @@ def _transfer(url: str, part: Path, size: int, timeout: float, progress: bool) -
         if total is not None and int(total) + have != size:
             raise _NextMirror(f"the server offers {int(total) + have} bytes, the published "
                               f"file has {size} (an error page or a different file?)")
-        with open(part, "ab" if have else "wb") as out:
+        with fserrors.operation("write", part), open(part, "ab" if have else "wb") as out:
             _stream(response, out, have, size, part.name.removesuffix(PART_SUFFIX), progress)
     got = part.stat().st_size
     if got < size:

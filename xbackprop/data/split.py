@@ -6,6 +6,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..random import host_generator
+
 __all__ = ["Dataset", "train_test_split"]
 
 
@@ -26,7 +28,7 @@ def train_test_split(x: np.ndarray, y: np.ndarray, *, test_fraction: float = 0.2
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
-    rng = np.random.default_rng(seed)
+    rng = host_generator(seed)
     if stratify and y.ndim == 1 and y.dtype.kind in "iu":
         test = np.concatenate([
             idx[:int(round(len(idx) * test_fraction))]

@@ -29,7 +29,7 @@ from ..backends import backend_of
 from .files import DataFileError, read_bytes
 from .split import Dataset, train_test_split
 
-__all__ = ["Standardizer", "Table", "load_csv"]
+__all__ = ["Standardizer", "Table", "is_number", "load_csv"]
 
 _DELIMITERS = (",", ";", "\t")
 
@@ -299,7 +299,8 @@ def _check_column(where: str, header: list[str], name: str, role: str) -> None:
                          f"are {', '.join(header)}.{hint}")
 
 
-def _is_number(value: str) -> bool:
+def is_number(value: str) -> bool:
+    """Whether a CSV cell reads as a number (`float()` takes it: "3", "-1e5", "nan")."""
     try:
         float(value)
     except ValueError:
@@ -316,7 +317,7 @@ def _text_columns(where: str, header: list[str], rows: _Rows, used: list[str],
         text = set()
         for name in used:
             i = header.index(name)
-            if not any(_is_number(row[i].strip()) for row in rows):
+            if not any(is_number(row[i].strip()) for row in rows):
                 text.add(name)
         return text
     for name in categorical:

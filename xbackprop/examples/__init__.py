@@ -30,6 +30,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from .. import fserrors
+
 __all__ = ["NAMES", "load", "summaries", "run", "draw", "write_gallery", "shrink_png"]
 
 #: every example, in the order `xbackprop example --list` shows them
@@ -71,7 +73,8 @@ def draw(name: str, result: Any, out: str | Path) -> list[Path]:
     """Write the pictures of example `name`'s `result` into the folder `out` (made if
     missing); returns the paths of the PNG files."""
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    with fserrors.operation("create the folder", folder):
+        folder.mkdir(parents=True, exist_ok=True)
     return [Path(p) for p in load(name).draw(result, folder)]
 
 

@@ -67,7 +67,7 @@ class RegressionResult:
         lines.append("")
         for k, name in enumerate(self.outputs):
             net, base = self.per_output(self.scores, k), self.per_output(self.baseline, k)
-            change = net["rmse"] / base["rmse"] - 1
+            change = net["rmse"] / base["rmse"] - 1 if base["rmse"] > 0 else float("inf")
             if self.beats_baseline(k):
                 lines.append(f"{name}: the network beats the mean predictor (RMSE {change:+.0%}"
                              f", R² {net['r2']:.3f}).")
@@ -88,11 +88,19 @@ def train_regressor(table: xb.data.Table, *, name: str, title: str,
     standardised), the targets first ln(y + 1)-transformed if `log_target`, then
     standardised with the training rows' statistics. A fifth of the training rows is held
     out for early stopping; the test rows are used only at the end."""
+    if epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, not {epochs}")
     if table.classification:
         raise ValueError(f"{table.source}: the target {table.targets[0]!r} is text (class "
                          "labels); this example does regression: choose a numeric target")
     y_train, y_test = table.y_train.astype(np.float64), table.y_test.astype(np.float64)
     outputs = table.targets
+    for k, target in enumerate(outputs):
+        values = np.unique(y_train[:, k])
+        if len(values) == 1:  # the mean predictor is exact: nothing to learn or compare
+            raise ValueError(f"{table.source}: the target {target!r} is {values[0]:g} in every "
+                             "training row, so there is nothing to predict; choose a target "
+                             "that varies")
     if log_target:
         low = min(y_train.min(), y_test.min())
         if low <= -1:

@@ -75,7 +75,7 @@ def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
         caveat = ""
     return train_regressor(
         table, name="forest-fires", title=title, hidden=[int(h) for h in hidden or [16]],
-        log_target=bool(log_target), epochs=epochs or (30 if quick else 200),
+        log_target=bool(log_target), epochs=(30 if quick else 200) if epochs is None else epochs,
         patience=patience, lr=1e-2, seed=seed, backend=backend, caveat=caveat,
         progress=progress)
 

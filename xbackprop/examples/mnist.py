@@ -143,11 +143,13 @@ def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
         data: str | None = None, download: bool = False, dataset: str = "mnist",
         activation: str = "relu", epochs: int | None = None, lr: float | None = None,
         progress: bool = False) -> Result:
+    epochs = (QUICK["epochs"] if quick else 10) if epochs is None else epochs  # 0: not default
+    if epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, not {epochs}")
     split, source = _load(data, download, dataset, quick, seed)
     model = network(activation)
     loss = xb.SoftmaxCrossEntropy()
-    epochs = epochs or (QUICK["epochs"] if quick else 10)
-    lr = lr or (0.1 if activation == "relu" else 0.5)
+    lr = (0.1 if activation == "relu" else 0.5) if lr is None else lr
     t0 = time.perf_counter()
     fitted = xb.fit(model, split.x_train, split.y_train, loss=loss, optimizer=xb.optim.sgd(lr),
                     epochs=epochs, batch_size=BATCH, seed=seed, backend=backend,

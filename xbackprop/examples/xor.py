@@ -68,7 +68,9 @@ def _milestones(n: int) -> list[int]:
 def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
         progress: bool = False, epochs: int | None = None) -> Result:
     """Train on the four points, full batch; `seed` draws the starting weights."""
-    epochs = epochs or (2000 if quick else 10_000)
+    epochs = (2000 if quick else 10_000) if epochs is None else epochs  # 0 is not "default"
+    if epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, not {epochs}")
     model = network()
     x, y = xb.data.xor()
     fitted = xb.fit(model, x, y, loss=xb.MSE("sum", scale=0.5),

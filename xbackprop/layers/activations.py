@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arguments import integer, real
 from ..backends import backend_of
 from .base import EVAL, Context, Layer, Params, Shape
 
@@ -83,6 +84,9 @@ class LeakyReLU(_Elementwise):
 
     alpha: float = 0.01
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alpha", real("LeakyReLU", "alpha", self.alpha))
+
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
         xp = backend_of(x).xp
         return xp.where(x > 0, x, self.alpha * x), x
@@ -100,6 +104,9 @@ class Softmax(_Elementwise):
     """
 
     axis: int = -1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "axis", integer("Softmax", "axis", self.axis))
 
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
         xp = backend_of(x).xp

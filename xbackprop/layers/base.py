@@ -180,6 +180,9 @@ def run_backward(layer: Layer, params: Params, cache: Any, dy: Array, index: int
         raise TypeError(f"{_where(index)}{describe(layer)}.backward must return (dx, grads) "
                         f"with grads a dict like its parameters "
                         f"({', '.join(map(repr, params)) or 'none'}), not {_what(out[1])}")
+    if not is_trusted() and isinstance(out[1], dict):
+        for name, grad in out[1].items():  # (a container's children checked their own)
+            _same_library(layer, "backward", dy, grad, index, f"the gradient of {name!r}")
     return out
 
 
@@ -216,13 +219,14 @@ def _where(index: int | None) -> str:
     return "" if index is None else f"layer {index}, "
 
 
-def _same_library(layer: Layer, method: str, given: Any, returned: Any, index: int | None
-                  ) -> None:
+def _same_library(layer: Layer, method: str, given: Any, returned: Any, index: int | None,
+                  what: str = "") -> None:
     have, got = owner_of(given), owner_of(returned)
     if have is not None and got is not None and got is not have:
         raise TypeError(
             f"{_where(index)}{describe(layer)}.{method} was given a {have.name} array and "
-            f"returned a {got.name} array: it computes with another library than its input's "
+            f"returned a {got.name} array{f' as {what}' if what else ''}: it computes with "
+            "another library than its input's "
             f"(np.* on {have.name} arrays?). Use the inputs' namespace: xp = "
             "xbackprop.backend_of(x).xp, then xp.exp(x), xp.sum(...), ...")
 

@@ -17,6 +17,7 @@ forward and backward.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,8 +47,10 @@ class Conv2D(Layer):
     bias_init: str | Initializer = "zeros"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.filters, int) or self.filters < 1:
+        if isinstance(self.filters, bool) or not isinstance(self.filters, numbers.Integral) \
+                or self.filters < 1:
             raise ValueError(f"Conv2D: filters must be a positive int, not {self.filters!r}")
+        object.__setattr__(self, "filters", int(self.filters))
         for name in ("kernel_size", "stride", "dilation"):
             if min(pair(getattr(self, name), name)) < 1:
                 raise ValueError(f"Conv2D: {name} must be positive, not {getattr(self, name)!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,9 +27,11 @@ class Dense(Layer):
     bias_init: str | Initializer = "zeros"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.units, int) or isinstance(self.units, bool) or self.units < 1:
+        if isinstance(self.units, bool) or not isinstance(self.units, numbers.Integral) \
+                or self.units < 1:
             raise ValueError(f"Dense: units is the number of outputs, a positive int, not "
                              f"{self.units!r}")
+        object.__setattr__(self, "units", int(self.units))  # np.int64(3) -> 3: plain JSON
 
     def init(self, rng: np.random.Generator, in_shape: Shape) -> Params:
         (fan_in,) = _features(self, in_shape)

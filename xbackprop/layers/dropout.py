@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arguments import real
 from ..backends import backend_of
 from ..random import bernoulli
 from .base import EVAL, Context, Layer, Params, Shape
@@ -26,8 +27,8 @@ class Dropout(Layer):
     stochastic = True
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.rate < 1.0:
-            raise ValueError(f"Dropout rate must be in [0, 1), not {self.rate!r}")
+        object.__setattr__(self, "rate", real("Dropout", "rate", self.rate, 0.0, 1.0,
+                                              high_open=True))
 
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
         if not ctx.train or self.rate == 0.0:

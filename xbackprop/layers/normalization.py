@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arguments import real
 from ..backends import backend_of
 from .base import EVAL, Context, Layer, Params, Shape, describe
 
@@ -34,8 +35,9 @@ class BatchNorm(Layer):
     eps: float = 1e-5
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.momentum < 1.0 or self.eps <= 0:
-            raise ValueError("BatchNorm: momentum must be in [0, 1) and eps positive")
+        object.__setattr__(self, "momentum", real("BatchNorm", "momentum", self.momentum, 0.0,
+                                                  1.0, high_open=True))
+        object.__setattr__(self, "eps", real("BatchNorm", "eps", self.eps, 0.0, low_open=True))
 
     @staticmethod
     def _check(layer: BatchNorm, in_shape: Shape) -> int:

@@ -7,6 +7,7 @@ total is odd (as TensorFlow does).
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Union
 
 from ..backends import Backend
@@ -18,11 +19,13 @@ Padding = Union[int, Pair, str, tuple[Pair, Pair]]
 
 def pair(value: int | tuple[int, int], name: str) -> Pair:
     """`3 -> (3, 3)`; `(3, 5)` stays; anything else is an error naming `name`."""
-    if isinstance(value, int):
+    given = value
+    if isinstance(value, numbers.Integral):
         value = (value, value)
     if (not isinstance(value, (tuple, list)) or len(value) != 2
-            or not all(isinstance(v, int) for v in value)):
-        raise ValueError(f"{name} must be an int or a pair of ints, not {value!r}")
+            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                       for v in value)):
+        raise ValueError(f"{name} must be an int or a pair of ints, not {given!r}")
     return int(value[0]), int(value[1])
 
 
