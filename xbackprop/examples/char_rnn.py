@@ -36,8 +36,7 @@ import numpy as np
 import xbackprop as xb
 from xbackprop.explain import format_table
 
-SUMMARY = ("min-char-rnn on Tiny Shakespeare: backprop through time, samples as it learns "
-           "to spell; RNN vs LSTM vs GRU; vanishing gradients")
+SUMMARY = "min-char-rnn on Shakespeare learns to spell; RNN vs LSTM vs GRU; vanishing gradients"
 GALLERY = "vanishing_gradient.png"
 
 CELLS = {"rnn": xb.RNN, "lstm": xb.LSTM, "gru": xb.GRU}
