@@ -260,19 +260,15 @@ class Recurrent(Layer):
 
 def time_major_product(xp: Any, a: Array, b: Array) -> Array:
     """Σ_t a_tᵀ b_t for a: (T, B, M), b: (T, B, N): the weight gradient of every step at
-    once, as one (M, T·B) × (T·B, N) product."""
-    steps, batch = a.shape[0], a.shape[1]
-    return xp.reshape(a, (steps * batch, a.shape[2])).T @ xp.reshape(b, (steps * batch,
-                                                                        b.shape[2]))
+    once, one product contracting time and batch together. (A tensordot, not a reshape to
+    (T·B, M): merging T with a batch axis split across devices would make XLA gather it.)"""
+    return xp.tensordot(a, b, axes=((0, 1), (0, 1)))
 
 
 def project(xp: Any, x: Array, w: Array, b: Array | None = None) -> Array:
-    """x W (+ b) for x: (T, B, F) time-major: one (T·B, F) × (F, N) product -> (T, B, N)."""
-    steps, batch = x.shape[0], x.shape[1]
-    out = xp.reshape(x, (steps * batch, x.shape[2])) @ w
-    if b is not None:
-        out = out + b
-    return xp.reshape(out, (steps, batch, w.shape[1]))
+    """x W (+ b) for x: (T, B, F) time-major: one product over every step -> (T, B, N)."""
+    out = xp.tensordot(x, w, axes=1)
+    return out if b is None else out + b
 
 
 def previous_states(xp: Any, first: Array, states: Array) -> Array:
