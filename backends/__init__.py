@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from xbackprop.tree import tree_map
+
 from ._base import (
     Array,
     Backend,
@@ -34,6 +36,7 @@ from ._select import (
     backend_of,
     get_backend,
     is_trusted,
+    normalise,
     owner_of,
     probe,
     set_backend,
@@ -52,8 +55,6 @@ __all__ = [
 
 def to_numpy(tree: Any) -> Any:
     """Every array in `tree` (an array, or dicts/lists/tuples of them) as a NumPy array."""
-    from xbackprop.tree import tree_map
-
     def one(x: Any) -> Any:
         owner = owner_of(x)
         return x if owner is None else owner.to_numpy(x)
@@ -69,8 +70,6 @@ def asarray(x: Any, backend: str | Backend | None = None, dtype: Any = None) -> 
 def tree_to_backend(tree: Any, backend: str | Backend | None = None, dtype: Any = None) -> Any:
     """Every array in `tree` moved to `backend`, floating ones cast to `dtype` if given;
     other leaves (Python numbers, None, strings) are kept as they are."""
-    from xbackprop.tree import tree_map
-
     target = get_backend(backend)
 
     def one(x: Any) -> Any:
@@ -95,9 +94,7 @@ def initialize_distributed(backend: str = "jax", coordinator_address: str | None
     `get_backend("jax", devices="all")` spans every process's devices. Only JAX runs
     several processes; the others say what to use instead.
     """
-    from ._select import _normalise
-
-    name = _normalise(backend).partition(":")[0]
+    name = normalise(backend).partition(":")[0]
     return backend_class(name).initialize_distributed(coordinator_address, num_processes,
                                                       process_id)
 

@@ -36,6 +36,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from xbackprop.tree import tree_leaves, tree_map
+
 from . import _bits
 
 Pair = tuple[int, int]
@@ -171,7 +173,7 @@ class Backend:
             if dtype.kind == "f":
                 self.check_dtype(dtype)
             dtype = self.xp_dtype(dtype)
-        if not (self.is_array(x) or isinstance(x, _HOST_TYPES)):
+        if not (self.is_array(x) or isinstance(x, HOST_TYPES)):
             x = to_host(x)
         return self.xp.asarray(x, dtype=dtype)
 
@@ -186,8 +188,6 @@ class Backend:
         devices), or the library's own placement object (JAX: a `jax.sharding.Sharding`).
         A backend with one device places everything there."""
         self.check_sharding(sharding)
-        from xbackprop.tree import tree_map
-
         return tree_map(lambda x: self.asarray(x) if is_array_leaf(x) else x, tree)
 
     def put_local(self, tree: Any, sharding: Any = "batch") -> Any:
@@ -228,8 +228,6 @@ class Backend:
 
     def check_sharding(self, spec: Any) -> None:
         """Raise unless every leaf of `spec` is a placement this backend understands."""
-        from xbackprop.tree import tree_leaves
-
         for leaf in tree_leaves(spec):
             if leaf not in SHARDINGS:
                 raise ShardingError(
@@ -510,12 +508,13 @@ def library_pad(backend: Backend, x: Array, widths: Sequence[Pair], value: float
     return backend.xp.pad(x, tuple(widths), constant_values=value)
 
 
-_HOST_TYPES = (np.ndarray, np.generic, int, float, bool, list, tuple)
+#: what any backend's asarray takes from the host
+HOST_TYPES = (np.ndarray, np.generic, int, float, bool, list, tuple)
 
 
 def is_array_leaf(x: Any) -> bool:
     """Leaves that move between backends: arrays of any backend and NumPy scalars."""
-    from ._select import owner_of  # local: _select imports the backend modules
+    from ._select import owner_of  # local: a cycle (_select imports this module)
 
     return isinstance(x, np.generic) or owner_of(x) is not None
 
@@ -523,7 +522,7 @@ def is_array_leaf(x: Any) -> bool:
 def to_host(x: Any) -> Any:
     """Another backend's array as NumPy, through the backend that owns it; anything no
     backend claims is passed on for the array library to convert (or reject)."""
-    from ._select import owner_of
+    from ._select import owner_of  # local: a cycle (_select imports this module)
 
     owner = owner_of(x)
     return x if owner is None else owner.to_numpy(x)

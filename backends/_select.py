@@ -117,7 +117,7 @@ def backend_class(name: str) -> type[Backend]:
     return cls
 
 
-def _normalise(name: str) -> str:
+def normalise(name: str) -> str:
     if not isinstance(name, str):
         raise UnknownBackendError(
             f"a backend is named by a string such as 'numpy', not {type(name).__name__}.")
@@ -135,7 +135,7 @@ def get_backend(name: str | Backend | None = None, **options: Any) -> Backend:
             raise TypeError("get_backend: options configure a backend named by a string")
         return name
     if name is not None:
-        return _instance(_normalise(name), "the backend argument", options)
+        return _instance(normalise(name), "the backend argument", options)
     if options:
         raise TypeError("get_backend: options need a backend name, e.g. "
                         "get_backend('jax', mesh=mesh)")
@@ -146,7 +146,7 @@ def get_backend(name: str | Backend | None = None, **options: Any) -> Backend:
         return _process_choice
     env = os.environ.get(ENV_VAR)
     if env is not None and env.strip():
-        return _instance(_normalise(env), f"the environment variable {ENV_VAR}={env!r}")
+        return _instance(normalise(env), f"the environment variable {ENV_VAR}={env!r}")
     return _instance(DEFAULT, "the default")
 
 
@@ -157,7 +157,7 @@ def set_backend(name: str | Backend | None) -> Backend | None:
     if name is None:
         _process_choice = None
         return None
-    backend = name if isinstance(name, Backend) else _instance(_normalise(name),
+    backend = name if isinstance(name, Backend) else _instance(normalise(name),
                                                                 "set_backend()")
     _process_choice = backend
     return backend
@@ -166,7 +166,7 @@ def set_backend(name: str | Backend | None) -> Backend | None:
 def use_backend(name: str | Backend) -> contextlib.AbstractContextManager[Backend]:
     """Use `name` (or a backend value) inside a `with` block, in this thread (and context)
     only; the previous choice comes back on exit, also when the block raises."""
-    backend = name if isinstance(name, Backend) else _instance(_normalise(name),
+    backend = name if isinstance(name, Backend) else _instance(normalise(name),
                                                                 "use_backend()")
     return backend.scope()
 
@@ -174,7 +174,7 @@ def use_backend(name: str | Backend) -> contextlib.AbstractContextManager[Backen
 def probe(name: str) -> Backend:
     """The backend `name` if it can run here; else the error that says why, as a listing
     shows it (`xbackprop backends`: nothing was chosen, so no "chosen by")."""
-    return _instance(_normalise(name), None)
+    return _instance(normalise(name), None)
 
 
 def available_backends() -> list[str]:

@@ -30,7 +30,7 @@ class ArrayApiStrictBackend(Backend):
     def __init__(self, device: str | None = None) -> None:
         super().__init__(device)
         try:
-            import array_api_strict
+            import array_api_strict  # deferred: array_api_strict, optional (tests)
         except ImportError as e:
             raise BackendUnavailableError(
                 f"backend 'array_api_strict' needs array-api-strict, which is not installed "

@@ -22,7 +22,7 @@ class CupyBackend(Backend):
     def __init__(self, device: str | None = None) -> None:
         """device: None (CuPy's current device), or a GPU index such as "1"."""
         try:
-            import cupy
+            import cupy  # deferred: cupy is heavy and optional; imported when chosen
         except ImportError as e:
             raise BackendUnavailableError(
                 f"backend 'cupy' needs CuPy, which is not installed ({e}). Install the build "

@@ -46,7 +46,9 @@ from typing import Any
 
 import numpy as np
 
-from ._base import _HOST_TYPES as _HOST
+from xbackprop.tree import tree_leaves, tree_map
+
+from ._base import HOST_TYPES as _HOST
 from ._base import SHARDINGS, Array, Backend, BackendUnavailableError, DtypeError, \
     ShardingError, check_float_dtype, is_array_leaf, library_pad, scan_length, to_host
 
@@ -68,8 +70,8 @@ class JaxBackend(Backend):
         devices: N or "all", a one-axis mesh over the first N devices (of `device`'s
         platform, if named)."""
         try:
-            import jax
-            import jax.numpy as jnp
+            import jax  # deferred: jax is heavy and optional; imported when chosen
+            import jax.numpy as jnp  # (jax)
         except ImportError as e:
             raise BackendUnavailableError(
                 f"backend 'jax' needs JAX, which is not installed ({e}). "
@@ -117,7 +119,7 @@ class JaxBackend(Backend):
                                num_processes: int | None = None,
                                process_id: int | None = None) -> tuple[int, int]:
         try:
-            import jax
+            import jax  # deferred: jax is heavy and optional
         except ImportError as e:
             raise BackendUnavailableError(
                 f"several processes train together on JAX, which is not installed ({e}). "
@@ -147,21 +149,19 @@ class JaxBackend(Backend):
             raise ShardingError(
                 f"backend 'jax' on {self.device} splits batches over its mesh already; give "
                 f"devices={devices!r} or a backend with a mesh, not both")
-        from ._select import get_backend
+        from ._select import get_backend  # local: a cycle (_select loads the backend modules)
 
         spec = "jax" if self._placement is None else f"jax:{self._devices[0].platform}"
         return get_backend(spec, devices=devices)
 
     def for_placement(self, tree: Any) -> Backend:
-        from xbackprop.tree import tree_leaves
-
         leaves = tree_leaves(tree)
         sharding = getattr(leaves[0], "sharding", None) if leaves and self.is_array(
             leaves[0]) and not isinstance(leaves[0], self._jax.core.Tracer) else None
         if self.mesh is not None or not isinstance(sharding, self._jax.sharding.NamedSharding) \
                 or sharding.mesh.size == 1 or self.data_axis not in sharding.mesh.axis_names:
             return self
-        from ._select import get_backend
+        from ._select import get_backend  # local: a cycle (_select loads the backend modules)
 
         return get_backend("jax", mesh=sharding.mesh, data_axis=self.data_axis)
 
@@ -202,8 +202,6 @@ class JaxBackend(Backend):
         return np.asarray(x)
 
     def put(self, tree: Any, sharding: Any = None) -> Any:
-        from xbackprop.tree import tree_map
-
         place = self._sharding(sharding)
         if isinstance(tree, np.ndarray) and self.process_count == 1:  # one host array: fast
             return self._jax.device_put(tree, place)
@@ -221,8 +219,6 @@ class JaxBackend(Backend):
     def put_local(self, tree: Any, sharding: Any = "batch") -> Any:
         if self.process_count == 1:
             return self.put(tree, sharding)
-        from xbackprop.tree import tree_map
-
         place = self._sharding(sharding)
         make = self._jax.make_array_from_process_local_data
         return tree_map(lambda x: make(place, np.asarray(to_host(x))) if is_array_leaf(x)
@@ -231,13 +227,11 @@ class JaxBackend(Backend):
     def process_values(self, value: Any) -> np.ndarray:
         if self.process_count == 1:
             return np.asarray(value)[None]
-        from jax.experimental import multihost_utils
+        from jax.experimental import multihost_utils  # deferred: jax, several processes only
 
         return np.asarray(multihost_utils.process_allgather(np.asarray(value)))
 
     def check_sharding(self, spec: Any) -> None:
-        from xbackprop.tree import tree_leaves
-
         for leaf in tree_leaves(spec):
             self._sharding(leaf)
 
@@ -285,8 +279,6 @@ class JaxBackend(Backend):
 
     def compile(self, fn: Callable, donate_argnums: Sequence[int] = (),
                 in_shardings: Any = None, out_shardings: Any = None) -> Callable:
-        from xbackprop.tree import tree_map
-
         shardings = {}
         for arg, spec in (("in_shardings", in_shardings), ("out_shardings", out_shardings)):
             if spec is not None:

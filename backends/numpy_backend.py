@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import math
+import os
+import sys
 import types
 from typing import Any
 
@@ -100,14 +103,9 @@ def keep_freed_buffers() -> bool:
     set XBACKPROP_KEEP_MALLOC=0 to leave malloc alone. Returns True if the settings took.
     """
     global _MALLOC_TUNED
-    import os
-    import sys
-
     if _MALLOC_TUNED or os.environ.get(KEEP_BUFFERS_ENV, "1") == "0" or \
             not sys.platform.startswith("linux"):
         return _MALLOC_TUNED
-    import ctypes
-
     try:
         libc = ctypes.CDLL("libc.so.6")
         m_trim_threshold, m_mmap_threshold = -1, -3  # from <malloc.h>

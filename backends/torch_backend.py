@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import _bits
-from ._base import _HOST_TYPES, Array, Backend, BackendUnavailableError, DtypeError, Pair, \
+from ._base import HOST_TYPES, Array, Backend, BackendUnavailableError, DtypeError, Pair, \
     check_float_dtype, to_host
 
 INSTALL = ("Install the CPU build with: pip install torch --index-url "
@@ -42,8 +42,8 @@ class TorchBackend(Backend):
         """device: None (CUDA's current GPU, else the CPU), "cpu", "cuda", "cuda:1", "1"
         (CUDA GPU 1) or "mps"."""
         try:
-            import torch
-            import array_api_compat.torch as xp
+            import torch  # deferred: torch is heavy and optional; imported when chosen
+            import array_api_compat.torch as xp  # (torch's namespace: array_api_compat)
         except ImportError as e:
             raise BackendUnavailableError(
                 f"backend 'torch' needs PyTorch and array-api-compat ({e}). {INSTALL}.") from e
@@ -60,7 +60,7 @@ class TorchBackend(Backend):
     def asarray(self, x: Any, dtype: Any = None) -> Array:
         if self.is_array(x) and x.requires_grad:
             x = x.detach()  # the values only: autograd stays out of hand-written backprop
-        elif not (self.is_array(x) or isinstance(x, _HOST_TYPES)):
+        elif not (self.is_array(x) or isinstance(x, HOST_TYPES)):
             x = to_host(x)  # another backend's array
         if isinstance(x, np.ndarray) and not x.flags.writeable:
             x = np.array(x)  # torch warns on read-only buffers: it could write to them

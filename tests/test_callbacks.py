@@ -3,6 +3,8 @@ epoch's state, knows which way is better, and refuses a metric fit will not repo
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,66 @@ def test_an_int_is_a_patience_on_val_loss_and_a_missing_metric_fails_before_trai
     result = xb.fit(net, x, y, loss="mse", optimizer=optim.sgd(0.01), epochs=3,
                     validation_data=(xv, yv), early_stopping=50, progress=False)
     assert len(result.history["loss"]) == 3  # patience not exhausted: ran to the end
+
+
+def test_early_stopping_keeps_its_counters_in_plain_sight():
+    stopper = xb.EarlyStopping(patience=3)
+    feed(stopper, [5.0, 4.0, 4.5, 4.2])
+    assert stopper.state() == {"best": 4.0, "best_epoch": 1, "wait": 2}
+    other = xb.EarlyStopping(patience=3)
+    other.restore(stopper.state())
+    assert (other.best, other.best_epoch, other.wait) == (4.0, 1, 2)
+    assert other(4, {"val_loss": 4.3}, {}) is True and other.stopped_epoch == 4
+
+
+def test_callbacks_are_objects_or_functions_and_nothing_else():
+    class Counter(xb.Callback):
+        def on_logs(self, index, logs, state):
+            self.last = index
+
+    counter = Counter()
+    x, y, _, _ = noisy_regression()
+    seen = []
+    xb.fit(xb.Sequential([xb.Dense(1)]), x, y, loss="mse", optimizer=optim.sgd(0.1),
+           epochs=3, callbacks=[counter, lambda epoch, logs, state: seen.append(epoch)],
+           progress=False)
+    assert counter.last == 2 and seen == [0, 1, 2]
+    assert counter(7, {}, None) is None and counter.last == 7  # the function form
+    with pytest.raises(TypeError, match=r"callbacks\[1\] is a str, not a callback"):
+        xb.fit(xb.Sequential([xb.Dense(1)]), x, y, loss="mse", optimizer="sgd",
+               callbacks=[counter, "early"], progress=False)
+    with pytest.raises(TypeError, match=r"callbacks is a list of callbacks; pass "
+                                        r"callbacks=\[cb\]"):
+        xb.fit(xb.Sequential([xb.Dense(1)]), x, y, loss="mse", optimizer="sgd",
+               callbacks=counter, progress=False)
+
+
+def test_a_callback_of_another_class_in_its_place_is_not_restored(tmp_path):
+    x, y, xv, yv = noisy_regression()
+
+    class Keeps(xb.Callback):
+        def __init__(self):
+            self.value = None
+
+        def state(self):
+            return {"value": 1}
+
+        def restore(self, saved):
+            self.value = saved["value"]
+
+    class Other(Keeps):
+        pass
+
+    settings = dict(loss="mse", optimizer=optim.sgd(0.1), epochs=4, progress=False)
+    xb.fit(xb.Sequential([xb.Dense(1)]), x, y, max_steps=4, callbacks=[Keeps()],
+           checkpoint_dir=tmp_path / "a", **settings)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    same, other = Keeps(), Other()
+    with pytest.warns(UserWarning, match="callback Other is where the run had a Keeps; its "
+                                         "state is not restored"):
+        xb.fit(xb.Sequential([xb.Dense(1)]), x, y, resume=True, callbacks=[other],
+               checkpoint_dir=tmp_path / "a", **settings)
+    assert other.value is None
+    xb.fit(xb.Sequential([xb.Dense(1)]), x, y, resume=True, callbacks=[same],
+           checkpoint_dir=tmp_path / "b", **settings)
+    assert same.value == 1

@@ -16,11 +16,11 @@ import warnings
 
 import numpy as np
 import pytest
+import safetensors.numpy as st
 
 import xbackprop as xb
 from xbackprop import checkpoint as ck
 from xbackprop.atomic import TMP_SUFFIX
-from xbackprop.optim import OptState
 from xbackprop.tree import tree_paths
 
 INPUT = (6,)
@@ -145,8 +145,6 @@ def test_steps_resumed_from_a_checkpoint_equal_steps_in_one_go(exact, tmp_path, 
 
 
 def test_the_file_opens_in_the_safetensors_library(tmp_path):
-    st = pytest.importorskip("safetensors.numpy", reason="safetensors: not installed "
-                             "(pip install 'xbackprop[test]')")
     from safetensors import safe_open
 
     model, state, _ = trained(xb.get_backend("numpy"))
@@ -162,8 +160,6 @@ def test_the_file_opens_in_the_safetensors_library(tmp_path):
 
 
 def test_our_reader_opens_a_file_the_safetensors_library_wrote(tmp_path):
-    st = pytest.importorskip("safetensors.numpy", reason="safetensors: not installed "
-                             "(pip install 'xbackprop[test]')")
     rng = np.random.default_rng(0)
     tensors = {"f64": rng.normal(size=(3, 2)), "f32": rng.normal(size=5).astype(np.float32),
                "f16": np.arange(3, dtype=np.float16), "i64": np.arange(4, dtype=np.int64),
@@ -439,7 +435,7 @@ def test_unknown_namedtuples_are_refused_when_saving_and_loading(tmp_path):
         path = xb.save_checkpoint(tmp_path / "n.safetensors", state)
         assert type(xb.load_checkpoint(path).state.opt_state) is MyState
     finally:
-        del ck._NAMEDTUPLES["MyState"]
+        ck.forget_namedtuple(MyState)
     with pytest.raises(xb.CheckpointError, match="NamedTuple 'MyState' that this process "
                        "does not know.*register_namedtuple"):
         xb.load_checkpoint(path)
@@ -579,3 +575,24 @@ def test_checkpoint_names_sort_by_step(tmp_path):
     names = [p.name for p in manager.checkpoints()]
     assert names == sorted(names) == [manager.path_for(s).name for s in (9, 12, 100)]
     assert os.path.basename(manager.latest()) == "ckpt-000000100.safetensors"
+
+
+def test_a_full_disk_is_the_os_error_it_is_and_the_earlier_file_stays(small_disk):
+    """The safetensors package reports a full disk as its own error ("I/O error: No space
+    left on device (os error 28)"); a save says it as the file-system error it is, and the
+    checkpoint saved before is whole."""
+    from xbackprop import fserrors
+
+    disk = small_disk("64k")
+    params = [{"W": np.zeros((10, 10), np.float32)}]
+    path = xb.save_checkpoint(disk / "ckpt.safetensors",
+                              xb.TrainState(params, None, None, 1, xb.random.make_key(0)))
+    big = [{"W": np.ones((200, 200), np.float32)}]  # 160 kB on a 64 kB disk
+    with pytest.raises(OSError) as info:
+        xb.save_checkpoint(path, xb.TrainState(big, None, None, 2, xb.random.make_key(0)))
+    assert info.value.errno == 28
+    assert fserrors.describe(info.value) == (
+        f"cannot write {path}: no space left on device (the disk is full: free some space or "
+        "write elsewhere; an earlier file of that name is unchanged)")
+    assert xb.load_checkpoint(path).step == 1
+    assert sorted(p.name for p in disk.iterdir()) == ["ckpt.safetensors"]  # no .tmp left

@@ -12,7 +12,12 @@ need a subprocess, a warning or the command line. Cases tested where their modul
     any install mode, from the checkout's root or not       tests/test_import.py
     Ctrl-C ends with status 130 (and a checkpoint)          tests/test_fit_checkpoints.py
     the NaN guard names the step, epoch and layer           tests/test_fit.py
-    corrupt, truncated, foreign and pickled checkpoints     tests/test_checkpoint.py
+    corrupt, truncated, foreign and pickled checkpoints,    tests/test_checkpoint.py
+      a checkpoint on a full disk
+    a batch source's bad batch at step N, settings that     tests/test_fit_sources.py
+    do not fit a source (steps with epochs, ...)
+    callbacks that are neither Callback nor function        tests/test_callbacks.py
+    module layout: import circles, private names            tests/test_layout.py
     loaders' CSV and IDX errors                             tests/data/
 
 Issue 20 (part A), each with its message asserted:
@@ -232,7 +237,7 @@ CASES: dict[str, Case] = {
         r"evaluate: x has 40 samples but y has 10"),
     "validation_data that is not a pair": Case(
         lambda: quiet_fit(MODEL, X, Y, validation_data=X), ValueError,
-        r"validation_data is a pair \(x_val, y_val\), not a ndarray"),
+        r"validation_data is a pair \(x_val, y_val\) or a validation source, not an ndarray"),
     "validation samples of another shape": Case(
         lambda: quiet_fit(MODEL, X, Y, validation_data=(X[:, :10], Y)), ValueError,
         r"validation data: samples of shape \(10,\), but the training samples have shape "

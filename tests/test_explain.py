@@ -4,6 +4,7 @@ it prints as tables with the names a tutorial uses."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -228,6 +229,30 @@ def test_chain_rule_needs_dense_then_an_elementwise_activation():
                             [[1.0, 0.0]], "mse")
         with pytest.raises(ValueError, match=match):
             record.chain_rule()
+
+
+@dataclasses.dataclass(frozen=True)
+class Cube(xb.Layer):
+    """y = x³, unit by unit: a new activation that says so itself (`elementwise`)."""
+
+    elementwise = True
+
+    def forward(self, params, x, ctx=xb.EVAL):
+        return x * x * x, x
+
+    def backward(self, params, x, dy):
+        return 3 * x * x * dy, {}
+
+
+def test_a_new_elementwise_activation_is_known_by_its_class_not_by_a_list():
+    model = xb.Sequential([xb.Dense(2), Cube()])
+    record = xb.explain(model, xb.init_params(model, 0, (2,)), [[0.1, 0.2]], [[1.0, 0.0]],
+                        "mse")
+    table = str(record.chain_rule())
+    assert "w" in table or "0.W" in table
+    assert [type(layer).elementwise for layer in (xb.Sigmoid(), xb.Tanh(), xb.ReLU(),
+                                                  xb.LeakyReLU(), xb.Identity())] == [True] * 5
+    assert not xb.Softmax.elementwise and not xb.Dense.elementwise
 
 
 @pytest.mark.parametrize("name", ["numpy", "torch", "array_api_strict"])

@@ -12,7 +12,7 @@ import pytest
 
 import xbackprop as xb
 from xbackprop import optim
-from xbackprop.fit import DataOrder
+from xbackprop.batching import DataOrder
 from xbackprop.tree import tree_leaves, tree_paths
 
 RNG = np.random.default_rng(0)

@@ -159,6 +159,23 @@ def test_clear_errors(tmp_path):
     assert len(empty.history["loss"]) == 2  # nothing to resume: a fresh run
 
 
+@pytest.fixture
+def ctrl_c_reaches_children():
+    """Children started here get SIGINT as a program started from a terminal does.
+
+    A suite started in the background by a script (`pytest &` in a shell without job
+    control, as a CI job may be) inherits SIGINT *ignored*, and so would every child: Python
+    leaves an ignored SIGINT ignored (nohup's contract; so does fit's `deferred_interrupts`,
+    and rightly), so the child never saw the test's SIGINT and ran on until the test's
+    timeout. A disposition Python handles is reset to the default in a child at exec, so
+    handling SIGINT here gives children the terminal's default."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def wait_for(predicate, timeout: float = 60.0) -> None:
     end = time.monotonic() + timeout
     while not predicate():
@@ -166,7 +183,8 @@ def wait_for(predicate, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def test_ctrl_c_in_fit_saves_a_checkpoint_and_resume_finishes_the_run(tmp_path):
+def test_ctrl_c_in_fit_saves_a_checkpoint_and_resume_finishes_the_run(tmp_path,
+                                                                      ctrl_c_reaches_children):
     """SIGINT once the first checkpoint exists: fit stops after the current step, saves
     where it is (mid-epoch, usually), and KeyboardInterrupt ends the program; resuming
     gives the run that was never interrupted."""
@@ -195,7 +213,8 @@ def test_ctrl_c_in_fit_saves_a_checkpoint_and_resume_finishes_the_run(tmp_path):
 
 
 @pytest.mark.parametrize("delay", [0.6, 1.2, 2.0, 3.0])
-def test_ctrl_c_always_ends_the_command_with_status_130(jax_backend, tmp_path, delay):
+def test_ctrl_c_always_ends_the_command_with_status_130(jax_backend, tmp_path, delay,
+                                                         ctrl_c_reaches_children):
     """`xbackprop train digits-cnn --backend jax` interrupted while it imports, compiles or
     trains: status 130 every time (it was a segmentation fault in about half the runs
     interrupted during compilation), and a checkpoint once training has begun."""

@@ -20,7 +20,7 @@ import pytest
 
 import xbackprop as xb
 from xbackprop import backends
-from xbackprop.fit import DataOrder
+from xbackprop.batching import DataOrder
 
 pytestmark = pytest.mark.usefixtures("clean_backend_choice")
 
@@ -87,6 +87,13 @@ leaves = tree_leaves(sharded.state)
 assert all(len(a.sharding.device_set) == N and a.sharding.is_fully_replicated for a in leaves)
 same = xb.fit(mlp(), X, Y, backend=dp, **settings)  # a backend value: the same run
 assert_same(sharded, same, "devices=N and backend=mesh")
+
+# a batch source splits the same way: its batches (30 rows) padded to a multiple of N
+source = dict(loss="cross_entropy", optimizer=xb.optim.adam(0.01), seed=3, progress=False,
+              steps=9, eval_every=4, validation_data=(X[:50], Y[:50]))
+batches = xb.data.ArraySource(X, Y, 30, seed=5)
+assert_same(xb.fit(mlp(), batches, backend=one, **source),
+            xb.fit(mlp(), batches, devices=N, **source), "source")
 
 images = dict(settings, batch_size=16, validation_data=(IMAGES[:20], LABELS[:20]))
 assert_same(xb.fit(cnn(), IMAGES, LABELS, backend=one, **images),

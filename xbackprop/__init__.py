@@ -11,6 +11,10 @@ NumPy only. `fit(..., backend="jax", devices=4)` trains data-parallel over four 
 `xb.initialize_distributed(...)` joins processes that train together.
 """
 
+import importlib.util as _importlib_util
+import os as _os
+import sys as _sys
+
 # First: as the `xbackprop` command, a Ctrl-C while the rest imports exits quietly (130).
 from .interrupt import quiet_interrupts_if_command as _quiet_interrupts  # noqa: E402
 
@@ -26,26 +30,23 @@ def _find_backends() -> None:
     `xbackprop/` first (the working directory is on `sys.path`), whatever is installed, and
     there the subpackage is one folder up: load it from there, under its installed name.
     """
-    import importlib.util
-    import os
-    import sys
-
     name = f"{__name__}.backends"
-    if name in sys.modules or importlib.util.find_spec(name) is not None:
+    if name in _sys.modules or _importlib_util.find_spec(name) is not None:
         return
-    folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          "backends")
-    init = os.path.join(folder, "__init__.py")
-    if not os.path.isfile(init):
+    folder = _os.path.join(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))),
+                           "backends")
+    init = _os.path.join(folder, "__init__.py")
+    if not _os.path.isfile(init):
         return  # not a checkout either: the import below says what is missing
-    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[folder])
+    spec = _importlib_util.spec_from_file_location(name, init,
+                                                   submodule_search_locations=[folder])
     assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
+    module = _importlib_util.module_from_spec(spec)
+    _sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except BaseException:
-        del sys.modules[name]
+        del _sys.modules[name]
         raise
     globals()["backends"] = module  # as the import system sets a loaded submodule
 
@@ -71,7 +72,7 @@ from .backends import (
     tree_to_backend,
     use_backend,
 )
-from .callbacks import EarlyStopping
+from .callbacks import Callback, EarlyStopping, History
 from .explain import LayerStep, StepRecord, explain
 from .gradcheck import (
     GradientCheckError,
@@ -115,7 +116,8 @@ from .losses import (
 )
 from .model import Sequential, count_params, init_params, init_state
 from .evaluate import evaluate, predict
-from .fit import FitResult, History, fit
+from .fit import FitResult, fit
+from .sources import SourceError
 from .train import TrainingDivergedError, TrainState, loss_and_grads, make_train_step
 from .checkpoint import (
     Checkpoint,
@@ -129,7 +131,7 @@ from .checkpoint import (
     save_model,
 )
 
-__version__ = "0.1.0"
+from .version import __version__ as __version__  # (re-exported: xbackprop.__version__)
 
 __all__ = [
     # backends
@@ -146,7 +148,7 @@ __all__ = [
     # models and training
     "Sequential", "init_params", "init_state", "count_params", "TrainState", "FitResult",
     "History", "TrainingDivergedError", "fit", "predict", "evaluate", "loss_and_grads",
-    "make_train_step", "EarlyStopping",
+    "make_train_step", "EarlyStopping", "Callback", "SourceError",
     # explaining a step
     "explain", "StepRecord", "LayerStep",
     # gradient checking

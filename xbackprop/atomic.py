@@ -21,7 +21,7 @@ from typing import IO
 
 from . import fserrors
 
-__all__ = ["atomic_write", "TMP_SUFFIX"]
+__all__ = ["atomic_write", "atomic_path", "TMP_SUFFIX"]
 
 #: temporary files end in this, so a folder listing never mistakes one for a real file
 TMP_SUFFIX = ".tmp"
@@ -31,6 +31,15 @@ TMP_SUFFIX = ".tmp"
 def atomic_write(path: str | os.PathLike) -> Iterator[IO[bytes]]:
     """`with atomic_write(path) as f: f.write(...)`: `path` gets the bytes written to `f`
     only if the block finishes without an exception. The directory must exist."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        yield f
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """`with atomic_path(path) as tmp: save_file(..., tmp)`, for writers that take a file
+    name (a library's `save_file`): `path` gets the file written at `tmp` only if the block
+    finishes without an exception. The directory must exist."""
     target = Path(path)
     folder = target.parent
     with fserrors.operation("write", target):
@@ -43,9 +52,9 @@ def atomic_write(path: str | os.PathLike) -> Iterator[IO[bytes]]:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TMP_SUFFIX, dir=folder)
         try:
             _chmod_like_open(fd, target)
-            with os.fdopen(fd, "wb") as f:
-                yield f
-                f.flush()
+            os.close(fd)
+            yield Path(tmp)
+            with open(tmp, "rb+") as f:  # what the writer wrote, on the disk before the rename
                 os.fsync(f.fileno())
             os.replace(tmp, target)
         except BaseException:

@@ -23,6 +23,7 @@ from typing import Any
 
 from .layers.base import Layer, layer_classes
 from .losses import Loss, loss_classes
+from .model import Sequential
 
 __all__ = ["ConfigError", "to_config", "from_config"]
 
@@ -34,8 +35,6 @@ class ConfigError(ValueError):
 
 def to_config(obj: Layer | Loss) -> dict[str, Any]:
     """The JSON-able configuration of a layer (a `Sequential` included) or a loss."""
-    from .model import Sequential
-
     cls = type(obj)
     config: dict[str, Any] = {"class": cls.__name__, "module": cls.__module__}
     if isinstance(obj, Sequential):
@@ -59,8 +58,6 @@ def to_config(obj: Layer | Loss) -> dict[str, Any]:
 
 def from_config(config: dict[str, Any]) -> Any:
     """The layer, `Sequential` or loss that `config` (from `to_config`) describes."""
-    from .model import Sequential
-
     if not isinstance(config, dict) or not isinstance(config.get("class"), str):
         raise ConfigError(f"not a layer or loss configuration: {str(config)[:200]}")
     name, module = config["class"], str(config.get("module", "?"))

@@ -1,22 +1,26 @@
 """Where did the NaN come from? One train step replayed eagerly, checking every value.
 
-`fit` calls `find_nonfinite` when a step's loss or gradients are not finite, on the state
-from before that step, so its error can name the first culprit: the batch's inputs or
-targets, a layer's output in the forward pass, the loss, or a gradient in the backward pass.
+`fit` calls `diverged` when a step's loss or gradients are not finite, with the state from
+before that step: `find_nonfinite` replays the step to name the first culprit — the batch's
+inputs or targets, a layer's output in the forward pass, the loss, or a gradient in the
+backward pass — and the error says what to do about it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .backends import to_numpy
+from .backends import Backend, to_numpy
 from .layers.base import Context, Layer, describe
 from .losses import Loss
+from .random import fold_in
+from .train import TrainingDivergedError, TrainState
 from .tree import tree_paths
 
-__all__ = ["find_nonfinite"]
+__all__ = ["find_nonfinite", "diverged"]
 
 
 def _bad(value: Any) -> bool:
@@ -79,3 +83,35 @@ def _first_bad_grad(grads: Any, prefix: str) -> str | None:
         if _bad(g):
             return f"the gradient of parameter {prefix}{path}"
     return None
+
+
+def diverged(model: Layer, loss: Loss, backend: Backend, state: TrainState,
+             batch: Callable[[], tuple], step: int, position: str, *, history: Any = None,
+             checkpoint: Any = None) -> TrainingDivergedError:
+    """The error for step `step` (0-based), whose loss or gradients went non-finite, from
+    `state`, the state before it: `position` says where the step is ("epoch 3, batch 4 of
+    45"); `batch()` gives its batch to replay; `checkpoint` is the last good one, if any.
+    The error's `.state` is `state`, `.history` the history so far, `.step` the step."""
+    key = fold_in(state.key, state.step) if getattr(model, "stochastic", False) else None
+    ctx = Context(train=True, key=key, state=state.model_state)
+    if backend.process_count > 1:  # its values are spread over the processes
+        where = None
+        culprit = ("Run it in one process to find the first non-finite value (with "
+                   "several, each holds only its part of a batch).")
+    else:
+        with backend.numerics():
+            where = find_nonfinite(model, loss, state.params, batch(), ctx)
+        culprit = (f"The first non-finite value is {where}." if where else
+                   "Replayed eagerly, the step stays finite: the compiled step differs "
+                   "(try jit=False to compare).")
+    advice = ("Clean the data." if where and where.startswith("the batch's") else
+              "The learning rate is probably too high for this model (lower it, e.g. "
+              "10x), or the targets are out of the range the loss takes.")
+    kept = f" The last good checkpoint is {checkpoint}." if checkpoint else ""
+    at = f" ({position})" if position else ""
+    error = TrainingDivergedError(
+        f"training stopped at step {step + 1}{at}: its loss or gradients are NaN or "
+        f"infinite. {culprit} {advice} The error's .state holds the parameters from before "
+        "that step; fit(..., on_nonfinite='skip') would skip such batches instead." + kept)
+    error.state, error.history, error.step = state, history, step
+    return error

@@ -13,18 +13,19 @@ and metrics over all of them.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .backends import Array, Backend, backend_of, owner_of, to_numpy
+from .batching import fixed_batches
 from .inputs import check_inputs, check_model_params, check_targets
 from .interrupt import deferred_interrupts
 from .layers.base import Context, Layer
 from .losses import Loss, get_loss, targets_checked
 from .metrics import batch_stats, reduce_stats, scores
-from .train import _compiled
+from .train import compiled
 from .tree import tree_leaves
 
 __all__ = ["predict", "evaluate"]
@@ -35,7 +36,7 @@ def _forward_fn(model: Layer, backend: Backend, jit: bool) -> Callable[[Any, Any
     """`(params, model_state, x) -> y` in eval mode; compiled once per model and backend."""
     def forward(params: Any, model_state: Any, x: Array) -> Array:
         return model.forward(params, x, Context(train=False, state=model_state))[0]
-    return _compiled(backend, forward, jit)
+    return compiled(backend, forward, jit)
 
 
 @functools.lru_cache(maxsize=64)
@@ -50,63 +51,7 @@ def _score_fn(model: Layer, loss: Loss, backend: Backend, jit: bool) -> Callable
         stats = batch_stats(out, y, loss.task, threshold=loss.threshold, mask=mask)
         total = value * stats["count"] if loss.reduction == "mean" else value
         return total, stats
-    return _compiled(backend, score, jit)
-
-
-def padded(xp: Any, a: Array, size: int) -> Array:
-    """`a: (n, ...)` with zero rows appended up to `size` rows."""
-    if a.shape[0] == size:
-        return a
-    pad = xp.zeros((size - a.shape[0],) + tuple(a.shape[1:]), dtype=a.dtype)
-    return xp.concat([a, pad], axis=0)
-
-
-def split_size(rows: int, shards: int) -> int:
-    """`rows` rounded up to a multiple of `shards`: a batch that splits into equal parts."""
-    return -(-rows // shards) * shards
-
-
-def padded_part(arrays: Sequence[np.ndarray], rows: int) -> tuple[np.ndarray, ...]:
-    """Host arrays (each (n, ...), n ≤ rows) with zero rows appended up to `rows`, and the
-    mask (rows,) that marks the n real ones: one process's part of a global batch."""
-    n = arrays[0].shape[0]
-    full = tuple(np.concatenate([a, np.zeros((rows - n,) + a.shape[1:], a.dtype)])
-                 for a in arrays)
-    return (*full, (np.arange(rows) < n).astype(arrays[0].dtype))
-
-
-def fixed_batches(backend: Backend, arrays: Sequence[Array], batch_size: int
-                  ) -> Iterator[tuple[Array, ...]]:
-    """Batches of `arrays` (each (N, ...)) plus a mask (N,), all of one shape: the last
-    batch is padded (mask 0) when there are several, and every batch to a multiple of the
-    devices a batch is split over (`backend.batch_shards`), then split over them.
-
-    With several processes `arrays` are this process's rows and each batch holds every
-    process's part; every process must take the same number of batches (collective)."""
-    if backend.process_count > 1:
-        yield from _process_batches(backend, arrays, batch_size)
-        return
-    xp, shards = backend.xp, backend.batch_shards
-    n = arrays[0].shape[0]
-    size = split_size(min(batch_size, n), shards)
-    for i in range(0, n, size):
-        parts = [a[i:min(i + size, n), ...] for a in arrays]
-        mask = backend.asarray((np.arange(size) < parts[0].shape[0]).astype(np.float64),
-                               dtype=arrays[0].dtype)
-        batch = (*(padded(xp, p, size) for p in parts), mask)
-        yield backend.put(batch, "batch") if shards > 1 else batch
-
-
-def _process_batches(backend: Backend, arrays: Sequence[Array], batch_size: int
-                     ) -> Iterator[tuple[Array, ...]]:
-    """`fixed_batches` over several processes: this process's rows, from the host, padded
-    to an equal part of each batch, and joined into global batches (`put_local`)."""
-    host = [np.asarray(to_numpy(a)) for a in arrays]
-    counts = backend.process_values(np.int64(host[0].shape[0]))
-    shards, procs = backend.batch_shards, backend.process_count
-    part = split_size(min(batch_size, int(counts.sum())), shards) // procs
-    for i in range(0, int(counts.max()), part):
-        yield backend.put_local(padded_part([a[i:i + part] for a in host], part), "batch")
+    return compiled(backend, score, jit)
 
 
 def predict(model: Layer, params: Any, x: Any, *, model_state: Any = None,
@@ -121,9 +66,11 @@ def predict(model: Layer, params: Any, x: Any, *, model_state: Any = None,
             "predict with it in one process")
     fn = _forward_fn(model, backend, jit)
     with backend.scope(), deferred_interrupts():
-        x = backend.asarray(x, dtype=dtype)
-        outs = [fn(params, model_state, xb) for xb, _ in fixed_batches(backend, [x],
-                                                                       batch_size)]
+        x_dtype = _input_dtype(model, x, dtype)
+        mask_dtype = None if x_dtype is dtype else dtype  # integer ids: a float mask
+        x = backend.asarray(x, dtype=x_dtype)
+        outs = [fn(params, model_state, xb)
+                for xb, _ in fixed_batches(backend, [x], batch_size, mask_dtype)]
         return backend.xp.concat(outs, axis=0)[:x.shape[0], ...]
 
 
@@ -142,14 +89,17 @@ def evaluate(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str, *,
     backend, dtype = _placement(params, x)
     fn = _score_fn(model, loss, backend, jit)
     with backend.scope(), deferred_interrupts():
+        x_dtype = _input_dtype(model, x, dtype)
         if backend.process_count == 1:
-            x, y = backend.asarray(x, dtype=dtype), backend.asarray(y)
+            x, y = backend.asarray(x, dtype=x_dtype), backend.asarray(y)
         else:  # each process batches its own rows from the host
-            x = np.asarray(to_numpy(x), backend.numpy_dtype(dtype))
+            x = np.asarray(to_numpy(x), backend.numpy_dtype(x_dtype))
             y = np.asarray(to_numpy(y))
-            y = y.astype(np.int32) if y.dtype.kind in "iub" else y.astype(x.dtype)
+            y = y.astype(np.int32) if y.dtype.kind in "iub" else \
+                y.astype(backend.numpy_dtype(dtype))
+        mask_dtype = None if x_dtype is dtype else backend.numpy_dtype(dtype)
         results = [fn(params, model_state, *batch)
-                   for batch in fixed_batches(backend, [x, y], batch_size)]
+                   for batch in fixed_batches(backend, [x, y], batch_size, mask_dtype)]
         values, stats = to_numpy([v for v, _ in results]), to_numpy([s for _, s in results])
     totals = reduce_stats(stats)
     total_loss = float(np.sum(values, dtype=np.float64))
@@ -179,3 +129,13 @@ def _placement(params: Any, x: Any) -> tuple[Backend, Any]:
     backend = backend_of(x)
     kind = backend.numpy_dtype(x.dtype) if owner_of(x) is not None else np.asarray(x).dtype
     return backend, kind if kind.kind == "f" else np.float32
+
+
+def _input_dtype(model: Layer, x: Any, dtype: Any) -> Any:
+    """What x becomes: the parameters' float dtype, or int32 ids for a model that takes
+    integers (an embedding first) when x holds integers."""
+    if getattr(model, "integer_inputs", False):
+        kind = x.dtype if owner_of(x) is None else backend_of(x).numpy_dtype(x.dtype)
+        if np.dtype(kind).kind in "biu":
+            return np.int32
+    return dtype

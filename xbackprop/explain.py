@@ -153,9 +153,10 @@ class StepRecord:
         for dense, act in zip(self.layers, self.layers[1:]):
             if "W" not in dense.params or dense.params["W"].ndim != 2:
                 continue
-            if type(act.layer).__name__ not in ELEMENTWISE:
+            if not act.layer.elementwise:
                 raise ValueError(f"chain_rule: {dense.name} is followed by {act.name}, not an "
-                                 f"elementwise activation ({', '.join(ELEMENTWISE)})")
+                                 "elementwise activation (one whose class sets "
+                                 "elementwise = True: Sigmoid, Tanh, ReLU, ...)")
             for i, j in _entries(dense.grads["W"].shape):
                 grad = dense.grads["W"][i, j]
                 upstream, delta = act.dy[sample, j], act.dx[sample, j]
@@ -304,11 +305,6 @@ def _step_fn(model: Layer, loss: Loss, optimizer: Optimizer | None, train: bool,
         return inputs, outputs, upstream, downstream, grads, value, dloss, updated, new_state
 
     return backend.compile(step) if jit else step
-
-
-#: the activations that act on each unit alone (what the chain-rule table and the network
-#: diagram can split into ∂out/∂net per unit); Softmax mixes units and is not one
-ELEMENTWISE = ("Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Identity")
 
 
 def _layers(model: Layer, params: Any) -> tuple[list[Layer], list[Any]]:

@@ -36,10 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from .backends import (Backend, BackendUnavailableError, get_backend, owner_of, to_numpy,
-                       tree_to_backend)
+from .backends import (Backend, BackendUnavailableError, available_backends, get_backend,
+                       owner_of, to_numpy, tree_to_backend)
 from .layers.base import Context, Layer, describe, layer_classes, run_backward, run_forward
 from .losses import Loss, get_loss, loss_classes
+from .model import sample_shape
 from .random import make_key
 from .tree import tree_map, tree_paths
 
@@ -172,7 +173,7 @@ def _output(problem: _Problem, backend: Backend, dtype: str) -> np.ndarray:
 
 def _jax_oracle(problem: _Problem, v: np.ndarray) -> dict[str, np.ndarray]:
     try:
-        import jax
+        import jax  # deferred: jax is heavy and optional (the oracle falls back to fd)
     except ImportError as e:
         raise BackendUnavailableError(
             "the 'jax' gradient oracle needs JAX: pip install 'xbackprop[jax]', or use "
@@ -292,7 +293,7 @@ def _oracles(oracle: str) -> tuple[str, ...]:
         return ORACLES
     if oracle == "auto":
         try:
-            import jax  # noqa: F401
+            import jax  # noqa: F401  (deferred: is jax, heavy and optional, there?)
         except ImportError:
             return ("fd",)
         return ("jax",)
@@ -370,8 +371,6 @@ def _layer_problem(layer: Layer, input_shape: Sequence[int], seed: int, train: b
 def _check_batch_shape(layer: Layer, input_shape: Sequence[int]) -> None:
     """The checkers draw a batch, so their input_shape includes the batch axis; a sample's
     shape alone (init_params' input_shape) gets an error that says so, not the layer's."""
-    from .model import sample_shape
-
     if isinstance(input_shape, (int, np.integer)):
         raise TypeError(f"input_shape is the shape of a batch, a tuple: (4, {int(input_shape)}) "
                         f"for 4 samples of {int(input_shape)} features, not the int "
@@ -513,8 +512,6 @@ def check_parity(layer: Layer, input_shape: Sequence[int], *,
                  train: bool = False, seed: int = 0) -> GradReport:
     """The same layer, inputs, cotangent and seed on every backend: forward output and every
     gradient compared with NumPy's, at the per-dtype parity tolerance."""
-    from .backends import available_backends
-
     dtype = str(np.dtype(dtype))
     problem = _layer_problem(layer, input_shape, seed, train)
     numpy = get_backend("numpy")

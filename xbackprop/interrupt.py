@@ -7,8 +7,9 @@ Inside `deferred_interrupts()` the first Ctrl-C only sets a flag (and says so); 
 loop looks at it between steps, saves what it should, and raises KeyboardInterrupt itself.
 A second Ctrl-C raises at once, for when a step takes too long to wait for.
 
-Only the main thread can own signal handlers: elsewhere, and where a program installed its
-own handler, nothing changes.
+Only the main thread can own signal handlers: elsewhere, where a program installed its own
+handler, and where SIGINT is ignored (a program started in the background by a script
+inherits it ignored, as `nohup` intends), nothing changes.
 
 The `xbackprop` command exits with status 130 at once on a Ctrl-C outside training
 (`exit_at_once`), from the first line of the package on: `import xbackprop` (NumPy and the

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import backend_of
+from .backends import backend_of, to_numpy
 
 __all__ = ["correct_count", "batch_stats", "reduce_stats", "scores", "regression_scores",
            "classification_scores", "TASKS"]
@@ -135,8 +135,6 @@ def scores(totals: dict[str, np.ndarray], task: str) -> dict[str, Any]:
 def regression_scores(pred: Any, target: Any) -> dict[str, float]:
     """MSE, RMSE, MAE and R² of predictions against targets ((N,) or (N, K), any backend),
     in float64; per output too when K > 1."""
-    from .backends import to_numpy
-
     p = np.asarray(to_numpy(pred), dtype=np.float64)
     t = np.asarray(to_numpy(target), dtype=np.float64)
     if p.shape[0] != t.shape[0] or p.size != t.size:
@@ -147,8 +145,6 @@ def regression_scores(pred: Any, target: Any) -> dict[str, float]:
 def classification_scores(pred: Any, target: Any, threshold: float = 0.5) -> dict[str, float]:
     """Accuracy of scores (N, K) against labels (N,) or one-hot rows, or of one output
     against {0, 1} targets at `threshold`."""
-    from .backends import to_numpy
-
     p, t = np.asarray(to_numpy(pred)), np.asarray(to_numpy(target))
     return scores(batch_stats(p, t, "classification", threshold=threshold), "classification")
 

@@ -111,6 +111,7 @@ class Sequential(Layer):
                                 " (did you forget the parentheses, e.g. ReLU()?)")
         self.layers = layers
         self.stochastic = any(getattr(layer, "stochastic", False) for layer in layers)
+        self.integer_inputs = bool(layers) and getattr(layers[0], "integer_inputs", False)
 
     def __repr__(self) -> str:
         inner = ",\n    ".join(describe(layer) for layer in self.layers)

@@ -14,6 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write
+from .backends import to_numpy
+from .metrics import regression_scores
+
 __all__ = ["plot_history", "plot_curves", "plot_histories", "plot_fit", "plot_decision_regions",
            "plot_optimizer_paths", "plot_surface", "plot_parallel_coordinates", "plot_filters",
            "plot_feature_maps", "plot_matrices", "plot_network", "plot_confusion_matrix",
@@ -25,12 +29,12 @@ DPI = 120
 
 def _pyplot() -> Any:
     try:
-        import matplotlib
+        import matplotlib  # deferred: matplotlib is heavy and optional (the plot extra)
     except ImportError as e:
         raise ImportError("pictures need matplotlib, which is not installed: "
                           "pip install 'xbackprop[plot]'") from e
     matplotlib.use("Agg")  # files only; never needs a display
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # (matplotlib, deferred)
 
     return plt
 
@@ -45,8 +49,6 @@ def _finish(fig: Any, path: str | Path, title: str) -> Path:
 def _save(fig: Any, path: str | Path, **options: Any) -> Path:
     """Write the figure to `path` atomically (an old picture stays whole until the new one
     is complete) and close it."""
-    from .atomic import atomic_write
-
     path = Path(path)
     if not path.parent.is_dir():
         _pyplot().close(fig)
@@ -60,9 +62,12 @@ def _save(fig: Any, path: str | Path, **options: Any) -> Path:
 
 
 def plot_history(history: Mapping[str, Sequence[float]], path: str | Path,
-                 title: str = "training history", xlabel: str = "epoch") -> Path:
-    """Loss curves (and accuracy curves, if any) per epoch, saved as a PNG at `path`."""
+                 title: str = "training history", xlabel: str | None = None) -> Path:
+    """Loss curves (and accuracy curves, if any) per epoch — or, for a history counted in
+    steps (it has "step"), against the step — saved as a PNG at `path`."""
     plt = _pyplot()
+    steps = history.get("step")
+    xlabel = xlabel or ("step" if steps else "epoch")
     has_acc = "accuracy" in history or "val_accuracy" in history
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 4),
                              squeeze=False)
@@ -70,7 +75,7 @@ def plot_history(history: Mapping[str, Sequence[float]], path: str | Path,
         for key, style in [(metric, "-"), (f"val_{metric}", "--")]:
             if key in history:
                 values = history[key]
-                ax.plot(range(1, len(values) + 1), values, style, label=key)
+                ax.plot(steps or range(1, len(values) + 1), values, style, label=key)
         ax.set_xlabel(xlabel)
         _whole_numbers(ax)
         ax.set_ylabel(metric)
@@ -150,8 +155,6 @@ def plot_predicted_vs_true(true: Any, pred: Any, path: str | Path, *, name: str 
     """One output's predictions against the true values, one point per sample, with the
     diagonal where a perfect model's points would lie and (if given) the constant
     `baseline` prediction; RMSE, MAE and R² in the corner. true, pred: (N,) or (N, 1)."""
-    from .metrics import regression_scores
-
     plt = _pyplot()
     t = np.asarray(true, dtype=np.float64).reshape(-1)
     p = np.asarray(pred, dtype=np.float64).reshape(-1)
@@ -184,8 +187,6 @@ CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
 
 def _host(a: Any) -> Any:
     """Any backend's array (or a nested list) as a NumPy array."""
-    from .backends import to_numpy
-
     return np.asarray(to_numpy(a))
 
 
@@ -195,7 +196,7 @@ def _class_colour(k: int) -> str:
 
 def _whole_numbers(ax: Any) -> None:
     """Ticks at whole numbers only on the x axis (epochs, steps)."""
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # (matplotlib, deferred)
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
@@ -389,7 +390,7 @@ def plot_decision_regions(predict: Any, x: Any, y: Any, path: str | Path, *,
         ax.plot([], [], color="black", lw=1.5, label="output 0.5")
         point_colours = ["#08306b", "#67000d"]  # darker than the map beneath them
     else:
-        from matplotlib.colors import to_rgb
+        from matplotlib.colors import to_rgb  # (matplotlib, deferred)
 
         probs = np.exp(scores - scores.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
@@ -451,7 +452,7 @@ def plot_optimizer_paths(f: Any, paths: Mapping[str, Any], path: str | Path, *,
     xx, yy, zz = _grid_values(f, bounds, resolution)
     fig, ax = plt.subplots(figsize=(6.8, 5.2))
     if log:
-        from matplotlib.colors import LogNorm
+        from matplotlib.colors import LogNorm  # (matplotlib, deferred)
 
         low = max(float(zz.min()), 1e-5 * float(zz.max()), 1e-12)
         levels = np.logspace(np.log10(low), np.log10(float(zz.max())), 25)
@@ -522,7 +523,7 @@ def plot_parallel_coordinates(layers: Sequence[tuple[str, Any]], labels: Any, pa
     axis is scaled to its own range, so a line's height is where that sample sits among
     all samples on that unit. At most `max_lines` samples are drawn (evenly chosen).
     """
-    from matplotlib.collections import LineCollection
+    from matplotlib.collections import LineCollection  # (matplotlib, deferred)
 
     plt = _pyplot()
     labels = _host(labels).astype(int)
@@ -705,8 +706,6 @@ def plot_network(record: Any, path: str | Path, *, title: str = "one step of bac
 def _network_columns(record: Any) -> list[dict]:
     """The diagram's columns from an explain record: the input, then one per Dense layer
     (merged with the elementwise activation after it), for sample 0."""
-    from .explain import ELEMENTWISE
-
     columns = [{"title": "input", "edges": {},
                 "units": [{"name": record.label("input", (i,)), "value": float(v)}
                           for i, v in enumerate(record.input[0].ravel())]}]
@@ -728,7 +727,7 @@ def _network_columns(record: Any) -> list[dict]:
                      for j in range(weights.shape[1])]
             columns.append({"title": f"{type(step.layer).__name__}({weights.shape[1]})",
                             "edges": edges, "units": units})
-        elif type(step.layer).__name__ in ELEMENTWISE and len(columns) > 1:
+        elif step.layer.elementwise and len(columns) > 1:
             column = columns[-1]
             column["title"] += f" → {type(step.layer).__name__}"
             for j, unit in enumerate(column["units"]):

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from .backends import Array, Backend, backend_of, get_backend
-from .backends._bits import u32
 
 __all__ = ["make_key", "check_seed", "host_generator", "fold_in", "uniform", "bernoulli"]
 
@@ -55,7 +54,7 @@ def uniform(key: Array, shape: tuple[int, ...], dtype: Any = "float32") -> Array
     xp = backend.xp
     # the top 24 bits: (bits >> 8)·2**-24 = (bits & ~0xFF)·2**-32, exact in float32; `&`
     # rather than `>>`, which some libraries lack for uint32 (PyTorch)
-    top = backend.random_bits(key, tuple(shape)) & u32(xp, 0xFFFFFF00)
+    top = backend.random_bits(key, tuple(shape)) & xp.asarray(0xFFFFFF00, dtype=xp.uint32)
     return xp.astype(top, backend.xp_dtype(dtype)) * (2.0 ** -32)
 
 

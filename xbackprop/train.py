@@ -16,7 +16,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from .backends import Array, Backend, backend_of, get_backend, trusted
+from .backends import Array, Backend, backend_of, get_backend, owner_of, trusted
 from .layers.base import Context, Layer
 from .losses import Loss, get_loss, targets_checked
 from .metrics import batch_stats
@@ -24,7 +24,8 @@ from .optim import Optimizer, get_optimizer
 from .random import fold_in, make_key
 from .tree import first_leaf, tree_leaves, tree_map
 
-__all__ = ["TrainState", "TrainingDivergedError", "loss_and_grads", "make_train_step"]
+__all__ = ["TrainState", "TrainingDivergedError", "loss_and_grads", "make_train_step",
+           "step_function", "compile_step", "compiled", "all_finite", "copy_state"]
 
 Batch = Sequence[Array]  # (x, y) or (x, y, mask)
 
@@ -92,30 +93,30 @@ def make_train_step(model: Layer, loss: Loss | str, optimizer: Optimizer | str, 
     every step): check your data once with `loss.check_target(y, pred_shape)`, as `fit` and
     `evaluate` do.
     """
-    step = _step(model, get_loss(loss), get_optimizer(optimizer), donate=donate, aux=False,
-                 guard=None)
+    step = step_function(model, get_loss(loss), get_optimizer(optimizer), donate=donate,
+                         aux=False, guard=None)
     donate_argnums = (0,) if donate else ()
     if backend is not None:
         target = get_backend(backend)
         target.prepare_training()
         return compile_step(target, step, jit, donate_argnums=donate_argnums)
-    compiled: dict[Backend, Callable] = {}
+    steps: dict[Backend, Callable] = {}
 
     @functools.wraps(step)
     def on_the_state_backend(state: TrainState, batch: Batch) -> tuple[TrainState, Array]:
         target = backend_of(first_leaf(state.params))
-        fn = compiled.get(target)
+        fn = steps.get(target)
         if fn is None:
             target.prepare_training()
-            fn = compiled[target] = compile_step(target, step, jit,
+            fn = steps[target] = compile_step(target, step, jit,
                                                  donate_argnums=donate_argnums)
         return fn(state, batch)
 
     return on_the_state_backend
 
 
-def _step(model: Layer, loss: Loss, optimizer: Optimizer, *, donate: bool, aux: bool,
-          guard: str | None) -> Callable:
+def step_function(model: Layer, loss: Loss, optimizer: Optimizer, *, donate: bool, aux: bool,
+                  guard: str | None) -> Callable:
     """The step function, uncompiled.
 
     aux=True returns `(state, {"loss", "finite", <metric statistics>})` instead of
@@ -182,7 +183,7 @@ def compile_step(backend: Backend, step: Callable, jit: bool,
     compiles; elsewhere its first call runs with every check (each layer's arrays, what each
     layer returns), and later calls check the state and inputs once at the boundary and run
     `trusted` inside, since per-call checks cost more than a tiny network's arithmetic."""
-    fn = _compiled(backend, step, jit, donate_argnums, **shardings)
+    fn = compiled(backend, step, jit, donate_argnums, **shardings)
     if backend.compiles and jit:
         return fn  # checked while tracing, once per shape
     first = [True]
@@ -198,8 +199,8 @@ def compile_step(backend: Backend, step: Callable, jit: bool,
     return run
 
 
-def _compiled(backend: Backend, fn: Callable, jit: bool, donate_argnums: tuple[int, ...] = (),
-              in_shardings: Any = None, out_shardings: Any = None) -> Callable:
+def compiled(backend: Backend, fn: Callable, jit: bool, donate_argnums: tuple[int, ...] = (),
+             in_shardings: Any = None, out_shardings: Any = None) -> Callable:
     """`fn` compiled by `backend` (JAX: jit, with the placements of its arguments and
     outputs: see `Backend.compile`), or with jit=False run op by op in the same numerics
     (JAX on a GPU: full float32 matrix products either way) on arrays placed as they are."""
@@ -212,3 +213,12 @@ def _compiled(backend: Backend, fn: Callable, jit: bool, donate_argnums: tuple[i
         with backend.scope(), backend.numerics():
             return fn(*args)
     return eager
+
+
+def copy_state(tree: Any) -> Any:
+    """`tree` with every array copied (train steps that donate their state update its arrays
+    in place on NumPy and CuPy: a state kept for later must be a copy)."""
+    def one(leaf: Any) -> Any:
+        owner = owner_of(leaf)
+        return leaf if owner is None else owner.xp.asarray(leaf, copy=True)
+    return tree_map(one, tree)

@@ -24,8 +24,11 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy
+
 from .. import backends, fserrors
 from ..interrupt import exit_at_once
+from ..version import __version__
 
 #: command -> its module in this package, in the order `xbackprop --help` lists them
 COMMANDS = {
@@ -135,8 +138,6 @@ BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of the output went away (`| head`
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict]:
-    from .. import __version__
-
     parser = argparse.ArgumentParser(
         prog="xbackprop",
         description="Neural networks with hand-written backprop on NumPy, JAX, CuPy and "
@@ -147,7 +148,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
         f"import; {BROKEN_PIPE} the output's reader closed it (| head); {INTERRUPTED} Ctrl-C.")
     parser.add_argument("--version", action="version",
                         version=f"xbackprop {__version__} (Python {sys.version.split()[0]}, "
-                        f"NumPy {_numpy_version()})")
+                        f"NumPy {numpy.__version__})")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules = {}
     for name, module_name in COMMANDS.items():
@@ -155,12 +156,6 @@ def _parser() -> tuple[argparse.ArgumentParser, dict]:
         module.add_parser(sub)
         modules[name] = module
     return parser, modules
-
-
-def _numpy_version() -> str:
-    import numpy
-
-    return numpy.__version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import backends
+from ..atomic import atomic_write
+from ..checkpoint import checkpoint_info, load_model
 from ..data.tables import is_number
+from ..evaluate import predict
 from ..tree import tree_leaves
 from . import add_backend_option, count, output_file
 from .user_module import load_user_module
@@ -43,9 +46,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import checkpoint_info, load_model
-    from ..evaluate import predict
-
     output = None if args.output in (None, "-") else output_file("--output", args.output)
     if args.module is not None:
         load_user_module(args.module)
@@ -65,8 +65,6 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print(f"xbackprop predict: {note}", file=sys.stderr)
     if output is not None:
-        from ..atomic import atomic_write
-
         with atomic_write(output) as f:
             text = io.TextIOWrapper(f, encoding="utf-8", newline="")
             _write_csv(text, header, rows)

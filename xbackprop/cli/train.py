@@ -17,7 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import backends
+from .. import backends, optim
+from ..checkpoint import save_model
+from ..evaluate import evaluate
+from ..fit import fit
 from ..recipes import RECIPES, get_recipe
 from . import add_backend_option, count, output_file, seed
 
@@ -66,10 +69,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import optim
-    from ..evaluate import evaluate
-    from ..fit import fit
-
     recipe = get_recipe(args.job)
     rank, processes = 0, 1
     place = (args.coordinator, args.num_processes, args.process_id)
@@ -130,8 +129,6 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint:
         say(f"checkpoints in {args.checkpoint} (resume with --resume)")
     if save and rank == 0:
-        from ..checkpoint import save_model
-
         save_model(save, model, state.params, state.model_state, loss=loss,
                    input_shape=tuple(data.x_train.shape[1:]),
                    metadata={"job": recipe.name, "epochs": epochs, "seed": args.seed,

@@ -14,6 +14,7 @@ from .shipped import load_digits, load_energy, load_forest_fires, xor
 from .generators import moons, spiral
 from .split import Dataset, train_test_split
 from .tables import Standardizer, Table, load_csv
+from .sources import ArraySource
 from .text import (CharTokenizer, TextData, TokenizerError, TokenWindows, load_text,
                    load_tiny_shakespeare, split_text)
 
@@ -26,4 +27,6 @@ __all__ = ["Dataset", "load_digits", "train_test_split", "xor", "moons", "spiral
            "load_csv", "Table", "Standardizer", "load_forest_fires", "load_energy",
            # text for language models
            "CharTokenizer", "TokenizerError", "load_text", "split_text", "TextData",
-           "load_tiny_shakespeare", "TokenWindows"]
+           "load_tiny_shakespeare", "TokenWindows",
+           # batch sources for fit(model, source, steps=N)
+           "ArraySource"]

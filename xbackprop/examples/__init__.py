@@ -26,11 +26,14 @@ imports NumPy and xbackprop only: matplotlib when it draws, JAX when it runs on 
 from __future__ import annotations
 
 import importlib
+import io
+import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from .. import fserrors
+from ..atomic import atomic_write
 
 __all__ = ["NAMES", "load", "summaries", "run", "draw", "write_gallery", "shrink_png"]
 
@@ -86,8 +89,6 @@ def write_gallery(folder: str | Path, names: tuple[str, ...] | None = None,
 
         python -c "from xbackprop import examples; examples.write_gallery('xbackprop/examples/gallery')"
     """
-    import tempfile
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -104,11 +105,7 @@ def write_gallery(folder: str | Path, names: tuple[str, ...] | None = None,
 def shrink_png(source: str | Path, target: str | Path, max_bytes: int = 60_000) -> Path:
     """Save `source` as a palette PNG at `target`, narrower and with fewer colours until it
     is at most `max_bytes` (Pillow, which matplotlib installs); atomically."""
-    import io
-
-    from PIL import Image
-
-    from ..atomic import atomic_write
+    from PIL import Image  # deferred: PIL comes with matplotlib (the plot extra), optional
 
     image = Image.open(source).convert("RGB")
     for width, colours in [(900, 256), (900, 128), (800, 128), (720, 64), (640, 48),

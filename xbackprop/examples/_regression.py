@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 import xbackprop as xb
+from xbackprop import plot
 
 METRICS = ("rmse", "mae", "r2")
 #: an output "beats" the mean predictor when its test RMSE is at least this much lower
@@ -140,8 +141,6 @@ def train_regressor(table: xb.data.Table, *, name: str, title: str,
 
 def draw_regression(result: RegressionResult, out: Path, name: str) -> list[Path]:
     """One predicted-vs-true picture per output, and the loss curves."""
-    from xbackprop import plot
-
     paths = []
     for k, output in enumerate(result.outputs):
         suffix = "" if len(result.outputs) == 1 else "_" + result.table.targets[k]

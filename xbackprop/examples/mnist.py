@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 import xbackprop as xb
+from xbackprop import plot
 
 SUMMARY = "MNIST with the classic 784-100-10 network: gradients checked, confusion, mistakes"
 
@@ -173,8 +174,6 @@ def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
 
 
 def draw(result: Result, out: Path) -> list[Path]:
-    from xbackprop import plot
-
     name = "Fashion-MNIST" if result.dataset == "fashion-mnist" else "MNIST"
     return [
         plot.plot_confusion_matrix(result.confusion, out / "confusion_matrix.png",

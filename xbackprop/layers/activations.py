@@ -21,6 +21,7 @@ class _Elementwise(Layer):
     """Shared by activations: no parameters, shape kept, checked on 1-d and 2-d inputs."""
 
     abstract = True
+    elementwise = True  # y_i = f(x_i), each unit alone (Softmax says otherwise)
 
     @classmethod
     def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:
@@ -103,6 +104,7 @@ class Softmax(_Elementwise):
     For classification prefer SoftmaxCrossEntropy on logits: it is stabler and cheaper.
     """
 
+    elementwise = False  # each output mixes every unit of its axis
     axis: int = -1
 
     def __post_init__(self) -> None:

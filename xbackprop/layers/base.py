@@ -72,6 +72,13 @@ class Layer:
     abstract: ClassVar[bool] = False
     #: True for layers that draw random numbers in train mode (they need `ctx.key`).
     stochastic: ClassVar[bool] = False
+    #: True for activations that act on each unit alone, y_i = f(x_i) (Sigmoid, ReLU, ...;
+    #: not Softmax): `explain`'s chain-rule table and `plot_network` split their
+    #: derivative into ∂out/∂net per unit.
+    elementwise: ClassVar[bool] = False
+    #: True for layers whose inputs are integer ids (an embedding's token ids): `fit`,
+    #: `evaluate` and `predict` keep such inputs integers instead of casting them to floats.
+    integer_inputs: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

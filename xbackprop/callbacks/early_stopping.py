@@ -1,8 +1,5 @@
-"""Things `fit` can do at the end of an epoch, beyond recording the history.
-
-A callback is any function `cb(epoch, logs, state) -> stop?`; the classes here are the ones
-most runs want, with the state they keep in plain sight.
-"""
+"""Early stopping: stop when a metric of the history stops improving, and keep the best
+row's state."""
 
 from __future__ import annotations
 
@@ -10,8 +7,9 @@ import dataclasses
 import math
 from typing import Any
 
-from .backends import owner_of
-from .tree import tree_map
+from ..backends import owner_of
+from ..tree import tree_map
+from .base import Callback
 
 __all__ = ["EarlyStopping"]
 
@@ -20,16 +18,20 @@ _MAXIMISED = ("accuracy", "r2")
 
 
 @dataclasses.dataclass
-class EarlyStopping:
+class EarlyStopping(Callback):
     """Stop after `patience` epochs in a row in which `monitor` did not improve (as Keras
     counts), and (with `restore_best`) end with the state of the best epoch, not the last.
+    Counting in steps, the rows are evaluations: `patience` evaluations, the best one's
+    state, and `best_epoch`, `stopped_epoch` number evaluations.
 
     monitor: a key of fit's logs, e.g. "val_loss" (the default), "val_accuracy", "val_rmse"
     or "loss". mode: "min", "max", or "auto" (max for accuracy and R², min otherwise).
     An improvement must beat the best so far by more than `min_delta`.
 
     After `fit`, `best_epoch` (0-based), `best` (the monitored value there) and
-    `stopped_epoch` (None if training ran to the end) say what happened.
+    `stopped_epoch` (None if training ran to the end) say what happened; `wait` counts the
+    rows since the best. `state()` / `restore()` carry these across a resumed run (fit's
+    checkpoints); the best state itself comes back from the best checkpoint.
     """
 
     monitor: str = "val_loss"
@@ -41,7 +43,7 @@ class EarlyStopping:
     best_epoch: int | None = dataclasses.field(default=None, init=False)
     stopped_epoch: int | None = dataclasses.field(default=None, init=False)
     best_state: Any = dataclasses.field(default=None, init=False, repr=False)
-    _wait: int = dataclasses.field(default=0, init=False, repr=False)
+    wait: int = dataclasses.field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.patience, int) or self.patience < 1:
@@ -63,7 +65,7 @@ class EarlyStopping:
     def reset(self) -> None:
         """Forget earlier runs (fit calls this when training starts)."""
         self.best = self.best_epoch = self.stopped_epoch = self.best_state = None
-        self._wait = 0
+        self.wait = 0
 
     def check_logs(self, available: list[str]) -> None:
         """Fail before training, not after, when the monitored metric will not exist."""
@@ -73,7 +75,13 @@ class EarlyStopping:
             raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which this fit does not "
                              f"report{hint}; choose one of {available}")
 
-    def __call__(self, epoch: int, logs: dict[str, float], state: Any) -> bool:
+    def state(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.wait = saved["best"], saved["best_epoch"], saved["wait"]
+
+    def on_logs(self, epoch: int, logs: dict[str, float], state: Any) -> bool:
         value = logs[self.monitor]
         if self.best is None:
             improved = not math.isnan(value)
@@ -82,12 +90,12 @@ class EarlyStopping:
         else:
             improved = value < self.best - self.min_delta
         if improved:
-            self.best, self.best_epoch, self._wait = value, epoch, 0
+            self.best, self.best_epoch, self.wait = value, epoch, 0
             if self.restore_best:  # a copy: later steps update the live state in place
                 self.best_state = tree_map(_copy, state)
             return False
-        self._wait += 1
-        if self._wait >= self.patience:
+        self.wait += 1
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch
             return True
         return False

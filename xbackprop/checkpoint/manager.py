@@ -1,0 +1,134 @@
+"""A folder of numbered checkpoints, `ckpt-<step>.safetensors`: the newest `keep` and the best
+by a metric are kept, the rest of the manager's own files deleted (never any other file)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..atomic import TMP_SUFFIX
+from ..backends import Backend
+from ..layers.base import Layer
+from ..losses import Loss
+from .errors import CheckpointError, CorruptCheckpointError, NotACheckpointError
+from .files import Checkpoint, checkpoint_info, load_checkpoint, save_checkpoint
+
+__all__ = ["CheckpointManager"]
+
+
+class CheckpointManager:
+    """Numbered checkpoints in one folder, `ckpt-<step>.safetensors`: keeps the newest `keep`
+    and the best one by a monitored metric, and deletes the rest of its own files (never any
+    other file).
+
+        manager = CheckpointManager("runs/digits", keep=3, monitor="val_loss")
+        manager.save(state, model=model, history=history, metrics={"val_loss": 0.21})
+        ckpt = manager.load_latest(backend="jax")      # None in an empty folder
+
+    The best score lives in the best file's header, so it survives restarts: a new manager
+    on the same folder knows which file is best. Give each run its own folder.
+    monitor=None keeps only the newest files; mode "min" (losses) or "max" (accuracy).
+    """
+
+    _NAME = re.compile(r"^ckpt-(\d+)\.safetensors$")
+    _TEMPORARY = re.compile(r"^\.ckpt-\d+\.safetensors\..*" + re.escape(TMP_SUFFIX) + "$")
+
+    def __init__(self, directory: str | os.PathLike, keep: int = 3, *,
+                 monitor: str | None = "val_loss", mode: str = "min") -> None:
+        if not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"CheckpointManager: keep must be an int >= 1, not {keep!r}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"CheckpointManager: mode must be 'min' or 'max', not {mode!r}")
+        self.directory = Path(directory)
+        if self.directory.exists() and not self.directory.is_dir():
+            raise NotADirectoryError(f"CheckpointManager: {self.directory} is a file, not a "
+                                     "folder")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.keep, self.monitor, self.mode = keep, monitor, mode
+        for leftover in self.directory.iterdir():  # from a save that was killed midway
+            if self._TEMPORARY.match(leftover.name):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+
+    def __repr__(self) -> str:
+        return (f"CheckpointManager({str(self.directory)!r}, keep={self.keep}, "
+                f"monitor={self.monitor!r}, mode={self.mode!r})")
+
+    def path_for(self, step: int) -> Path:
+        """Where the checkpoint of `step` goes (zero-padded, so names sort by step)."""
+        return self.directory / f"ckpt-{int(step):09d}.safetensors"
+
+    def checkpoints(self) -> list[Path]:
+        """This manager's files in the folder, oldest step first."""
+        found = [(int(m.group(1)), p) for p in self.directory.iterdir()
+                 if (m := self._NAME.match(p.name)) and p.is_file()]
+        return [p for _, p in sorted(found)]
+
+    def latest(self) -> Path | None:
+        """The checkpoint with the highest step, or None."""
+        files = self.checkpoints()
+        return files[-1] if files else None
+
+    def best(self) -> Path | None:
+        """The checkpoint with the best finite `monitor` score in its header (the earliest
+        of equals), or None if none has one."""
+        if self.monitor is None:
+            return None
+        best_path, best_score = None, math.nan
+        for path in self.checkpoints():
+            try:
+                score = float(checkpoint_info(path).metrics.get(self.monitor, math.nan))
+            except (CheckpointError, OSError, TypeError, ValueError):
+                continue
+            better = score < best_score if self.mode == "min" else score > best_score
+            if math.isfinite(score) and (best_path is None or better):
+                best_path, best_score = path, score
+        return best_path
+
+    def save(self, state: Any, *, model: Layer | None = None,
+             history: dict[str, list] | None = None, metadata: dict[str, Any] | None = None,
+             metrics: dict[str, float] | None = None,
+             input_shape: tuple[int, ...] | None = None,
+             loss: Loss | str | None = None) -> Path:
+        """Save `state` as the checkpoint of its step (see `save_checkpoint` for the
+        arguments), then delete this manager's files beyond the newest `keep` and the best.
+        Returns the new file's path."""
+        path = save_checkpoint(self.path_for(int(state.step)), state, model=model,
+                               history=history, metadata=metadata, metrics=metrics,
+                               input_shape=input_shape, loss=loss)
+        files = self.checkpoints()
+        keep = set(files[-self.keep:]) | {self.best(), path}
+        for old in files:
+            if old not in keep:
+                with contextlib.suppress(FileNotFoundError):
+                    old.unlink()
+        return path
+
+    def load_latest(self, backend: str | Backend | None = None, *, model: Layer | None = None,
+                    dtype: Any = None) -> Checkpoint | None:
+        """The newest checkpoint that loads (see `load_checkpoint`), or None if the folder
+        has none. A newest file that cannot be loaded is skipped with a warning naming it
+        and why, and the one before it is tried."""
+        problems = []
+        for path in reversed(self.checkpoints()):
+            try:
+                return load_checkpoint(path, backend, model=model, dtype=dtype)
+            except (CorruptCheckpointError, NotACheckpointError) as e:
+                warnings.warn(f"skipping a checkpoint that cannot be loaded: {e}", stacklevel=2)
+                problems.append(str(e))
+        if problems:
+            raise CorruptCheckpointError(f"no checkpoint in {self.directory} can be loaded: "
+                                         + "; ".join(problems))
+        return None
+
+    def load_best(self, backend: str | Backend | None = None, *, model: Layer | None = None,
+                  dtype: Any = None) -> Checkpoint | None:
+        """The checkpoint with the best `monitor` score (see `best`), or None."""
+        path = self.best()
+        return None if path is None else load_checkpoint(path, backend, model=model,
+                                                         dtype=dtype)
