@@ -14,8 +14,8 @@ only where its library has something faster:
     moving        asarray, to_numpy, xp_dtype, numpy_dtype
     scope         scope(): this backend value is current and its device the library's
     math          slice_add (add into a slice), index_add (scatter-add of rows), pad,
-                  im2col / col2im (patches), first_argmax, sigmoid, erf, random_bits,
-                  fold_in, fused_update
+                  im2col / col2im (patches), first_argmax, sigmoid, erf, scan (a loop
+                  over time), random_bits, fold_in, fused_update
     running       compile (with shardings), numerics, dtype_scope, synchronize,
                   prepare_training
 
@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xbackprop.tree import tree_leaves, tree_map
+from xbackprop.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 from . import _bits
 
@@ -415,6 +415,49 @@ class Backend:
         r = xp.where(a < _ERF_SPLIT, series, tail)
         return xp.where(x < 0, -r, r)
 
+    def scan(self, fn: Callable[[Any, Any], tuple[Any, Any]], carry: Any, xs: Any, *,
+             reverse: bool = False) -> tuple[Any, Any]:
+        """A loop over time: `fn(carry, x_t) -> (carry, y_t)` for t = 0 .. T-1 (T-1 .. 0 with
+        `reverse`), returning the last carry and every `y_t` stacked along a new axis 0,
+        in time order either way. `xs` and the `y_t` are pytrees of arrays (tuples, lists,
+        dicts; `y_t` may be None); `x_t` is each leaf of `xs` at index t of its axis 0,
+        which every leaf has of length T ≥ 1. `carry` is a pytree `fn` returns the same
+        shapes and dtypes of.
+
+        The semantics of `jax.lax.scan`. Recurrent layers run their forward pass (reverse
+        False) and their backward through time (reverse True) with it, so the layer math
+        stays free of library names. Here, a Python loop over t that stacks the outputs
+        (NumPy, CuPy, PyTorch: one eager step per t); JAX compiles `fn` once into a loop,
+        so a program's size and compile time do not grow with T.
+        """
+
+        leaves, structure = tree_flatten(xs)
+        length = scan_length(leaves)
+        # x_t rebuilt per step: directly for an array or a flat tuple of them (the layers'
+        # case: the tree functions cost more than a small step's arithmetic), else as a tree
+        if isinstance(xs, tuple) and len(xs) == len(leaves) and not hasattr(xs, "_fields"):
+            def at(t: int) -> Any:
+                return tuple(a[t, ...] for a in leaves)
+        elif len(leaves) == 1 and structure == tree_flatten(leaves[0])[1]:
+            def at(t: int) -> Any:
+                return leaves[0][t, ...]
+        else:
+            def at(t: int) -> Any:
+                return tree_unflatten(structure, [a[t, ...] for a in leaves])
+        outputs: list[Any] = [None] * length
+        for t in (range(length - 1, -1, -1) if reverse else range(length)):
+            carry, outputs[t] = fn(carry, at(t))
+        first = outputs[0]
+        if first is None:
+            return carry, None
+        if isinstance(first, tuple) and not hasattr(first, "_fields") and all(
+                not isinstance(y, (tuple, list, dict)) and y is not None for y in first):
+            return carry, tuple(self.xp.stack(column, axis=0) for column in zip(*outputs))
+        per_step = [tree_flatten(y) for y in outputs]
+        stacked = [self.xp.stack([step[0][i] for step in per_step], axis=0)
+                   for i in range(len(per_step[0][0]))]
+        return carry, tree_unflatten(per_step[0][1], stacked)
+
     def random_bits(self, key: Array, shape: tuple[int, ...]) -> Array:
         """uint32 random bits of `shape` from a uint32[2] key, the same bits on every
         backend (xbackprop.random draws from them; the hash is in `backends/_bits.py`)."""
@@ -487,6 +530,21 @@ class _Scope:
     def __exit__(self, *exc: Any) -> None:
         current.reset(self.token)
         self.device.__exit__(*exc)
+
+
+def scan_length(leaves: Sequence[Array]) -> int:
+    """T, the length of axis 0 that every array of a scan's `xs` shares; an error if there
+    is no array, if they differ, or if T is 0 (a loop over time needs a step)."""
+    if not leaves:
+        raise ValueError("scan: xs has no arrays to loop over")
+    length = leaves[0].shape[0] if len(leaves[0].shape) else None
+    if any(len(a.shape) == 0 or a.shape[0] != length for a in leaves):
+        raise ValueError(f"scan: every array in xs needs the same leading (time) axis; got "
+                         f"shapes {', '.join(str(tuple(a.shape)) for a in leaves)}")
+    if length == 0:
+        raise ValueError("scan: xs has length 0 along axis 0; a loop over time needs at least "
+                         "one step")
+    return int(length)
 
 
 def library_pad(backend: Backend, x: Array, widths: Sequence[Pair], value: float = 0.0

@@ -50,7 +50,7 @@ from xbackprop.tree import tree_leaves, tree_map
 
 from ._base import HOST_TYPES as _HOST
 from ._base import SHARDINGS, Array, Backend, BackendUnavailableError, DtypeError, \
-    ShardingError, check_float_dtype, is_array_leaf, library_pad, to_host
+    ShardingError, check_float_dtype, is_array_leaf, library_pad, scan_length, to_host
 
 
 class JaxBackend(Backend):
@@ -273,6 +273,13 @@ class JaxBackend(Backend):
 
     def erf(self, x: Array) -> Array:
         return self._jax.lax.erf(x)
+
+    def scan(self, fn: Callable[[Any, Any], tuple[Any, Any]], carry: Any, xs: Any, *,
+             reverse: bool = False) -> tuple[Any, Any]:
+        """`jax.lax.scan`: `fn` is traced once and compiled into a loop, so a step compiled
+        over T = 1024 steps is no bigger, and compiles no slower, than over T = 64."""
+        scan_length(self._jax.tree_util.tree_leaves(xs))
+        return self._jax.lax.scan(fn, carry, xs, reverse=reverse)
 
     pad = library_pad
 

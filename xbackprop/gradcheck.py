@@ -621,8 +621,9 @@ def layer_cases(classes: dict[str, type[Layer]], seed: int = 0, batch: int = 2
 
 
 def _train_differs(layer: Layer, shape: tuple[int, ...]) -> bool:
-    """Train mode computes something else: the layer (or one it holds) draws random numbers
-    or keeps state (Dropout, BatchNorm, attention with dropout)."""
+    """Whether `layer` may compute otherwise in train mode: it (or one it holds) draws random
+    numbers (Dropout, attention with dropout), or it has state for samples of `shape`
+    (BatchNorm; not a recurrent layer that carries none)."""
     return bool(getattr(layer, "stochastic", False)) or layer.init_state(shape) is not None
 
 

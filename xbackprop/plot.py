@@ -21,7 +21,8 @@ from .metrics import regression_scores
 __all__ = ["plot_history", "plot_curves", "plot_histories", "plot_fit", "plot_decision_regions",
            "plot_optimizer_paths", "plot_surface", "plot_parallel_coordinates", "plot_filters",
            "plot_feature_maps", "plot_matrices", "plot_network", "plot_confusion_matrix",
-           "plot_misclassified", "plot_predicted_vs_true", "plot_attention", "plot_embeddings"]
+           "plot_misclassified", "plot_predicted_vs_true", "plot_attention", "plot_embeddings",
+           "plot_through_time", "plot_text_activations"]
 
 DPI = 120
 
@@ -231,6 +232,61 @@ def plot_curves(curves: Mapping[str, Sequence[float]], path: str | Path, *,
         ax.set_xscale("log")
     ax.grid(True, alpha=0.3)
     ax.legend()
+    return _finish(fig, path, title)
+
+
+def plot_through_time(norms: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path, *,
+                      title: str = "the gradient through time",
+                      ylabel: str = "‖∂L/∂h_t‖, loss at the last step",
+                      floor: float | None = None) -> Path:
+    """How far back in time a gradient reaches: `norms[model][stage]` is a norm per step t
+    (e.g. ‖∂L/∂h_t‖ for a loss at the last step), drawn against k = T - 1 - t, the steps
+    back from the loss, on a log scale; one colour per model, one line style per stage
+    ("at initialisation" dashed, "trained" solid, in the order given). `floor`: the bottom
+    of the axis (a curve that falls below it leaves the picture); zeros are not drawn."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    styles = ["--", "-", ":", "-."]
+    top = 0.0
+    for i, (model, stages) in enumerate(norms.items()):
+        for j, (stage, values) in enumerate(stages.items()):
+            values = np.asarray(_host(values), dtype=np.float64)[::-1]   # k = 0: the last step
+            top = max(top, float(np.max(values)))
+            ax.plot(np.arange(len(values)), np.where(values > 0, values, np.nan),
+                    styles[j % 4], color=_class_colour(i), label=f"{model}, {stage}")
+    ax.set_yscale("log")
+    if floor is not None:
+        ax.set_ylim(floor, 3 * top if top > floor else None)
+    ax.set_xlabel("k, steps back in time from the loss (h_t with t = T - 1 - k)")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3, which="major")
+    ax.legend(fontsize=8)
+    return _finish(fig, path, title)
+
+
+def plot_text_activations(text: str, activations: Any, path: str | Path, *,
+                          rows: Sequence[str] | None = None,
+                          title: str = "hidden units over a line of text") -> Path:
+    """What hidden units do as a network reads: `activations: (len(text), U)`, one row per
+    unit (labelled by `rows`, default "unit 0", "unit 1", ...), one column per character
+    of `text` (spaces shown as ␣, newlines as ↵), coloured from -1 (blue) through 0
+    (white) to 1 (red)."""
+    plt = _pyplot()
+    values = _host(activations)
+    if values.shape[0] != len(text):
+        raise ValueError(f"plot_text_activations: {values.shape[0]} rows of activations for "
+                         f"{len(text)} characters; give one row per character")
+    names = list(rows) if rows is not None else [f"unit {u}" for u in range(values.shape[1])]
+    shown = ["␣" if c == " " else "↵" if c == "\n" else c for c in text]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.16 * len(text) + 2.5),
+                                    0.42 * len(names) + 1.6))
+    limit = max(1.0, float(np.abs(values).max()))
+    image = ax.imshow(values.T, cmap="coolwarm", vmin=-limit, vmax=limit, aspect="auto",
+                      interpolation="nearest")
+    ax.set_xticks(range(len(text)), shown, fontsize=8, fontfamily="monospace")
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel("the text, one character per column (read left to right)")
+    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01, label="activation h")
     return _finish(fig, path, title)
 
 

@@ -51,6 +51,7 @@ NAMES: tuple[str, ...] = (
     "compare-optimizers",
     "mnist", "forest-fires", "energy",  # real data
     "shakespeare-char",  # a language model
+    "char-rnn",
 )
 
 

@@ -8,11 +8,16 @@ from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
 from .embedding import Embedding, PositionEmbedding
+from .gru import GRU
+from .lstm import LSTM
 from .normalization import BatchNorm, LayerNorm
 from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from .reshape import Flatten
+from .recurrent import Recurrent
+from .rnn import RNN
 
 __all__ = ["Context", "EVAL", "Layer", "layer_classes", "Dense", "Identity", "Sigmoid", "Tanh",
            "ReLU", "LeakyReLU", "GELU", "Softmax", "Conv2D", "MaxPool2D", "AvgPool2D",
            "GlobalAvgPool2D", "Flatten", "Dropout", "BatchNorm", "LayerNorm", "Embedding",
-           "PositionEmbedding", "CausalSelfAttention", "Residual", "Parallel"]
+           "PositionEmbedding", "CausalSelfAttention", "Residual", "Parallel", "Recurrent",
+           "RNN", "LSTM", "GRU"]
