@@ -14,7 +14,8 @@ only where its library has something faster:
     moving        asarray, to_numpy, xp_dtype, numpy_dtype
     scope         scope(): this backend value is current and its device the library's
     math          slice_add (scatter-add), pad, im2col / col2im (patches), first_argmax,
-                  sigmoid, random_bits, fold_in, fused_update
+                  scatter_rows (max pooling's routing), sigmoid, relu_grad, random_bits,
+                  fold_in, fused_update
     running       compile (with shardings), numerics, dtype_scope, synchronize,
                   prepare_training
 
@@ -361,6 +362,24 @@ class Backend:
         """For `x: (K, M)` and its column maxima `x_max: (M,)`, the first row holding each
         column's maximum (ties go to the first, on every backend)."""
         return self.xp.argmax(x, axis=0)
+
+    def scatter_rows(self, index: Array, values: Array, rows: int) -> Array:
+        """`(rows, M)` zeros with `values[m]` at row `index[m]` of column m, for `index: (M,)`
+        integers in [0, rows) and `values: (M,)`: the adjoint of picking one row per column
+        (`x[index[m], m]`), which is how max pooling routes dy to each window's arg-max.
+        Generic: a one-hot mask times the values, three passes over (rows, M). (A value
+        that is not finite may also reach the other rows of its column, as 0 · inf is NaN:
+        only a diverged step has one.)"""
+        xp = self.xp
+        hit = xp.arange(rows, dtype=index.dtype)[:, None] == index[None, :]
+        return xp.astype(hit, values.dtype) * values[None, :]
+
+    def relu_grad(self, y: Array, dy: Array) -> Array:
+        """ReLU's backward from its output: dy · 1[y > 0] (0 at y = 0, as PyTorch and JAX).
+        A primitive because it is every ReLU network's hot spot: three passes here (compare,
+        cast, multiply), where a library may have one (PyTorch's threshold_backward). (A dy
+        that is not finite where y <= 0 may give NaN or 0 there, by library.)"""
+        return dy * self.xp.astype(y > 0, dy.dtype)
 
     def sigmoid(self, x: Array) -> Array:
         """σ(x) = 1 / (1 + e^-x) for float `x`, never overflowing: from e^-|x|, as

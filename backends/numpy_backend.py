@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import types
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
-from ._base import Array, Backend, BackendUnavailableError, library_pad
+from ._base import Array, Backend, BackendUnavailableError, Pair, library_pad
 
 
 def _sum(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
@@ -68,6 +70,65 @@ class NumpyBackend(Backend):
         e += 1
         return np.reciprocal(e, out=e)
 
+    def im2col(self, x: Array, kernel: Pair, stride: Pair, dilation: Pair,
+               pads: tuple[Pair, Pair], out_hw: Pair, pad_value: float = 0.0
+               ) -> tuple[Array, int]:
+        """The generic columns (the same layout and row_width, so the same numbers), made
+        by one copy of a strided view of the padded input instead of a pad, nine slices
+        and a stack: a (C, KH, KW, N, ...) view whose last axes read each tap's rows, long
+        runs of padded rows with stride 1. Without padding the view reads `x` itself."""
+        (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+        n, c, h, w = x.shape
+        (top, bottom), (left, right) = pads
+        wp = w + left + right
+        if (sh, sw) == (1, 1):
+            # the last tap reads oh full padded rows from row (kh-1)·dh, column (kw-1)·dw
+            reach = (kh - 1) * dh * wp + (kw - 1) * dw + oh * wp
+            bottom = max(bottom, -(-reach // wp) - h - top)
+        planes = _padded(x, ((top, bottom), (left, right)), pad_value)     # (N, C, Hp, Wp)
+        sn, sc, sr, sp = planes.strides
+        if (sh, sw) == (1, 1):
+            # tap (i, j): oh·Wp consecutive elements of each plane from (i·dh, j·dw)
+            view = as_strided(planes, (c, kh, kw, n, oh * wp), (sc, dh * sr, dw * sp, sn, sp),
+                              writeable=False)
+            row_width = wp
+        else:
+            view = as_strided(planes, (c, kh, kw, n, oh, ow),
+                              (sc, dh * sr, dw * sp, sn, sh * sr, sw * sp), writeable=False)
+            row_width = ow
+        return view.reshape(c * kh * kw, -1), row_width  # the one copy
+
+    def col2im(self, cols: Array, x_shape: Sequence[int], kernel: Pair, stride: Pair,
+               dilation: Pair, pads: tuple[Pair, Pair], out_hw: Pair, row_width: int
+               ) -> Array:
+        """Windows that do not overlap (max pooling's 2x2, stride 2) write each input pixel
+        once: their taps are copied into place instead of added onto zeros, into an
+        uninitialised array where they cover all of it. Otherwise the generic sum."""
+        (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+        if (sh, sw) == (1, 1) or sh < dh * (kh - 1) + 1 or sw < dw * (kw - 1) + 1:
+            return super().col2im(cols, x_shape, kernel, stride, dilation, pads, out_hw,
+                                  row_width)
+        n, c, h, w = x_shape
+        (top, bottom), (left, right) = pads
+        hp, wp = h + top + bottom, w + left + right
+        tiled = (dh, dw) == (1, 1) and (sh, sw) == (kh, kw) and (oh * sh, ow * sw) == (hp, wp)
+        planes = (np.empty if tiled else np.zeros)((n, c, hp, wp), dtype=cols.dtype)
+        taps = cols.reshape(c, kh, kw, n, oh, ow)
+        for i in range(kh):
+            for j in range(kw):
+                rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+                columns = slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
+                planes[:, :, rows, columns] = taps[:, i, j].transpose(1, 0, 2, 3)
+        return planes[:, :, top:hp - bottom, left:wp - right]
+
+    def scatter_rows(self, index: Array, values: Array, rows: int) -> Array:
+        """Row by row, values · 1[index == k] written into place: the generic products
+        without a (rows, M) mask, in two passes over it instead of three."""
+        out = np.empty((rows, index.shape[0]), dtype=values.dtype)
+        for k in range(rows):
+            np.multiply(values, index == k, out=out[k])
+        return out
+
     def first_argmax(self, x: Array, x_max: Array) -> Array:
         """By scores: rows that hit the maximum score K, K-1, ..., 1 and the highest score
         wins, in three whole-array passes; NumPy's argmax along axis 0 walks one column at
@@ -83,6 +144,25 @@ class NumpyBackend(Backend):
         if missed.size:
             arg[missed] = np.argmax(np.isnan(x[:, missed]), axis=0)
         return arg
+
+
+def _padded(x: np.ndarray, pads: tuple[Pair, Pair], value: float) -> np.ndarray:
+    """`x: (N, C, H, W)` padded by `pads` with `value`, contiguous in its last two axes: `x`
+    itself where that holds and there is nothing to add; else one copy, with only the
+    border filled."""
+    (top, bottom), (left, right) = pads
+    if not (top or bottom or left or right):
+        if x.strides[3] == x.itemsize and x.strides[2] == x.shape[3] * x.itemsize:
+            return x
+        return np.ascontiguousarray(x)
+    n, c, h, w = x.shape
+    out = np.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
+    out[:, :, :top] = value
+    out[:, :, top + h:] = value
+    out[:, :, top:top + h, :left] = value
+    out[:, :, top:top + h, left + w:] = value
+    out[:, :, top:top + h, left:left + w] = x
+    return out
 
 
 _MALLOC_TUNED = False
