@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import _threads
 from ._base import Array, Backend, BackendUnavailableError, Pair, library_pad
 
 
@@ -129,6 +130,10 @@ class NumpyBackend(Backend):
             np.multiply(values, index == k, out=out[k])
         return out
 
+    def fused_update(self, name: str) -> Callable | None:
+        """Adam by cache-sized chunks split across the cores (see `_adam`)."""
+        return _FUSED.get(name)
+
     def first_argmax(self, x: Array, x_max: Array) -> Array:
         """By scores: rows that hit the maximum score K, K-1, ..., 1 and the highest score
         wins, in three whole-array passes; NumPy's argmax along axis 0 walks one column at
@@ -144,6 +149,45 @@ class NumpyBackend(Backend):
         if missed.size:
             arg[missed] = np.argmax(np.isnan(x[:, missed]), axis=0)
         return arg
+
+
+#: the least elements a thread takes of a fused update: below this, handing work to another
+#: thread costs more than it saves
+GRAIN = 65536
+
+
+def _adam(g: np.ndarray, b1: float, c1: float, b2: float, c2: float, step: float,
+          inv_sqrt_bc2: float, eps: float, decay: float, p: np.ndarray, m: np.ndarray,
+          v: np.ndarray) -> None:
+    """Adam's update of `p` and its moments `m`, `v` in place: the operations of the rule in
+    xbackprop/optim/rules.py in the same order (so the same bits; c1 = 1 - b1, c2 = 1 - b2,
+    decay = lr · λ for AdamW), on parts of the arrays split across the cores
+    (backends/_threads.py): a dozen element-wise passes that NumPy runs on one core."""
+    if not all(a.flags.c_contiguous for a in (p, m, v)):
+        _adam_range(g, b1, c1, b2, c2, step, inv_sqrt_bc2, eps, decay, p, m, v)
+        return
+    flat = [a.reshape(-1) for a in (g, p, m, v)]  # views (g: a copy if it must be)
+
+    def part(lo: int, hi: int) -> None:
+        _adam_range(flat[0][lo:hi], b1, c1, b2, c2, step, inv_sqrt_bc2, eps, decay,
+                    *(x[lo:hi] for x in flat[1:]))
+    _threads.split(part, flat[1].size, GRAIN)
+
+
+def _adam_range(g, b1, c1, b2, c2, step, inv_sqrt_bc2, eps, decay, p, m, v) -> None:
+    """The rule, op by op, as InPlaceOps runs it (xbackprop/optim/base.py, rules.py)."""
+    m *= b1                                       # m <- b1 m + (1 - b1) g
+    m += c1 * g
+    gg = g * g
+    v *= b2                                       # v <- b2 v + (1 - b2) g²
+    v += c2 * gg
+    delta = step * m / (np.sqrt(v) * inv_sqrt_bc2 + eps)
+    if decay:
+        delta = delta + decay * p                 # AdamW: decay outside the moments
+    p -= delta
+
+
+_FUSED: dict[str, Callable] = {"adam": _adam}
 
 
 def _padded(x: np.ndarray, pads: tuple[Pair, Pair], value: float) -> np.ndarray:
