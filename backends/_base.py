@@ -293,9 +293,12 @@ class Backend:
         n. `row_width` ≥ OW: columns with ow ≥ OW are junk that callers slice off (and
         must give zero gradient). `x` is padded with `pad_value` by `pads` first.
 
-        With stride 1 each tap is one contiguous shifted slice of the flattened, padded
+        With stride 1 each tap is one contiguous shifted run of the flattened, padded
         image, read over full padded rows (row_width = padded W): long copies instead of
-        one short copy per output row. Otherwise taps are strided 2-D slices.
+        one short copy per output row. Otherwise taps are strided 2-D slices. Where the
+        library has strided views (`strided_view`), the columns are one copy of a
+        (C, KH, KW, N, ...) view of the padded input (of `x` itself without padding);
+        otherwise the taps are sliced and stacked.
         """
         xp = self.xp
         (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
@@ -307,18 +310,39 @@ class Backend:
             # bottom so that read stays inside the flattened image
             reach = (kh - 1) * dh * wp + (kw - 1) * dw + oh * wp
             bottom = max(bottom, -(-reach // wp) - h - top)
-        planes = self._padded_planes(x, ((top, bottom), (left, right)), pad_value)  # (C,N,Hp,Wp)
+        hp = h + top + bottom
+        row_width = wp if (sh, sw) == (1, 1) else ow
+        padded = x
+        if top or bottom or left or right:
+            padded = self.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), pad_value)
+        # strides in elements of the contiguous (N, C, Hp, Wp) planes
+        sn, sc, sr = c * hp * wp, hp * wp, wp
+        if (sh, sw) == (1, 1):  # tap (i, j): oh·Wp consecutive elements from (i·dh, j·dw)
+            view = self.strided_view(padded, (c, kh, kw, n, oh * wp),
+                                     (sc, dh * sr, dw, sn, 1))
+        else:
+            view = self.strided_view(padded, (c, kh, kw, n, oh, ow),
+                                     (sc, dh * sr, dw, sn, sh * sr, sw))
+        if view is not None:
+            return xp.reshape(view, (c * kh * kw, n * oh * row_width)), row_width  # one copy
+        planes = xp.permute_dims(padded, (1, 0, 2, 3))          # (C, N, Hp, Wp): channel-major
         if (sh, sw) == (1, 1):
-            flat = xp.reshape(planes, (c, n, planes.shape[2] * wp))
+            flat = xp.reshape(planes, (c, n, hp * wp))
             taps = [flat[:, :, i * dh * wp + j * dw: i * dh * wp + j * dw + oh * wp]
                     for i in range(kh) for j in range(kw)]                  # (C, N, OH·Wp)
-            row_width = wp
         else:
             taps = [planes[:, :, _tap(i, sh, dh, oh), _tap(j, sw, dw, ow)]
                     for i in range(kh) for j in range(kw)]                  # (C, N, OH, OW)
-            row_width = ow
         cols = xp.stack(taps, axis=1)                                      # (C, KH·KW, N, ...)
         return xp.reshape(cols, (c * kh * kw, n * oh * row_width)), row_width
+
+    def strided_view(self, x: Array, shape: Sequence[int], strides: Sequence[int]
+                     ) -> Array | None:
+        """A read-only view of the memory of `x` laid out C-contiguously (a copy first if it
+        is not), with `shape` and `strides` counted in elements: windows that overlap in
+        memory, for `im2col`. None where the library has no such views (the Array API
+        standard has none): patches are then sliced and stacked."""
+        return None
 
     def col2im(self, cols: Array, x_shape: Sequence[int], kernel: Pair, stride: Pair,
                dilation: Pair, pads: tuple[Pair, Pair], out_hw: Pair, row_width: int
@@ -348,15 +372,6 @@ class Backend:
                          _tap(t % kw, sw, dw, ow))
                 planes = self.slice_add(planes, index, cols[:, t, ...])
         return xp.permute_dims(planes[:, :, top:hp - bottom, left:wp - right], (1, 0, 2, 3))
-
-    def _padded_planes(self, x: Array, pads: tuple[Pair, Pair], value: float) -> Array:
-        """`x: (N, C, H, W)` as `(C, N, H + top + bottom, W + left + right)`, padded with
-        `value`: channel-major, so patch columns come out in the order the product wants."""
-        (top, bottom), (left, right) = pads
-        planes = self.xp.permute_dims(x, (1, 0, 2, 3))
-        if top or bottom or left or right:
-            return self.pad(planes, ((0, 0), (0, 0), (top, bottom), (left, right)), value)
-        return planes
 
     def first_argmax(self, x: Array, x_max: Array) -> Array:
         """For `x: (K, M)` and its column maxima `x_max: (M,)`, the first row holding each

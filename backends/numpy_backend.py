@@ -71,33 +71,11 @@ class NumpyBackend(Backend):
         e += 1
         return np.reciprocal(e, out=e)
 
-    def im2col(self, x: Array, kernel: Pair, stride: Pair, dilation: Pair,
-               pads: tuple[Pair, Pair], out_hw: Pair, pad_value: float = 0.0
-               ) -> tuple[Array, int]:
-        """The generic columns (the same layout and row_width, so the same numbers), made
-        by one copy of a strided view of the padded input instead of a pad, nine slices
-        and a stack: a (C, KH, KW, N, ...) view whose last axes read each tap's rows, long
-        runs of padded rows with stride 1. Without padding the view reads `x` itself."""
-        (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
-        n, c, h, w = x.shape
-        (top, bottom), (left, right) = pads
-        wp = w + left + right
-        if (sh, sw) == (1, 1):
-            # the last tap reads oh full padded rows from row (kh-1)·dh, column (kw-1)·dw
-            reach = (kh - 1) * dh * wp + (kw - 1) * dw + oh * wp
-            bottom = max(bottom, -(-reach // wp) - h - top)
-        planes = _padded(x, ((top, bottom), (left, right)), pad_value)     # (N, C, Hp, Wp)
-        sn, sc, sr, sp = planes.strides
-        if (sh, sw) == (1, 1):
-            # tap (i, j): oh·Wp consecutive elements of each plane from (i·dh, j·dw)
-            view = as_strided(planes, (c, kh, kw, n, oh * wp), (sc, dh * sr, dw * sp, sn, sp),
-                              writeable=False)
-            row_width = wp
-        else:
-            view = as_strided(planes, (c, kh, kw, n, oh, ow),
-                              (sc, dh * sr, dw * sp, sn, sh * sr, sw * sp), writeable=False)
-            row_width = ow
-        return view.reshape(c * kh * kw, -1), row_width  # the one copy
+    def strided_view(self, x: Array, shape: Sequence[int], strides: Sequence[int]
+                     ) -> Array:
+        x = np.ascontiguousarray(x)
+        return as_strided(x, tuple(shape), tuple(s * x.itemsize for s in strides),
+                          writeable=False)
 
     def col2im(self, cols: Array, x_shape: Sequence[int], kernel: Pair, stride: Pair,
                dilation: Pair, pads: tuple[Pair, Pair], out_hw: Pair, row_width: int
@@ -188,25 +166,6 @@ def _adam_range(g, b1, c1, b2, c2, step, inv_sqrt_bc2, eps, decay, p, m, v) -> N
 
 
 _FUSED: dict[str, Callable] = {"adam": _adam}
-
-
-def _padded(x: np.ndarray, pads: tuple[Pair, Pair], value: float) -> np.ndarray:
-    """`x: (N, C, H, W)` padded by `pads` with `value`, contiguous in its last two axes: `x`
-    itself where that holds and there is nothing to add; else one copy, with only the
-    border filled."""
-    (top, bottom), (left, right) = pads
-    if not (top or bottom or left or right):
-        if x.strides[3] == x.itemsize and x.strides[2] == x.shape[3] * x.itemsize:
-            return x
-        return np.ascontiguousarray(x)
-    n, c, h, w = x.shape
-    out = np.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
-    out[:, :, :top] = value
-    out[:, :, top + h:] = value
-    out[:, :, top:top + h, :left] = value
-    out[:, :, top:top + h, left + w:] = value
-    out[:, :, top:top + h, left:left + w] = x
-    return out
 
 
 _MALLOC_TUNED = False

@@ -86,6 +86,10 @@ class TorchBackend(Backend):
         flat = [w for pair in reversed(tuple(widths)) for w in pair]
         return self._torch.nn.functional.pad(x, flat, value=value)
 
+    def strided_view(self, x: Array, shape: Sequence[int], strides: Sequence[int]
+                     ) -> Array:
+        return x.contiguous().as_strided(tuple(shape), tuple(strides))
+
     def sigmoid(self, x: Array) -> Array:
         return self._torch.sigmoid(x)  # one fused, overflow-free kernel
 
