@@ -11,6 +11,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import _threads
+from ._malloc import keep_freed_buffers
 from ._base import Array, Backend, BackendUnavailableError, Pair, library_pad
 
 
@@ -166,37 +167,3 @@ def _adam_range(g, b1, c1, b2, c2, step, inv_sqrt_bc2, eps, decay, p, m, v) -> N
 
 
 _FUSED: dict[str, Callable] = {"adam": _adam}
-
-
-_MALLOC_TUNED = False
-KEEP_BUFFERS_ENV = "XBACKPROP_KEEP_MALLOC"
-
-
-def keep_freed_buffers() -> bool:
-    """Ask glibc to keep freed large buffers for reuse instead of returning them to the OS.
-
-    A NumPy train step allocates the same large arrays every step. By default glibc hands
-    big freed blocks back to the kernel (munmap, heap trimming), and the next step takes
-    them again through page faults that zero every page: about a quarter of a small CNN's
-    step. Raising M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (mallopt) keeps up to 512 MiB of
-    freed memory in the process. Called once when a NumPy train step is made; glibc only;
-    set XBACKPROP_KEEP_MALLOC=0 to leave malloc alone. Returns True if the settings took.
-    """
-    global _MALLOC_TUNED
-    import os
-    import sys
-
-    if _MALLOC_TUNED or os.environ.get(KEEP_BUFFERS_ENV, "1") == "0" or \
-            not sys.platform.startswith("linux"):
-        return _MALLOC_TUNED
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3  # from <malloc.h>
-        ok = libc.mallopt(m_mmap_threshold, 256 << 20) == 1
-        ok = libc.mallopt(m_trim_threshold, 512 << 20) == 1 and ok
-    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune
-        return False
-    _MALLOC_TUNED = ok
-    return ok

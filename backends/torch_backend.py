@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import _bits
+from ._malloc import keep_freed_buffers
 from ._base import _HOST_TYPES, Array, Backend, BackendUnavailableError, DtypeError, Pair, \
     check_float_dtype, to_host
 
@@ -127,6 +128,10 @@ class TorchBackend(Backend):
 
     def fused_update(self, name: str) -> Callable | None:
         return _FUSED.get(name)
+
+    def prepare_training(self) -> None:
+        if self._device.type == "cpu":
+            keep_freed_buffers()  # CPU tensors come from malloc (see backends/_malloc.py)
 
     def random_bits(self, key: Array, shape: tuple[int, ...]) -> Array:
         with self.device_scope():
