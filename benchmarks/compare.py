@@ -12,8 +12,9 @@ a small machine measured the contention (a CNN step at 20x its real time), not t
 
 On a shared machine, `--rounds R` times everything R times over: each ratio is taken
 within a round (the two implementations timed minutes apart at most) and reported as the
-median with its range over the rounds. The machine's load average is printed with the
-table, at the start and at the end.
+median with its range over the rounds; `--clock cpu` reads CPU time instead of the wall
+clock (for one-thread runs). The machine's load average is printed with the table, at the
+start and at the end.
 """
 
 from __future__ import annotations
@@ -38,14 +39,17 @@ from benchmarks.workloads import GEMM_N, TARGETS, WORKLOADS, Runner, Unavailable
 
 
 IDLE_SECONDS = 0.5
+#: what a step's time is read from: the wall clock, or this process's CPU time (every thread's)
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = CLOCKS["wall"]
 
 
 def _per_step(runner: Runner, steps: int) -> float:
-    start = time.perf_counter()
+    start = _clock()
     for _ in range(steps):
         runner.step()
     runner.sync()
-    return (time.perf_counter() - start) / steps
+    return (_clock() - start) / steps
 
 
 def time_workload(workload: str, impls: list[str], repeat: int, min_time: float,
@@ -156,7 +160,8 @@ def gemm_fractions(results: dict[str, dict[str, dict[str, Any]]]) -> list[dict[s
 def render(report: dict[str, Any]) -> str:
     lines = ["Machine: " + ", ".join(f"{k} {v}" for k, v in report["machine"].items()),
              f"Load average (1, 5, 15 min): {report['load']['start']} at the start, "
-             f"{report['load']['end']} at the end; {report['rounds']} round(s)", ""]
+             f"{report['load']['end']} at the end; {report['rounds']} round(s), "
+             f"{report['clock']} clock", ""]
     lines += ["| workload | implementation | device | ms / step |", "|---|---|---|---:|"]
     for workload, results in report["results"].items():
         for impl, r in results.items():
@@ -195,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1,
                         help="time everything this many times over; ratios are taken within "
                              "each and reported as the median and range (a shared machine)")
+    parser.add_argument("--clock", choices=CLOCKS, default="wall",
+                        help="wall (default), or cpu: this process's CPU time, steadier on a "
+                             "busy machine when every library runs one thread "
+                             "(OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 XBACKPROP_NUMPY_"
+                             "THREADS=1, and XLA_FLAGS for JAX), but counting the time "
+                             "waiting threads spin where they run several")
     parser.add_argument("--min-time", type=float, default=0.25,
                         help="seconds each timed round lasts at least")
     parser.add_argument("--json", metavar="PATH", type=Path,
@@ -206,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.rounds < 1 or args.repeat < 1:
         parser.error("--rounds and --repeat are at least 1")
+    global _clock
+    _clock = CLOCKS[args.clock]
     load = {"start": load_average()}
     results = {}
     for workload in args.workloads:
@@ -217,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     if "mlp" in args.workloads:
         memory = {impl: peak_memory_mb("mlp", impl) for impl in ["xbackprop-numpy", "numpy-plain"]
                   if impl in args.impls}
-    report = {"machine": machine(), "load": load, "rounds": args.rounds, "results": results,
+    report = {"machine": machine(), "load": load, "rounds": args.rounds,
+              "clock": args.clock, "results": results,
               "ratios": ratios(results), "gemm": gemm_fractions(results), "memory_mb": memory}
     print(render(report))
     if args.json is not None:
