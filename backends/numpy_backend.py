@@ -110,7 +110,7 @@ class NumpyBackend(Backend):
         return out
 
     def fused_update(self, name: str) -> Callable | None:
-        """Adam by cache-sized chunks split across the cores (see `_adam`)."""
+        """Adam, the same bits, split across the cores (see `_adam`)."""
         return _FUSED.get(name)
 
     def first_argmax(self, x: Array, x_max: Array) -> Array:
@@ -153,7 +153,9 @@ def _adam(g: np.ndarray, b1: float, c1: float, b2: float, c2: float, step: float
     _threads.split(part, flat[1].size, GRAIN)
 
 
-def _adam_range(g, b1, c1, b2, c2, step, inv_sqrt_bc2, eps, decay, p, m, v) -> None:
+def _adam_range(g: np.ndarray, b1: float, c1: float, b2: float, c2: float, step: float,
+                inv_sqrt_bc2: float, eps: float, decay: float, p: np.ndarray, m: np.ndarray,
+                v: np.ndarray) -> None:
     """The rule, op by op, as InPlaceOps runs it (xbackprop/optim/base.py, rules.py)."""
     m *= b1                                       # m <- b1 m + (1 - b1) g
     m += c1 * g
