@@ -159,9 +159,8 @@ def _adam_range(g: np.ndarray, b1: float, c1: float, b2: float, c2: float, step:
     """The rule, op by op, as InPlaceOps runs it (xbackprop/optim/base.py, rules.py)."""
     m *= b1                                       # m <- b1 m + (1 - b1) g
     m += c1 * g
-    gg = g * g
     v *= b2                                       # v <- b2 v + (1 - b2) g²
-    v += c2 * gg
+    v += c2 * (g * g)                             # (no g² kept alive: peak memory)
     delta = step * m / (np.sqrt(v) * inv_sqrt_bc2 + eps)
     if decay:
         delta = delta + decay * p                 # AdamW: decay outside the moments
