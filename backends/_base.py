@@ -7,7 +7,7 @@ only where its library has something faster:
 
     identity      name, modules (whose arrays it owns), is_array, is_concrete,
                   refused_conversion
-    capabilities  inplace_updates, compiles, host_arrays, counter()
+    capabilities  inplace_updates, compiles, host_arrays, strided_views, counter()
     placement     put (shardings), put_local (a global batch from each process's rows),
                   with_devices (data parallelism), for_placement, batch_shards,
                   process_count, process_index, process_values
@@ -115,6 +115,9 @@ class Backend:
     #: arrays live in host memory and compute eagerly, so reading a value (a loss, a flag)
     #: costs nothing: no transfer and no wait for a device. True for NumPy.
     host_arrays: ClassVar[bool] = False
+    #: `strided_view` gives views with any strides over an array's memory, so `im2col`
+    #: copies patches once from a view instead of slicing and stacking. NumPy, PyTorch.
+    strided_views: ClassVar[bool] = False
 
     # -- placement (data parallelism) --------------------------------------------------------
     #: the equal parts a batch is split into along axis 0, one per device of a mesh's data
@@ -296,9 +299,9 @@ class Backend:
         With stride 1 each tap is one contiguous shifted run of the flattened, padded
         image, read over full padded rows (row_width = padded W): long copies instead of
         one short copy per output row. Otherwise taps are strided 2-D slices. Where the
-        library has strided views (`strided_view`), the columns are one copy of a
-        (C, KH, KW, N, ...) view of the padded input (of `x` itself without padding);
-        otherwise the taps are sliced and stacked.
+        backend declares `strided_views`, the columns are one copy of a (C, KH, KW, N, ...)
+        view of the padded input (of `x` itself without padding); otherwise the taps are
+        sliced and stacked.
         """
         xp = self.xp
         (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
@@ -312,20 +315,20 @@ class Backend:
             bottom = max(bottom, -(-reach // wp) - h - top)
         hp = h + top + bottom
         row_width = wp if (sh, sw) == (1, 1) else ow
-        padded = x
-        if top or bottom or left or right:
-            padded = self.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), pad_value)
-        # strides in elements of the contiguous (N, C, Hp, Wp) planes
-        sn, sc, sr = c * hp * wp, hp * wp, wp
-        if (sh, sw) == (1, 1):  # tap (i, j): oh·Wp consecutive elements from (i·dh, j·dw)
-            view = self.strided_view(padded, (c, kh, kw, n, oh * wp),
-                                     (sc, dh * sr, dw, sn, 1))
-        else:
-            view = self.strided_view(padded, (c, kh, kw, n, oh, ow),
-                                     (sc, dh * sr, dw, sn, sh * sr, sw))
-        if view is not None:
+        padding = ((0, 0), (0, 0), (top, bottom), (left, right))
+        if self.strided_views:
+            padded = self.pad(x, padding, pad_value) if top or bottom or left or right else x
+            sn, sc, sr = c * hp * wp, hp * wp, wp  # element strides of (N, C, Hp, Wp)
+            if (sh, sw) == (1, 1):  # tap (i, j): oh·Wp consecutive elements from (i·dh, j·dw)
+                view = self.strided_view(padded, (c, kh, kw, n, oh * wp),
+                                         (sc, dh * sr, dw, sn, 1))
+            else:
+                view = self.strided_view(padded, (c, kh, kw, n, oh, ow),
+                                         (sc, dh * sr, dw, sn, sh * sr, sw))
             return xp.reshape(view, (c * kh * kw, n * oh * row_width)), row_width  # one copy
-        planes = xp.permute_dims(padded, (1, 0, 2, 3))          # (C, N, Hp, Wp): channel-major
+        planes = xp.permute_dims(x, (1, 0, 2, 3))   # (C, N, H, W): channel-major, so the
+        if top or bottom or left or right:          # padded copy is laid out for the taps
+            planes = self.pad(planes, padding, pad_value)
         if (sh, sw) == (1, 1):
             flat = xp.reshape(planes, (c, n, hp * wp))
             taps = [flat[:, :, i * dh * wp + j * dw: i * dh * wp + j * dw + oh * wp]
@@ -337,12 +340,14 @@ class Backend:
         return xp.reshape(cols, (c * kh * kw, n * oh * row_width)), row_width
 
     def strided_view(self, x: Array, shape: Sequence[int], strides: Sequence[int]
-                     ) -> Array | None:
+                     ) -> Array:
         """A read-only view of the memory of `x` laid out C-contiguously (a copy first if it
         is not), with `shape` and `strides` counted in elements: windows that overlap in
-        memory, for `im2col`. None where the library has no such views (the Array API
-        standard has none): patches are then sliced and stacked."""
-        return None
+        memory, for `im2col`. Only where `strided_views` is declared (the Array API standard
+        has no such views)."""
+        raise NotImplementedError(
+            f"backend {self.name!r} has no strided views (strided_views is False): im2col "
+            "slices and stacks its patches instead")
 
     def col2im(self, cols: Array, x_shape: Sequence[int], kernel: Pair, stride: Pair,
                dilation: Pair, pads: tuple[Pair, Pair], out_hw: Pair, row_width: int

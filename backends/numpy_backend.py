@@ -40,6 +40,7 @@ def _namespace() -> types.ModuleType:
 class NumpyBackend(Backend):
     name = "numpy"
     host_arrays = True
+    strided_views = True
     modules = ("numpy",)
     xp = _namespace()
     device = "cpu"

@@ -38,6 +38,7 @@ INSTALL = ("Install the CPU build with: pip install torch --index-url "
 class TorchBackend(Backend):
     name = "torch"
     modules = ("torch",)
+    strided_views = True
 
     def __init__(self, device: str | None = None) -> None:
         """device: None (CUDA's current GPU, else the CPU), "cpu", "cuda", "cuda:1", "1"
