@@ -7,15 +7,16 @@ only where its library has something faster:
 
     identity      name, modules (whose arrays it owns), is_array, is_concrete,
                   refused_conversion
-    capabilities  inplace_updates, compiles, host_arrays, counter()
+    capabilities  inplace_updates, compiles, host_arrays, strided_views, counter()
     placement     put (shardings), put_local (a global batch from each process's rows),
                   with_devices (data parallelism), for_placement, batch_shards,
                   process_count, process_index, process_values
     moving        asarray, to_numpy, xp_dtype, numpy_dtype
     scope         scope(): this backend value is current and its device the library's
     math          slice_add (add into a slice), index_add (scatter-add of rows), pad,
-                  im2col / col2im (patches), first_argmax, sigmoid, erf, scan (a loop
-                  over time), random_bits, fold_in, fused_update
+                  im2col / col2im (patches), first_argmax, scatter_rows (max pooling's
+                  routing), sigmoid, relu_grad, erf, scan (a loop over time), random_bits,
+                  fold_in, fused_update
     running       compile (with shardings), numerics, dtype_scope, synchronize,
                   prepare_training
 
@@ -41,9 +42,9 @@ import numpy as np
 from xbackprop.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 from . import _bits
+from ._patches import Array, PatchPrimitives
+from ._patches import Pair as Pair  # (re-exported: the backends name kernel sizes so)
 
-Pair = tuple[int, int]
-Array = Any  # an array of some backend: numpy.ndarray, cupy.ndarray, jax.Array (or a tracer)
 
 FLOAT_DTYPES = ("float32", "float64")
 #: placements every backend understands (see `Backend.put`)
@@ -96,7 +97,7 @@ checked: contextvars.ContextVar[Backend | None] = contextvars.ContextVar(
 _NO_SCOPE = contextlib.nullcontext()
 
 
-class Backend:
+class Backend(PatchPrimitives):
     """One array library. A subclass sets `name`, `modules`, `xp` and `device`, and overrides
     the primitives its library does differently or faster (see the module docstring)."""
 
@@ -118,6 +119,9 @@ class Backend:
     #: arrays live in host memory and compute eagerly, so reading a value (a loss, a flag)
     #: costs nothing: no transfer and no wait for a device. True for NumPy.
     host_arrays: ClassVar[bool] = False
+    #: `strided_view` gives views with any strides over an array's memory, so `im2col`
+    #: copies patches once from a view instead of slicing and stacking. NumPy, PyTorch.
+    strided_views: ClassVar[bool] = False
 
     # -- placement (data parallelism) --------------------------------------------------------
     #: the equal parts a batch is split into along axis 0, one per device of a mesh's data
@@ -283,99 +287,12 @@ class Backend:
         flat = xp.reshape(values, (values.shape[0], -1))
         return target + xp.reshape(onehot.T @ flat, tuple(target.shape))
 
-    def pad(self, x: Array, widths: Sequence[Pair], value: float = 0.0) -> Array:
-        """`x` with `widths[i] = (before, after)` elements of `value` added along axis i.
-        The standard has no pad: blocks of `value` are concatenated."""
-        xp = self.xp
-        for axis, (before, after) in enumerate(widths):
-            if not (before or after):
-                continue
-            shape = tuple(x.shape)
-            blocks = [xp.full(shape[:axis] + (count,) + shape[axis + 1:], value, dtype=x.dtype)
-                      for count in (before, after)]
-            x = xp.concat([blocks[0], x, blocks[1]], axis=axis)
-        return x
-
-    def im2col(self, x: Array, kernel: Pair, stride: Pair, dilation: Pair,
-               pads: tuple[Pair, Pair], out_hw: Pair, pad_value: float = 0.0
-               ) -> tuple[Array, int]:
-        """The patches of `x: (N, C, H, W)` as columns: `(cols, row_width)` with
-        `cols: (C·KH·KW, N·OH·row_width)`.
-
-        Row `c·KH·KW + i·KW + j` holds input channel c at kernel tap (i, j) for every output
-        position; column `(n·OH + oh)·row_width + ow` is output position (oh, ow) of sample
-        n. `row_width` ≥ OW: columns with ow ≥ OW are junk that callers slice off (and
-        must give zero gradient). `x` is padded with `pad_value` by `pads` first.
-
-        With stride 1 each tap is one contiguous shifted slice of the flattened, padded
-        image, read over full padded rows (row_width = padded W): long copies instead of
-        one short copy per output row. Otherwise taps are strided 2-D slices.
-        """
-        xp = self.xp
-        (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
-        n, c, h, w = x.shape
-        (top, bottom), (left, right) = pads
-        wp = w + left + right
-        if (sh, sw) == (1, 1):
-            # the last tap reads oh full rows from row (kh-1)·dh, column (kw-1)·dw: pad the
-            # bottom so that read stays inside the flattened image
-            reach = (kh - 1) * dh * wp + (kw - 1) * dw + oh * wp
-            bottom = max(bottom, -(-reach // wp) - h - top)
-        planes = self._padded_planes(x, ((top, bottom), (left, right)), pad_value)  # (C,N,Hp,Wp)
-        if (sh, sw) == (1, 1):
-            flat = xp.reshape(planes, (c, n, planes.shape[2] * wp))
-            taps = [flat[:, :, i * dh * wp + j * dw: i * dh * wp + j * dw + oh * wp]
-                    for i in range(kh) for j in range(kw)]                  # (C, N, OH·Wp)
-            row_width = wp
-        else:
-            taps = [planes[:, :, _tap(i, sh, dh, oh), _tap(j, sw, dw, ow)]
-                    for i in range(kh) for j in range(kw)]                  # (C, N, OH, OW)
-            row_width = ow
-        cols = xp.stack(taps, axis=1)                                      # (C, KH·KW, N, ...)
-        return xp.reshape(cols, (c * kh * kw, n * oh * row_width)), row_width
-
-    def col2im(self, cols: Array, x_shape: Sequence[int], kernel: Pair, stride: Pair,
-               dilation: Pair, pads: tuple[Pair, Pair], out_hw: Pair, row_width: int
-               ) -> Array:
-        """The adjoint of `im2col`: every column entry summed back into the input position
-        it was read from. `cols: (C·KH·KW, N·OH·row_width)` -> `(N, C, H, W)`."""
-        xp = self.xp
-        (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
-        n, c, h, w = x_shape
-        (top, bottom), (left, right) = pads
-        hp, wp = h + top + bottom, w + left + right
-        cols = xp.reshape(cols, (c, kh * kw, n, oh * row_width))
-        if (sh, sw) == (1, 1):
-            length = oh * wp
-            size = max(hp * wp, (kh - 1) * dh * wp + (kw - 1) * dw + length)
-            flat = xp.zeros((c, n, size), dtype=cols.dtype)
-            for t in range(kh * kw):
-                start = (t // kw) * dh * wp + (t % kw) * dw
-                flat = self.slice_add(flat, (slice(None), slice(None),
-                                             slice(start, start + length)), cols[:, t, ...])
-            planes = xp.reshape(flat[:, :, :hp * wp], (c, n, hp, wp))
-        else:
-            cols = xp.reshape(cols, (c, kh * kw, n, oh, ow))
-            planes = xp.zeros((c, n, hp, wp), dtype=cols.dtype)
-            for t in range(kh * kw):
-                index = (slice(None), slice(None), _tap(t // kw, sh, dh, oh),
-                         _tap(t % kw, sw, dw, ow))
-                planes = self.slice_add(planes, index, cols[:, t, ...])
-        return xp.permute_dims(planes[:, :, top:hp - bottom, left:wp - right], (1, 0, 2, 3))
-
-    def _padded_planes(self, x: Array, pads: tuple[Pair, Pair], value: float) -> Array:
-        """`x: (N, C, H, W)` as `(C, N, H + top + bottom, W + left + right)`, padded with
-        `value`: channel-major, so patch columns come out in the order the product wants."""
-        (top, bottom), (left, right) = pads
-        planes = self.xp.permute_dims(x, (1, 0, 2, 3))
-        if top or bottom or left or right:
-            return self.pad(planes, ((0, 0), (0, 0), (top, bottom), (left, right)), value)
-        return planes
-
-    def first_argmax(self, x: Array, x_max: Array) -> Array:
-        """For `x: (K, M)` and its column maxima `x_max: (M,)`, the first row holding each
-        column's maximum (ties go to the first, on every backend)."""
-        return self.xp.argmax(x, axis=0)
+    def relu_grad(self, y: Array, dy: Array) -> Array:
+        """ReLU's backward from its output: dy · 1[y > 0] (0 at y = 0, as PyTorch and JAX).
+        A primitive because it is every ReLU network's hot spot: three passes here (compare,
+        cast, multiply), where a library may have one (PyTorch's threshold_backward). (A dy
+        that is not finite where y <= 0 may give NaN or 0 there, by library.)"""
+        return dy * self.xp.astype(y > 0, dy.dtype)
 
     def sigmoid(self, x: Array) -> Array:
         """σ(x) = 1 / (1 + e^-x) for float `x`, never overflowing: from e^-|x|, as
@@ -385,7 +302,6 @@ class Backend:
         e = xp.exp(-xp.abs(x))
         r = 1 / (1 + e)
         return xp.where(x >= 0, r, e * r)
-
     def erf(self, x: Array) -> Array:
         """The error function erf(x) = 2/√π ∫₀ˣ e^(-t²) dt of float `x`, elementwise (exact
         GELU needs it; the standard has none). The default is accurate to a few units in
@@ -547,12 +463,6 @@ def scan_length(leaves: Sequence[Array]) -> int:
     return int(length)
 
 
-def library_pad(backend: Backend, x: Array, widths: Sequence[Pair], value: float = 0.0
-                ) -> Array:
-    """`Backend.pad` by the library's own `pad` (NumPy, CuPy, JAX): one copy."""
-    return backend.xp.pad(x, tuple(widths), constant_values=value)
-
-
 #: what any backend's asarray takes from the host
 HOST_TYPES = (np.ndarray, np.generic, int, float, bool, list, tuple)
 
@@ -577,9 +487,3 @@ def to_host(x: Any) -> Any:
 
     owner = owner_of(x)
     return x if owner is None else owner.to_numpy(x)
-
-
-def _tap(offset: int, stride: int, dilation: int, out: int) -> slice:
-    """The slice of input rows that kernel tap `offset` reads for `out` output rows."""
-    start = offset * dilation
-    return slice(start, start + stride * (out - 1) + 1, stride)

@@ -50,7 +50,8 @@ from xbackprop.tree import tree_leaves, tree_map
 
 from ._base import HOST_TYPES as _HOST
 from ._base import SHARDINGS, Array, Backend, BackendUnavailableError, DtypeError, \
-    ShardingError, check_float_dtype, is_array_leaf, library_pad, scan_length, to_host
+    ShardingError, check_float_dtype, is_array_leaf, scan_length, to_host
+from ._patches import library_pad
 
 
 class JaxBackend(Backend):

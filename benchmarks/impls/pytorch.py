@@ -61,7 +61,8 @@ def _torch(device: str) -> tuple[Any, Any, Any]:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
         return torch, torch.device("cuda"), torch.cuda.synchronize
-    torch.set_num_threads(os.cpu_count() or 1)
+    if "OMP_NUM_THREADS" not in os.environ:  # else PyTorch has taken that many already
+        torch.set_num_threads(os.cpu_count() or 1)
     return torch, torch.device("cpu"), lambda: None
 
 

@@ -76,8 +76,7 @@ class ReLU(_Elementwise):
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
         y = cache
-        xp = backend_of(y, dy).xp
-        return dy * xp.astype(y > 0, dy.dtype), {}             # dy · 1[x > 0]
+        return backend_of(y, dy).relu_grad(y, dy), {}          # dy · 1[x > 0]
 
 
 @dataclasses.dataclass(frozen=True)
