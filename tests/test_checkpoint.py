@@ -21,6 +21,7 @@ import safetensors.numpy as st
 import xbackprop as xb
 from xbackprop import checkpoint as ck
 from xbackprop.atomic import TMP_SUFFIX
+from xbackprop.checkpoint.lock import LOCK_NAME
 from xbackprop.tree import tree_paths
 
 INPUT = (6,)
@@ -283,7 +284,7 @@ def rewritten(raw: bytes, change) -> bytes:
 
 
 def bump_version(h):
-    h["__metadata__"]["format_version"] = "2"
+    h["__metadata__"]["format_version"] = str(ck.FORMAT_VERSION + 1)
     h["__metadata__"]["xbackprop_version"] = "9.0"
 
 
@@ -321,9 +322,9 @@ BAD_FILES = {
     "flipped data byte": (lambda raw: raw[:-3] + bytes([raw[-3] ^ 1]) + raw[-2:],
                           ck.CorruptCheckpointError, "do not match the checksum"),
     "damaged tree": (lambda raw: rewritten(raw, break_tree), ck.CorruptCheckpointError,
-                     "tree record is damaged"),
+                     "header or its tensor bytes do not match the checksum"),
     "newer format": (lambda raw: rewritten(raw, bump_version), ck.CheckpointVersionError,
-                     "written by xbackprop 9.0 in checkpoint format 2.*Upgrade xbackprop"),
+                     "written by xbackprop 9.0 in checkpoint format 3.*Upgrade xbackprop"),
     "no xbackprop metadata": (
         lambda raw: rewritten(raw, lambda h: h.pop("__metadata__")),
         ck.NotACheckpointError, r"a safetensors file \(\d+ tensors\) but not an xbackprop"),
@@ -505,7 +506,7 @@ def test_manager_keeps_the_newest_and_the_best_and_nothing_else_of_its_own(tmp_p
     save_steps(manager, state, {10: 0.9, 20: 0.3, 30: 0.5, 40: 0.6, 50: 0.7})
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(others + ["ckpt-000000020.safetensors", "ckpt-000000040.safetensors",
-                                     "ckpt-000000050.safetensors"])
+                                     "ckpt-000000050.safetensors", LOCK_NAME])
     assert manager.latest().name == "ckpt-000000050.safetensors"
     assert manager.best().name == "ckpt-000000020.safetensors"
     # a restart: the best score is read back from the files' headers
@@ -558,12 +559,18 @@ def test_manager_loads_the_newest_file_that_loads(tmp_path):
             manager.load_latest()
 
 
-def test_manager_removes_temporaries_of_killed_saves_only(tmp_path):
+def test_the_writer_removes_temporaries_of_killed_saves_only(tmp_path):
+    """A manager made to read removes nothing; the writer, once it holds the folder's lock
+    (no one else can be saving then), removes the temporaries of saves that were killed."""
     stale = tmp_path / f".ckpt-000000005.safetensors.abc123{TMP_SUFFIX}"
     foreign = tmp_path / f".other.safetensors.abc123{TMP_SUFFIX}"
     stale.write_bytes(b"half")
     foreign.write_bytes(b"someone else's")
-    xb.CheckpointManager(tmp_path)
+    manager = xb.CheckpointManager(tmp_path)
+    assert manager.latest() is None and manager.load_latest() is None
+    assert stale.exists() and foreign.exists()
+    _, state, _ = trained(xb.get_backend("numpy"), steps=1)
+    manager.save(state)
     assert not stale.exists() and foreign.exists()
 
 
