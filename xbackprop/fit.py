@@ -41,7 +41,7 @@ from .backends import Backend, backend_of, get_backend, tree_to_backend
 from .batching import BatchLayout, batch_size_for
 from .callbacks import Callback, EarlyStopping, History, as_callbacks
 from .checkpoint.lock import FolderLock
-from .checkpoint.resume import RunCheckpoints
+from .checkpoint.resume import FolderHoldsRunError, NothingToTrainError, RunCheckpoints
 from .feeds import ArrayFeed, ProcessFeed, SourceFeed
 from .inputs import check_model_params, check_targets, prepare_data
 from .interrupt import deferred_interrupts
@@ -298,10 +298,11 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
             state, resumed_from = found.state, found.path
             if stopper is not None and stopper.restore_best and stopper.best is not None:
                 stopper.best_state = checkpoints.best_state(target)
-        elif checkpoints.latest() is not None:
-            raise ValueError(f"{checkpoint_dir} already holds checkpoints (the newest: "
-                             f"{checkpoints.latest().name}); pass resume=True to "
-                             "continue that run, or choose an empty folder for a new one")
+        elif (newest := checkpoints.latest()) is not None:
+            raise FolderHoldsRunError(f"{checkpoint_dir} already holds checkpoints (the "
+                                      f"newest: {newest.name}); pass resume=True to continue "
+                                      "that run, or choose an empty folder for a new one",
+                                      Path(checkpoint_dir), newest)
     start = 0 if state is None else int(state.step)
 
     if source:
@@ -396,16 +397,18 @@ def _nothing_left(path: Any, start: int, planned: int, end: int, spe: int | None
     than the run has done (the run cannot go back), else a warning that says so."""
     if counting_steps or spe is None:
         where, asked = f"step {start}", f"steps={planned} in all"
-        more = f"steps > {start}"
+        more, unit, done, count = f"steps > {start}", "steps", start, planned
     else:
         done, part = divmod(start, spe)
         where = f"step {start}, in epoch {done + 1}" if part else f"epoch {done} (step {start})"
         asked, more = f"epochs={planned // spe} in all", f"epochs > {done}"
+        unit, count = "epochs", planned // spe
     if planned < start:
-        raise ValueError(f"fit(resume=True): the run in {Path(path).parent} is at {where} "
-                         f"already, past the {asked} asked for; a resume counts the whole "
-                         f"run, so pass {more} to train on (or start a new run in an empty "
-                         "folder)")
+        raise NothingToTrainError(
+            f"fit(resume=True): the run in {Path(path).parent} is at {where} already, past "
+            f"the {asked} asked for; a resume counts the whole run, so pass {more} to train "
+            "on (or start a new run in an empty folder)",
+            path=Path(path), step=start, asked=count, unit=unit, done=done)
     cut = f" (max_steps={end})" if end < planned else ""
     warnings.warn(f"fit: nothing left to train: the run in {Path(path).parent} is at {where}, "
                   f"the end of the {asked} asked for{cut}; returning its state and history. "

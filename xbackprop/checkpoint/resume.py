@@ -38,8 +38,9 @@ from .errors import CorruptCheckpointError
 from .files import Checkpoint, checkpoint_info, load_checkpoint, model_difference
 from .manager import CheckpointManager
 
-__all__ = ["RunCheckpoints", "ResumeMismatchError", "rows_to_json", "rows_from_json",
-           "differences", "mismatch_message", "optimizer_difference"]
+__all__ = ["RunCheckpoints", "ResumeMismatchError", "FolderHoldsRunError",
+           "NothingToTrainError", "rows_to_json", "rows_from_json", "differences",
+           "mismatch_message", "optimizer_difference", "optimizer_kinds", "slots_in_words"]
 
 Rows = list[tuple[int, dict[str, Any]]]
 
@@ -54,9 +55,32 @@ class ResumeMismatchError(ValueError):
     one, its saved and its asked value, and what to do. `differences`: [(setting, saved,
     asked)]."""
 
-    def __init__(self, message: str, differences: list[tuple[str, Any, Any]]) -> None:
+    def __init__(self, message: str, differences: list[tuple[str, Any, Any]],
+                 path: Path | None = None) -> None:
         super().__init__(message)
         self.differences = differences
+        #: the checkpoint the run would have gone on from
+        self.path = path
+
+
+class FolderHoldsRunError(ValueError):
+    """A new run (no resume) given a checkpoint folder that holds another run's checkpoints;
+    `folder`, `newest` (the newest file's path)."""
+
+    def __init__(self, message: str, folder: Path, newest: Path) -> None:
+        super().__init__(message)
+        self.folder, self.newest = folder, newest
+
+
+class NothingToTrainError(ValueError):
+    """A resume asked to train to fewer epochs (or steps) in all than the run has done:
+    `path` (the checkpoint), `step`, `asked` (the epochs or steps asked for in all),
+    `unit` ("epochs" or "steps") and `done` (whole epochs, or steps, done)."""
+
+    def __init__(self, message: str, *, path: Path, step: int, asked: int, unit: str,
+                 done: int) -> None:
+        super().__init__(message)
+        self.path, self.step, self.asked, self.unit, self.done = path, step, asked, unit, done
 
 
 class RunCheckpoints:
@@ -119,7 +143,7 @@ class RunCheckpoints:
                                optimizer=optimizer, dtype=dtype)
         if problems:
             raise ResumeMismatchError(mismatch_message(found.path, problems),
-                                      [(k, a, b) for k, a, b, _ in problems])
+                                      [(k, a, b) for k, a, b, _ in problems], found.path)
         try:
             rows = rows_from_json(found.metadata.get("unfinished_epoch"))
             self._restore_callbacks(found.metadata, found.path)
@@ -232,12 +256,20 @@ def _slot_owners() -> dict[tuple[str, ...], list[str]]:
     return owners
 
 
-def _slots(opt_state: Any) -> str:
+def optimizer_kinds(opt_state: Any) -> list[str]:
+    """The built-in optimizers whose state has the slots of `opt_state` (["adam", "adamw"];
+    ["sgd"] for none), to tell a user which optimizer a run can go on with."""
+    if not isinstance(opt_state, OptState):
+        return []
+    return list(_slot_owners().get(tuple(sorted(opt_state.slots)), []))
+
+
+def slots_in_words(opt_state: Any) -> str:
     """An optimizer state's slots in words: "mu, nu (as adam and adamw keep)"."""
     if not isinstance(opt_state, OptState):
         return f"a {type(opt_state).__name__}"
     names = tuple(sorted(opt_state.slots))
-    owners = _slot_owners().get(names, [])
+    owners = optimizer_kinds(opt_state)
     what = ", ".join(names) if names else "no slots"
     return what + (f" (as {' and '.join(owners)} {'keep' if len(owners) > 1 else 'keeps'})"
                    if owners else "")
@@ -255,8 +287,8 @@ def optimizer_difference(state: TrainState, optimizer: Optimizer) -> str | None:
     want = [(p, tuple(getattr(a, "shape", ()))) for p, a in tree_paths(fresh)]
     if have == want and type(fresh) is type(state.opt_state):
         return None
-    return (f"its optimizer state holds {_slots(state.opt_state)}, but the optimizer asked "
-            f"for keeps {_slots(fresh)}, so it cannot go on from that state (resume with the "
+    return (f"its optimizer state holds {slots_in_words(state.opt_state)}, but the optimizer asked "
+            f"for keeps {slots_in_words(fresh)}, so it cannot go on from that state (resume with the "
             "run's kind of optimizer, at any learning rate; or start a new run in another "
             "folder from the parameters, fit(..., params=load_checkpoint(path).state.params))")
 
