@@ -287,10 +287,11 @@ def optimizer_difference(state: TrainState, optimizer: Optimizer) -> str | None:
     want = [(p, tuple(getattr(a, "shape", ()))) for p, a in tree_paths(fresh)]
     if have == want and type(fresh) is type(state.opt_state):
         return None
-    return (f"its optimizer state holds {slots_in_words(state.opt_state)}, but the optimizer asked "
-            f"for keeps {slots_in_words(fresh)}, so it cannot go on from that state (resume with the "
-            "run's kind of optimizer, at any learning rate; or start a new run in another "
-            "folder from the parameters, fit(..., params=load_checkpoint(path).state.params))")
+    return (f"its optimizer state holds {slots_in_words(state.opt_state)}, but the optimizer "
+            f"asked for keeps {slots_in_words(fresh)}, so it cannot go on from that state "
+            "(resume with the run's kind of optimizer, at any learning rate; or start a new "
+            "run in another folder from the parameters, "
+            "fit(..., params=load_checkpoint(path).state.params))")
 
 
 def rows_to_json(rows: Rows) -> list:
