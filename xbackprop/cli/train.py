@@ -72,6 +72,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.checkpoint is not None and not args.checkpoint.strip():  # it was ignored
+        raise ValueError("--checkpoint needs a folder name, not an empty string")
     if args.resume and not args.checkpoint:
         raise ValueError("--resume continues the run in --checkpoint DIR; give the folder")
     with contextlib.ExitStack() as held:  # the checkpoint folder's lock, once taken
