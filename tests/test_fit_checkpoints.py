@@ -108,7 +108,7 @@ def test_checkpoints_rotate_keeping_the_newest_and_the_best(tmp_path):
     assert ckpt.history["loss"] == result.history["loss"]
     assert ckpt.metrics["val_loss"] == result.history["val_loss"][-1]
     assert ckpt.metadata["fit"] == {"samples": 70, "batch_size": 32, "seed": 3,
-                                    "shuffle": True, "epochs": 6}
+                                    "shuffle": True, "epochs": 6, "validation": True}
     train("numpy", epochs=7, checkpoint_dir=tmp_path, resume=True, checkpoint_every=2)
     assert int(manager.latest().stem.split("-")[1]) == 21  # the end, though not due
 

@@ -286,6 +286,7 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
                         else {"epochs": int(epochs if epochs is not None else EPOCHS)})
         if target.process_count > 1:  # each process's slice has its own order
             settings["processes"] = target.process_count
+    settings["validation"] = validation_data is not None  # the history's columns
 
     history, rows = History(), []
     resumed_from = None

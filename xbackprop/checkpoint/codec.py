@@ -49,7 +49,8 @@ from ..atomic import atomic_path
 from .errors import CheckpointError, CorruptCheckpointError, NotACheckpointError
 
 __all__ = ["SafetensorsFile", "read_safetensors", "write_safetensors", "tensors_checksum",
-           "file_checksum", "parse_json", "DTYPES", "CHECKSUM", "DATA_CHECKSUM", "MAX_DEPTH"]
+           "file_checksum", "parse_json", "check_depth", "DTYPES", "CHECKSUM", "DATA_CHECKSUM",
+           "MAX_DEPTH"]
 
 #: safetensors dtype codes -> NumPy dtype names (the ones NumPy has)
 DTYPES = {"BOOL": "bool", "U8": "uint8", "I8": "int8", "U16": "uint16", "I16": "int16",
@@ -156,17 +157,22 @@ def tensors_checksum(tensors: dict[str, np.ndarray]) -> str:
 def parse_json(text: str, what: str) -> Any:
     """`text` parsed as JSON, refused (ValueError naming `what`) if it nests deeper than
     MAX_DEPTH: Python's parser would exhaust the stack on a header nested 100,000 deep."""
+    check_depth(text, what, "deeper than xbackprop writes")
+    return json.loads(text)
+
+
+def check_depth(text: str, what: str, why: str) -> None:
+    """Raise ValueError naming `what` (and `why` it matters) if JSON `text` nests more than
+    MAX_DEPTH levels deep (counted without parsing: brackets outside strings)."""
     depth = 0
     for token in _JSON_TOKENS.finditer(text):
         c = token.group()
         if c in "[{":
             depth += 1
             if depth > MAX_DEPTH:
-                raise ValueError(f"{what} nests more than {MAX_DEPTH} levels deep, deeper "
-                                 "than xbackprop writes")
+                raise ValueError(f"{what} nests more than {MAX_DEPTH} levels deep, {why}")
         elif c in "]}":
             depth -= 1
-    return json.loads(text)
 
 
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -193,7 +199,12 @@ class SafetensorsFile:
                 f"{self.path} is a folder, not a checkpoint file; for the newest checkpoint in "
                 f"it use xbackprop.CheckpointManager({str(self.path)!r}).load_latest()")
         if not self.path.exists():
-            raise FileNotFoundError(f"no checkpoint file at {self.path}")
+            link = (f": it is a symbolic link to {os.readlink(self.path)}, which does not "
+                    "exist (or a loop of links)" if self.path.is_symlink() else "")
+            raise FileNotFoundError(f"no checkpoint file at {self.path}{link}")
+        if not self.path.is_file():  # a FIFO would block the reader forever, a device too
+            raise NotACheckpointError(f"{self.path} is not a regular file (a pipe, a socket or "
+                                      "a device), so not a checkpoint; give a checkpoint file")
         try:
             with safe_open(str(self.path), framework="numpy") as f:
                 self.metadata: dict[str, str] = dict(f.metadata() or {})

@@ -42,7 +42,7 @@ from ..version import __version__
 from .codec import SafetensorsFile, parse_json, write_safetensors
 from .errors import (ArchitectureMismatchError, CheckpointError, CheckpointVersionError,
                      CorruptCheckpointError, NotACheckpointError)
-from .records import decode_tree, encode_tree, to_json
+from .records import check_record, decode_tree, encode_tree, to_json
 
 __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_info", "save_model", "load_model",
            "Checkpoint", "CheckpointInfo", "SavedModel", "FORMAT", "FORMAT_VERSION",
@@ -107,6 +107,9 @@ def _save(path: str | os.PathLike, kind: str, root: Any, params: Any, model_stat
           model: Layer | None, loss: Loss | str | None, input_shape: Any,
           fields: dict[str, Any], allow_nonfinite: bool) -> Path:
     """Write `root` (a TrainState, or a saved model's parameters and state) and its header."""
+    if not os.fspath(path).strip() or Path(path).is_dir():  # Path("") is the current folder
+        raise IsADirectoryError(f"cannot save to {os.fspath(path)!r}: it is a folder (or no "
+                                "name at all); give a file name, e.g. run/ckpt.safetensors")
     tensors: dict[str, np.ndarray] = {}
     tree = encode_tree(root, "", tensors)
     bad = nonfinite(tensors)
@@ -130,11 +133,12 @@ def _save(path: str | os.PathLike, kind: str, root: Any, params: Any, model_stat
     if loss is not None:
         header["loss"] = json.dumps(to_config(get_loss(loss)))
     if input_shape is not None:
-        input_shape = tuple(int(s) for s in input_shape)
+        input_shape = check_record("input_shape", input_shape)
         if model is not None:  # catch a mix-up now, not when the file is loaded
             _check_shapes(model, input_shape, params, model_state, f"{path}: the parameters")
         header["input_shape"] = json.dumps(list(input_shape))
     for key, value in fields.items():
+        check_record(key, value)
         if value is not None:
             header[key] = value if isinstance(value, str) else to_json(value, key)
     return write_safetensors(path, tensors, header, checksum=True)  # checked: codec.py
@@ -183,6 +187,8 @@ def save_checkpoint(path: str | os.PathLike, state: Any, *, model: Layer | None 
         raise TypeError(f"save_checkpoint saves a TrainState (fit's result.state, or "
                         f"TrainState.create(...)), not a {type(state).__name__}; to save only "
                         "a model's parameters use xbackprop.save_model")
+    if int(state.step) < 0:
+        raise ValueError(f"save_checkpoint: a state's step counts from 0, not {state.step}")
     fields = {"step": str(int(state.step)), "history": history, "metrics": metrics,
               "metadata": metadata}
     return _save(path, "checkpoint", state, state.params, state.model_state, model=model,
@@ -342,9 +348,9 @@ def load_checkpoint(path: str | os.PathLike, backend: str | Backend | None = Non
     file, parsed = _open(path)
     info = _info(file, parsed)
     if info.kind != "checkpoint":
-        raise CheckpointError(f"{file.path} is a saved model (xbackprop.save_model): it holds "
-                              "parameters, not a training state. Load it with "
-                              "xbackprop.load_model(path).")
+        raise NotACheckpointError(f"{file.path} is a saved model (xbackprop.save_model): it "
+                                  "holds parameters, not a training state. Load it with "
+                                  "xbackprop.load_model(path).")
     target = get_backend(backend)
     state = _load_root(file, parsed, target, dtype, verify)
     if not isinstance(state, TrainState):

@@ -51,13 +51,26 @@ try:
 except ImportError:  # Windows: no flock (see the module's docstring)
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["FolderLock", "FolderInUseError", "LOCK_NAME", "is_stale_temporary"]
+__all__ = ["FolderLock", "FolderInUseError", "LOCK_NAME", "is_stale_temporary",
+           "checked_folder"]
 
 #: the lock file in a checkpoint folder
 LOCK_NAME = ".xbackprop-writer.lock"
 
 #: the temporary files of `CheckpointManager`'s saves (atomic.py names them ".NAME.xxxx.tmp")
 _TEMPORARY = re.compile(r"^\.ckpt-\d+\.safetensors\..*" + re.escape(TMP_SUFFIX) + "$")
+
+
+def checked_folder(directory: str | os.PathLike) -> Path:
+    """`directory` as a Path, refusing an empty name (Path("") is the current folder, so a
+    forgotten setting would fill it with checkpoints)."""
+    if not isinstance(directory, (str, os.PathLike)):
+        raise TypeError(f"a checkpoint folder is a path (a str or a Path), not a "
+                        f"{type(directory).__name__}")
+    if not os.fspath(directory).strip():
+        raise ValueError("a checkpoint folder needs a name, not an empty string (use '.' for "
+                         "the current folder)")
+    return Path(directory)
 
 
 def is_stale_temporary(name: str) -> bool:
@@ -98,7 +111,7 @@ class FolderLock:
     holder in this process unlocks it)."""
 
     def __init__(self, directory: str | os.PathLike) -> None:
-        self.directory = Path(directory)
+        self.directory = checked_folder(directory)
         self.path = self.directory / LOCK_NAME
         self._key: tuple[int, int] | None = None
 
@@ -165,6 +178,10 @@ class FolderLock:
                                          str(folder))
             folder.mkdir(parents=True, exist_ok=True)
             return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except IsADirectoryError:
+            raise CheckpointError(f"cannot use the checkpoint folder {folder}: its lock file "
+                                  f"{self.path} is a folder, not a file; remove it (rmdir "
+                                  f"{self.path}: it should hold nothing)") from None
         except OSError as e:
             error = type(e)(e.errno, e.strerror, str(folder))
             raise fserrors.mark(error, "use the checkpoint folder", folder) from e

@@ -17,7 +17,7 @@ from ..layers.base import Layer
 from ..losses import Loss
 from .errors import CheckpointError, CorruptCheckpointError, NotACheckpointError
 from .files import Checkpoint, checkpoint_info, load_checkpoint, save_checkpoint
-from .lock import FolderLock
+from .lock import FolderLock, checked_folder
 
 __all__ = ["CheckpointManager"]
 
@@ -46,11 +46,11 @@ class CheckpointManager:
 
     def __init__(self, directory: str | os.PathLike, keep: int = 3, *,
                  monitor: str | None = "val_loss", mode: str = "min") -> None:
-        if not isinstance(keep, int) or keep < 1:
+        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
             raise ValueError(f"CheckpointManager: keep must be an int >= 1, not {keep!r}")
         if mode not in ("min", "max"):
             raise ValueError(f"CheckpointManager: mode must be 'min' or 'max', not {mode!r}")
-        self.directory = Path(directory)
+        self.directory = checked_folder(directory)
         if self.directory.exists() and not self.directory.is_dir():
             raise NotADirectoryError(f"CheckpointManager: {self.directory} is a file, not a "
                                      "folder")
@@ -73,6 +73,8 @@ class CheckpointManager:
 
     def path_for(self, step: int) -> Path:
         """Where the checkpoint of `step` goes (zero-padded, so names sort by step)."""
+        if int(step) < 0:  # "ckpt--0000001" would be a file the manager never sees again
+            raise ValueError(f"CheckpointManager: a state's step counts from 0, not {step}")
         return self.directory / f"ckpt-{int(step):09d}.safetensors"
 
     def checkpoints(self) -> list[Path]:
@@ -140,12 +142,23 @@ class CheckpointManager:
         problems = []
         for path in reversed(self.checkpoints()):
             try:
-                return load_checkpoint(path, backend, model=model, dtype=dtype)
+                found = load_checkpoint(path, backend, model=model, dtype=dtype)
             except FileNotFoundError:
                 continue  # rotated away since the listing: an older one is still there
             except (CorruptCheckpointError, NotACheckpointError) as e:
                 warnings.warn(f"skipping a checkpoint that cannot be loaded: {e}", stacklevel=2)
                 problems.append(str(e))
+                continue
+            named = int(self._NAME.match(path.name).group(1))
+            if found.step == named:
+                return found
+            # renamed or copied over: its step is not the one the order of names says, and
+            # a run resumed from it would go back, its own files sorting before this one
+            problem = (f"{path} holds step {found.step}, not the step {named} of its name (was "
+                       "it renamed?); give it back its name, "
+                       f"{self.path_for(found.step).name}, or remove it")
+            warnings.warn(f"skipping a checkpoint: {problem}", stacklevel=2)
+            problems.append(problem)
         if problems:
             raise CorruptCheckpointError(f"no checkpoint in {self.directory} can be loaded: "
                                          + "; ".join(problems))

@@ -220,6 +220,12 @@ def differences(found: Checkpoint, settings: dict[str, Any], *, model: Layer, lo
                     f"to go on in {have}: a resume keeps the run's dtype; to go on in {want}, "
                     f"start a new run in another folder from its state, fit(..., state="
                     f"load_checkpoint(path, dtype={want!r}).state))"))
+    if "validation" in saved and saved["validation"] != asked.get("validation"):
+        was, now = (("with", "without") if saved["validation"] else ("without", "with"))
+        out.append(("validation", saved["validation"], asked.get("validation"),
+                    f"the run trained {was} validation_data, this call {now}, so its "
+                    "history's columns would not line up; give validation_data as the run "
+                    "did"))
     for key in sorted(set(saved) | set(asked)):
         if key not in _SETTINGS or saved.get(key) == asked.get(key):
             continue
