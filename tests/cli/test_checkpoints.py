@@ -163,3 +163,14 @@ def test_a_full_disk_under_the_checkpoints_keeps_the_earlier_one(small_disk, cap
                      r"unchanged\)$", err.splitlines()[-1]), err
     assert xb.load_checkpoint(folder / "ckpt-000000001.safetensors").step == 1
     assert not [p for p in folder.iterdir() if p.name.endswith(TMP_SUFFIX)]
+
+
+def test_a_damaged_newest_checkpoint_is_skipped_with_a_one_line_warning(tmp_path, capsys):
+    train(tmp_path, "--epochs", "2", capsys=capsys)
+    newest = tmp_path / "ckpt-000000002.safetensors"
+    newest.write_bytes(newest.read_bytes()[:-5])  # cut off
+    code, out, err = train(tmp_path, "--epochs", "3", "--resume", capsys=capsys)
+    assert code == 0, err
+    assert err.startswith(f"xbackprop: warning: skipping a checkpoint that cannot be loaded: "
+                          f"{newest} is truncated") and err.count("\n") == 1, err
+    assert xb.CheckpointManager(tmp_path).latest().name == "ckpt-000000003.safetensors"
