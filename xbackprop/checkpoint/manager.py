@@ -149,7 +149,7 @@ class CheckpointManager:
                 warnings.warn(f"skipping a checkpoint that cannot be loaded: {e}", stacklevel=2)
                 problems.append(str(e))
                 continue
-            named = int(self._NAME.match(path.name).group(1))
+            named = int(path.name[5:].partition(".")[0])  # ckpt-<step>.safetensors
             if found.step == named:
                 return found
             # renamed or copied over: its step is not the one the order of names says, and

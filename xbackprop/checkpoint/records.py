@@ -161,7 +161,7 @@ def check_record(key: str, value: Any) -> Any:
             raise TypeError(f"input_shape is one sample's shape, a tuple of sizes such as "
                             f"(64,) or (1, 28, 28), not {value!r}")
         shape = tuple(value)
-        if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 0
+        if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and int(n) >= 0
                    for n in shape):
             raise ValueError(f"input_shape is one sample's shape, sizes >= 0 without the batch "
                              f"axis, such as (64,) or (1, 28, 28); not {value!r}")

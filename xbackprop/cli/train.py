@@ -87,13 +87,13 @@ def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     if args.distributed or any(v is not None for v in place):
         chosen = args.backend or os.environ.get(backends.ENV_VAR) or backends.BACKEND_NAMES[0]
         rank, processes = backends.initialize_distributed(chosen, *place)
+    backend = backends.get_backend(args.backend)
+    plot = plot_path(args.plot) if args.plot is not None else None  # before training
+    save = model_path(args.save) if args.save is not None else None
     if args.checkpoint and rank == 0:
         # one writer per checkpoint folder (checkpoint/lock.py), held from before the checks
         # of --resume to the last save: a second run on the folder is refused before any work
         held.enter_context(FolderLock(args.checkpoint))
-    backend = backends.get_backend(args.backend)
-    plot = plot_path(args.plot) if args.plot is not None else None  # before training
-    save = model_path(args.save) if args.save is not None else None
     devices = args.devices if args.devices is not None else "all" if processes > 1 else None
     if devices is not None:
         backend = backend.with_devices(devices)
