@@ -29,6 +29,7 @@ compile, so one compiled step serves every batch.
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -38,7 +39,7 @@ import numpy as np
 from .backends import Backend, backend_of, get_backend, tree_to_backend
 from .batching import BatchLayout, batch_size_for
 from .callbacks import Callback, EarlyStopping, History, as_callbacks
-from .checkpoint.resume import RunCheckpoints
+from .checkpoint.resume import RESERVED_METADATA, RunCheckpoints
 from .feeds import ArrayFeed, ProcessFeed, SourceFeed
 from .inputs import check_model_params, check_targets, prepare_data
 from .interrupt import deferred_interrupts
@@ -84,7 +85,8 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
         early_stopping: EarlyStopping | int | None = None, max_steps: int | None = None,
         on_nonfinite: str = "raise", checkpoint_dir: Any = None, checkpoint_every: int = 1,
         keep_checkpoints: int = 3, resume: bool = False, devices: int | str | None = None,
-        pad_batches: bool = True) -> FitResult:
+        pad_batches: bool = True, checkpoint_metadata: dict[str, Any] | None = None
+        ) -> FitResult:
     """Train `model`; returns the final state and the history.
 
     Data, one of:
@@ -147,6 +149,10 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
     bit for bit on NumPy — state, data order, dropout masks, history, callbacks (an
     iterable source starts again from its beginning: its position cannot be restored, and
     fit warns). Without resume, a folder that already holds checkpoints is an error.
+    checkpoint_metadata: a dict of your own (JSON-able) written into every checkpoint's
+    metadata beside fit's records (`xb.checkpoint_info(path).metadata[key]`), e.g. the
+    tokenizer a language model needs to be sampled from its checkpoint; the names fit uses
+    there ("fit", "unfinished_epoch", "callbacks") are refused.
 
     devices: split every batch over this many devices ("all": every one) with the
     parameters replicated (data parallelism, JAX): the same as `backend=xb.get_backend(
@@ -176,6 +182,7 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True continues from the checkpoints in checkpoint_dir; pass "
                          "checkpoint_dir=...")
+    _check_metadata(checkpoint_metadata, checkpoint_dir)
     if resume and (state is not None or params is not None):
         raise ValueError("resume=True takes the state from the newest checkpoint; do not pass "
                          "state= or params= as well")
@@ -205,7 +212,8 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
                     early_stopping=early_stopping, max_steps=max_steps,
                     on_nonfinite=on_nonfinite, checkpoint_dir=checkpoint_dir,
                     checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
-                    resume=resume, pad_batches=pad_batches)
+                    resume=resume, pad_batches=pad_batches,
+                    checkpoint_metadata=checkpoint_metadata)
 
 
 def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target: Backend, *,
@@ -214,8 +222,8 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
          eval_every: int | None, eval_batches: int | None, dtype: Any, shuffle: bool,
          progress: bool | str, log_every: int | None, jit: bool, callbacks: Sequence[Any],
          early_stopping: Any, max_steps: int | None, on_nonfinite: str, checkpoint_dir: Any,
-         checkpoint_every: int, keep_checkpoints: int, resume: bool, pad_batches: bool
-         ) -> FitResult:
+         checkpoint_every: int, keep_checkpoints: int, resume: bool, pad_batches: bool,
+         checkpoint_metadata: dict[str, Any] | None = None) -> FitResult:
     """fit's body, on `target` and inside its scope."""
     dt = target.check_dtype(dtype)
     integers = bool(getattr(model, "integer_inputs", False))  # token ids stay integers
@@ -271,7 +279,8 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
                                      model=model, loss=loss,
                                      input_shape=None if source else input_shape,
                                      settings=settings, callbacks=cbs,
-                                     writer=target.process_index == 0)
+                                     writer=target.process_index == 0,
+                                     metadata=checkpoint_metadata)
         resumed = checkpoints.resume(target) if resume else None
         if resumed is not None:
             state, history, rows = resumed
@@ -403,6 +412,29 @@ def _check_settings(x: Any, y: Any, source: bool, epochs: int | None, steps: int
     if progress == "epochs" and (source or steps is not None):
         raise ValueError("progress='epochs' shows a bar over epochs; counting in steps there "
                          "is one bar over the steps: progress=True")
+
+
+def _check_metadata(metadata: Any, checkpoint_dir: Any) -> None:
+    """checkpoint_metadata checked before any work: a dict of JSON-able values, none under
+    a name fit's own records use, with a checkpoint folder to go into."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+        raise TypeError(f"checkpoint_metadata is a dict with str keys, not "
+                        f"{type(metadata).__name__}")
+    if checkpoint_dir is None:
+        raise ValueError("checkpoint_metadata goes into fit's checkpoints; pass "
+                         "checkpoint_dir=... too")
+    taken = sorted(set(metadata) & set(RESERVED_METADATA))
+    if taken:
+        raise ValueError(f"checkpoint_metadata: {', '.join(map(repr, taken))} "
+                         f"{'is a name' if len(taken) == 1 else 'are names'} fit's own "
+                         "records use in the checkpoint's metadata; choose another key")
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"checkpoint_metadata must be JSON-able (numbers, strings, lists, "
+                        f"dicts): {e}") from None
 
 
 def _metric_names(loss: Loss, y: np.ndarray) -> list[str]:

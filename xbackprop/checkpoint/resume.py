@@ -11,6 +11,9 @@ metadata, to go on with the same run:
     "callbacks"         each callback's `state()`, by its place in `callbacks` and class
                         (files of before: "early_stopping", EarlyStopping's counters)
 
+Your own records (`fit(checkpoint_metadata={...})`, a language model's tokenizer) sit beside
+these under names of their own.
+
 Nothing here knows the loop: it is given the state, the history and the unfinished rows.
 """
 
@@ -31,7 +34,10 @@ from ..train import TrainState
 from .files import load_checkpoint
 from .manager import CheckpointManager
 
-__all__ = ["RunCheckpoints", "rows_to_json", "rows_from_json"]
+__all__ = ["RunCheckpoints", "rows_to_json", "rows_from_json", "RESERVED_METADATA"]
+
+#: the names of the metadata fit's own records take (a user's metadata may not)
+RESERVED_METADATA = ("fit", "unfinished_epoch", "callbacks", "early_stopping")
 
 Rows = list[tuple[int, dict[str, Any]]]
 
@@ -39,14 +45,17 @@ Rows = list[tuple[int, dict[str, Any]]]
 class RunCheckpoints:
     """One fit run's checkpoints: a `CheckpointManager` over `directory` (keeping the newest
     `keep` and the best by `monitor`), saved every `every` rows of the history, and the
-    resume record (see the module's docstring)."""
+    resume record (see the module's docstring), with `metadata` of the caller's own in
+    every file."""
 
     def __init__(self, directory: Any, *, every: int, keep: int, monitor: str, mode: str,
                  model: Layer, loss: Loss, input_shape: tuple, settings: dict[str, Any],
-                 callbacks: list[Callback], writer: bool = True) -> None:
+                 callbacks: list[Callback], writer: bool = True,
+                 metadata: dict[str, Any] | None = None) -> None:
         self.manager = CheckpointManager(directory, keep=keep, monitor=monitor, mode=mode)
         self.every, self.model, self.loss, self.input_shape = every, model, loss, input_shape
         self.settings, self.callbacks = settings, callbacks
+        self.metadata = dict(metadata or {})
         #: False in every process but the first of several: one writes for all
         self.writer = writer
 
@@ -64,7 +73,7 @@ class RunCheckpoints:
         if not self.writer:
             return None
         metrics = {k: v[-1] for k, v in history.items()} if history and not rows else None
-        metadata = {"fit": self.settings, "unfinished_epoch": rows_to_json(rows),
+        metadata = {**self.metadata, "fit": self.settings, "unfinished_epoch": rows_to_json(rows),
                     "callbacks": [{"class": type(cb).__name__, "state": cb.state()}
                                   for cb in self.callbacks]}
         return self.manager.save(state, model=self.model, history=dict(history),
