@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         jit=not args.no_jit)
     say(f"val loss {run_.val_loss:.4f}")
     say(f"trained in {run_.seconds:.1f} s ({run_.ms_per_step:.1f} ms per step over "
-        f"{len(run_.losses)} steps, compilation included; evaluations take the rest)")
+        f"{run_.steps} steps, compilation included; evaluations take the rest)")
     if save:
         record = {"job": job.name, "options": dataclasses.asdict(options),
                   "curves": run_.history}
