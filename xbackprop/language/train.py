@@ -226,7 +226,7 @@ def _latest(checkpoint_dir: str | os.PathLike) -> tuple[int, Path] | None:
         return None
     for path in reversed(CheckpointManager(folder).checkpoints()):
         try:
-            return checkpoint_info(path).step, path
+            return int(checkpoint_info(path).step or 0), path
         except CheckpointError:
             continue  # fit skips it too, with a warning
     return None
