@@ -51,8 +51,9 @@ def add_options(train: argparse.ArgumentParser) -> None:
                        help="tokens the model reads (default 64)")
     group.add_argument("--dropout", type=float, help="dropout rate (default 0)")
     group.add_argument("--warmup", type=count(0),
-                       help="learning-rate warm-up steps (default 100)")
-    group.add_argument("--min-lr", type=float, help="learning rate at the end (default 1e-4)")
+                       help="learning-rate warm-up steps (default 100; 0)")
+    group.add_argument("--min-lr", type=float,
+                       help="learning rate at the end (default 1e-4; 2e-4)")
     group.add_argument("--eval-every", type=count(1),
                        help="steps between validation losses (default 250)")
     group.add_argument("--eval-batches", type=count(1),
