@@ -159,6 +159,27 @@ def test_clear_errors(tmp_path):
     assert len(empty.history["loss"]) == 2  # nothing to resume: a fresh run
 
 
+def test_checkpoint_metadata_of_your_own_goes_into_every_checkpoint(tmp_path):
+    mine = {"tokenizer": {"chars": "ab"}, "context": 8}
+    train("numpy", epochs=2, checkpoint_dir=tmp_path, checkpoint_metadata=mine)
+    manager = xb.CheckpointManager(tmp_path)
+    for path in manager.checkpoints():
+        meta = xb.checkpoint_info(path).metadata
+        assert meta["tokenizer"] == {"chars": "ab"} and meta["context"] == 8
+        assert meta["fit"]["epochs"] == 2                 # fit's own records beside them
+    train("numpy", epochs=3, checkpoint_dir=tmp_path, resume=True,
+          checkpoint_metadata={"context": 9})             # a resumed run writes its own
+    assert xb.checkpoint_info(manager.latest()).metadata["context"] == 9
+    with pytest.raises(ValueError, match="'fit' is a name fit's own records use"):
+        train("numpy", epochs=1, checkpoint_dir=tmp_path / "a", checkpoint_metadata={"fit": 1})
+    with pytest.raises(TypeError, match="must be JSON-able"):
+        train("numpy", epochs=1, checkpoint_dir=tmp_path / "b",
+              checkpoint_metadata={"x": object()})
+    with pytest.raises(ValueError, match="pass checkpoint_dir"):
+        train("numpy", epochs=1, checkpoint_metadata=mine)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused first
+
+
 @pytest.fixture
 def ctrl_c_reaches_children():
     """Children started here get SIGINT as a program started from a terminal does.

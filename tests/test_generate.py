@@ -1,6 +1,6 @@
-"""xb.generate: the same text from a seed on every backend, cropping to the context,
-temperature and top-k as their definitions say, and clear errors for bad prompts and
-settings."""
+"""xb.generate: the same text from a seed on every backend, cropping to the context (a GPT's,
+or the one a recurrent net is given), temperature and top-k as their definitions say, and
+clear errors for bad prompts and settings."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import xbackprop as xb
-from xbackprop.generate import sample_logits
+from xbackprop.generate import padded_length, sample_logits
 
 V, T = 7, 5
 
@@ -105,3 +105,36 @@ def test_a_prompt_with_characters_the_tokenizer_never_saw():
     tokenizer = xb.data.CharTokenizer.from_text("abc ")
     with pytest.raises(ValueError, match=r"never saw: 'z'"):
         tokenizer.encode("a z")
+
+
+def tiny_rnn(cell="lstm"):
+    return xb.language.char_rnn(V, cell, layers=2, width=6)
+
+
+@pytest.mark.parametrize("context", [None, 4])
+def test_a_recurrent_net_samples_on_every_backend(backend, context):
+    """A recurrent net has no limit of its own: with `context` it reads the last `context`
+    tokens from a zero state (as it was trained), without it the whole sequence (compiled
+    backends pad that to a power of two, which cannot reach back: the same tokens)."""
+    model = tiny_rnn()
+    assert model.max_positions is None
+    host = xb.init_params(model, 2, (8,), backend="numpy")
+    params = xb.tree_to_backend(host, backend)
+    out = xb.generate(model, params, np.array([1, 2, 3]), 20, seed=5, context=context)
+    reference = xb.generate(model, host, np.array([1, 2, 3]), 20, seed=5, context=context)
+    np.testing.assert_array_equal(out, reference)
+    seq = [1, 2, 3]   # by hand, the most likely token each time
+    greedy = xb.generate(model, host, np.array(seq), 20, top_k=1, context=context)
+    for _ in range(20):
+        window = np.array(seq if context is None else seq[-context:])[None]
+        seq.append(int(model(host, window)[0, -1].argmax()))
+    np.testing.assert_array_equal(greedy, seq)
+    if context is not None:   # no limit of its own: a longer prompt is read through the window
+        long = np.arange(10) % V
+        out = xb.generate(model, params, long, 3, top_k=1, context=context)
+        first = int(model(host, long[None, -context:])[0, -1].argmax())
+        assert out[:10].tolist() == long.tolist() and out[10] == first
+
+
+def test_the_padded_windows_of_a_model_without_a_limit():
+    assert [padded_length(t) for t in (1, 16, 17, 32, 33, 500)] == [16, 16, 32, 32, 64, 512]

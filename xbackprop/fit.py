@@ -41,7 +41,8 @@ from .backends import Backend, backend_of, get_backend, tree_to_backend
 from .batching import BatchLayout, batch_size_for
 from .callbacks import Callback, EarlyStopping, History, as_callbacks
 from .checkpoint.lock import FolderLock
-from .checkpoint.resume import FolderHoldsRunError, NothingToTrainError, RunCheckpoints
+from .checkpoint.resume import FolderHoldsRunError, NothingToTrainError, RunCheckpoints, \
+    check_user_metadata
 from .feeds import ArrayFeed, ProcessFeed, SourceFeed
 from .inputs import check_model_params, check_targets, prepare_data
 from .interrupt import deferred_interrupts
@@ -87,7 +88,8 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
         early_stopping: EarlyStopping | int | None = None, max_steps: int | None = None,
         on_nonfinite: str = "raise", checkpoint_dir: Any = None, checkpoint_every: int = 1,
         keep_checkpoints: int = 3, resume: bool = False, devices: int | str | None = None,
-        pad_batches: bool = True) -> FitResult:
+        pad_batches: bool = True, checkpoint_metadata: dict[str, Any] | None = None
+        ) -> FitResult:
     """Train `model`; returns the final state and the history.
 
     Data, one of:
@@ -158,6 +160,10 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
     holds checkpoints is an error. A folder has one writer: fit holds its lock
     (`xbackprop.checkpoint.FolderLock`) from start to end, so a second run writing there is
     refused (`FolderInUseError`, naming the first), and a run killed any way leaves no lock.
+    checkpoint_metadata: a dict of your own (JSON-able) written into every checkpoint's
+    metadata beside fit's records (`xb.checkpoint_info(path).metadata[key]`), e.g. the
+    tokenizer a language model needs to be sampled from its checkpoint; the names fit uses
+    there ("fit", "unfinished_epoch", "callbacks") are refused.
 
     devices: split every batch over this many devices ("all": every one) with the
     parameters replicated (data parallelism, JAX): the same as `backend=xb.get_backend(
@@ -187,6 +193,7 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True continues from the checkpoints in checkpoint_dir; pass "
                          "checkpoint_dir=...")
+    check_user_metadata(checkpoint_metadata, checkpoint_dir)
     if resume and (state is not None or params is not None):
         raise ValueError("resume=True takes the state from the newest checkpoint; do not pass "
                          "state= or params= as well")
@@ -220,7 +227,8 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
                     early_stopping=early_stopping, max_steps=max_steps,
                     on_nonfinite=on_nonfinite, checkpoint_dir=checkpoint_dir,
                     checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
-                    resume=resume, pad_batches=pad_batches)
+                    resume=resume, pad_batches=pad_batches,
+                    checkpoint_metadata=checkpoint_metadata)
 
 
 def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target: Backend, *,
@@ -229,8 +237,8 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
          eval_every: int | None, eval_batches: int | None, dtype: Any, shuffle: bool,
          progress: bool | str, log_every: int | None, jit: bool, callbacks: Sequence[Any],
          early_stopping: Any, max_steps: int | None, on_nonfinite: str, checkpoint_dir: Any,
-         checkpoint_every: int, keep_checkpoints: int, resume: bool, pad_batches: bool
-         ) -> FitResult:
+         checkpoint_every: int, keep_checkpoints: int, resume: bool, pad_batches: bool,
+         checkpoint_metadata: dict[str, Any] | None = None) -> FitResult:
     """fit's body, on `target` and inside its scope (and the checkpoint folder's lock)."""
     asked_dtype = None if dtype is None else target.check_dtype(dtype)
     integers = bool(getattr(model, "integer_inputs", False))  # token ids stay integers
@@ -251,7 +259,8 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
         checkpoints = RunCheckpoints(checkpoint_dir, every=checkpoint_every,
                                      keep=keep_checkpoints, monitor=monitor, mode=mode,
                                      model=model, loss=loss, input_shape=None, callbacks=cbs,
-                                     writer=target.process_index == 0)
+                                     writer=target.process_index == 0,
+                                     metadata=checkpoint_metadata)
         if resume and dtype is None:  # a resume goes on in the run's dtype
             dtype = checkpoints.saved_dtype()
     dt = target.check_dtype("float32" if dtype is None else dtype)

@@ -13,6 +13,14 @@ from a NumPy generator seeded by `seed`, so a seed gives the same text on every 
 The model must be causal (a GPT, a recurrent net): the output at position t depends on
 the inputs up to t only. Compiled backends (JAX) then run one fixed-size window, padded
 after the last token (padding cannot reach back), so the model compiles once.
+
+A recurrent net (`xb.language.char_rnn`) has no limit of its own (`max_positions` is
+None): give `context`, the window length it was trained on, and each token is predicted
+from the last `context` ones read from a zero state, as in training (`xbackprop sample`
+does this with the context saved with the model). Without it every step rereads the whole
+sequence from its start, a cost that grows with the length; compiled backends pad that
+window to the next power of two (at least 16 tokens), so they compile a few times, not
+once per token.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from .backends import Backend, backend_of, get_backend, to_numpy
 from .layers.base import Context, Layer
 from .tree import tree_leaves
 
-__all__ = ["generate", "sample_logits"]
+__all__ = ["generate", "sample_logits", "padded_length"]
 
 
 def generate(model: Layer, params: Any, prompt_ids: Any, steps: int, temperature: float = 1.0,
@@ -38,7 +46,9 @@ def generate(model: Layer, params: Any, prompt_ids: Any, steps: int, temperature
     by side); the result is `(T0 + steps,)` or `(B, T0 + steps)`. The model runs where
     its `params` are, on the last `context` tokens (default: the model's own limit,
     `model.max_positions`, e.g. its PositionEmbedding's max_len; no limit if it has none).
-    A prompt longer than the context is an error (crop it yourself to say which part).
+    A prompt longer than the context of a model with a limit of its own is an error (crop
+    it yourself to say which part); a model with none (a recurrent net) reads the last
+    `context` tokens of it, as of every longer sequence.
     """
     temperature, top_k = _check_sampling(temperature, top_k)
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0:
@@ -48,7 +58,7 @@ def generate(model: Layer, params: Any, prompt_ids: Any, steps: int, temperature
     limit = model.max_positions if context is None else int(context)
     if limit is not None and limit < 1:
         raise ValueError(f"generate: context is a positive number of tokens, not {context!r}")
-    if limit is not None and ids.shape[1] > limit:
+    if limit is not None and ids.shape[1] > limit and model.max_positions is not None:
         raise ValueError(
             f"generate: the prompt has {ids.shape[1]} tokens, more than the model's context of "
             f"{limit}: give at most {limit} (prompt[-{limit}:] keeps the last ones), or a "
@@ -60,7 +70,7 @@ def generate(model: Layer, params: Any, prompt_ids: Any, steps: int, temperature
     with backend.scope(), backend.numerics():
         # the step the backend compiles, on windows of one size where it compiles
         step = _window_step(model, backend, ctx)
-        logits = step(params, ids, limit)
+        logits = step(params, ids if limit is None else ids[:, -limit:], limit)
         _check_vocabulary(ids, logits.shape[-1])
         out = [ids]
         for i in range(steps):
@@ -105,11 +115,18 @@ def _window_step(model: Layer, backend: Backend, ctx: Context) -> Any:
 
     def padded(params: Any, window: np.ndarray, limit: int | None) -> np.ndarray:
         t = window.shape[1]
-        if limit is not None and t < limit:   # causal: tokens after t - 1 cannot reach it
-            window = np.concatenate([window, np.zeros((window.shape[0], limit - t),
+        size = limit if limit is not None else padded_length(t)
+        if t < size:   # causal: tokens after t - 1 cannot reach it
+            window = np.concatenate([window, np.zeros((window.shape[0], size - t),
                                                       dtype=window.dtype)], axis=1)
         return _last_logits(compiled(params, window), t)
     return padded
+
+
+def padded_length(t: int) -> int:
+    """The window a compiled backend runs for `t` tokens of a model with no context limit:
+    the next power of two, at least 16 (a few compilations over a long sample)."""
+    return max(16, 1 << (t - 1).bit_length())
 
 
 def _last_logits(logits: Any, t: int | None) -> np.ndarray:

@@ -13,13 +13,15 @@ metadata, to go on with the same run:
 A resume goes on with the run only where it can honour every setting: the same kind of
 data and way of counting, the same model, loss, dtype and kind of optimizer state, the same
 batch size, seed and shuffling. Anything else is a `ResumeMismatchError` naming the saved
-and the asked value of each and what to do (`differences`). Nothing here knows the loop: it
+and the asked value of each and what to do (`differences`). Your own records (`fit(checkpoint_metadata={...})`, a language model's tokenizer) sit
+beside these under names of their own. Nothing here knows the loop: it
 is given the state, the history and the unfinished rows.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 import warnings
 from pathlib import Path
@@ -40,7 +42,11 @@ from .manager import CheckpointManager
 
 __all__ = ["RunCheckpoints", "ResumeMismatchError", "FolderHoldsRunError",
            "NothingToTrainError", "rows_to_json", "rows_from_json", "differences",
-           "mismatch_message", "optimizer_difference", "optimizer_kinds", "slots_in_words"]
+           "mismatch_message", "optimizer_difference", "optimizer_kinds", "slots_in_words",
+           "RESERVED_METADATA", "check_user_metadata"]
+
+#: the names of the metadata fit's own records take (a user's metadata may not)
+RESERVED_METADATA = ("fit", "unfinished_epoch", "callbacks", "early_stopping")
 
 Rows = list[tuple[int, dict[str, Any]]]
 
@@ -86,17 +92,19 @@ class NothingToTrainError(ValueError):
 class RunCheckpoints:
     """One fit run's checkpoints: a `CheckpointManager` over `directory` (keeping the newest
     `keep` and the best by `monitor`), saved every `every` rows of the history, and the
-    resume record (see the module's docstring). `fit` sets `settings` once the data are
-    laid out. (The folder's lock is fit's to hold: `FolderLock`.)"""
+    resume record (see the module's docstring), with `metadata` of the caller's own in
+    every file. `fit` sets `settings` once the data are laid out. (The folder's lock is
+    fit's to hold: `FolderLock`.)"""
 
     def __init__(self, directory: Any, *, every: int, keep: int, monitor: str, mode: str,
                  model: Layer, loss: Loss, input_shape: tuple | None,
                  callbacks: list[Callback], settings: dict[str, Any] | None = None,
-                 writer: bool = True) -> None:
+                 writer: bool = True, metadata: dict[str, Any] | None = None) -> None:
         self.manager = CheckpointManager(directory, keep=keep, monitor=monitor, mode=mode)
         self.every, self.model, self.loss, self.input_shape = every, model, loss, input_shape
         self.settings: dict[str, Any] = settings or {}
         self.callbacks = callbacks
+        self.metadata = dict(metadata or {})
         #: False in every process but the first of several: one writes for all
         self.writer = writer
 
@@ -124,7 +132,7 @@ class RunCheckpoints:
         if not self.writer:
             return None
         metrics = {k: v[-1] for k, v in history.items()} if history and not rows else None
-        metadata = {"fit": self.settings, "unfinished_epoch": rows_to_json(rows),
+        metadata = {**self.metadata, "fit": self.settings, "unfinished_epoch": rows_to_json(rows),
                     "callbacks": [{"class": type(cb).__name__, "state": cb.state()}
                                   for cb in self.callbacks]}
         return self.manager.save(state, model=self.model, history=dict(history),
@@ -316,3 +324,26 @@ def rows_from_json(rows: list | None) -> Rows:
                                               dtype=np.float64).reshape(values[-1])
                                 for k, values in stats.items()}))
     return out
+
+
+def check_user_metadata(metadata: Any, checkpoint_dir: Any) -> None:
+    """checkpoint_metadata checked before any work: a dict of JSON-able values, none under
+    a name fit's own records use, with a checkpoint folder to go into."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+        raise TypeError(f"checkpoint_metadata is a dict with str keys, not "
+                        f"{type(metadata).__name__}")
+    if checkpoint_dir is None:
+        raise ValueError("checkpoint_metadata goes into fit's checkpoints; pass "
+                         "checkpoint_dir=... too")
+    taken = sorted(set(metadata) & set(RESERVED_METADATA))
+    if taken:
+        raise ValueError(f"checkpoint_metadata: {', '.join(map(repr, taken))} "
+                         f"{'is a name' if len(taken) == 1 else 'are names'} fit's own "
+                         "records use in the checkpoint's metadata; choose another key")
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"checkpoint_metadata must be JSON-able (numbers, strings, lists, "
+                        f"dicts): {e}") from None

@@ -3,8 +3,11 @@
     xbackprop sample gpt.safetensors --prompt "ROMEO:" --tokens 500 [--temperature 0.8]
                      [--top-k 40] [--seed 1] [--backend jax]
 
-MODEL is a file of `xbackprop train shakespeare-char --save PATH` (or
-`xbackprop.language.save_language_model`), or a checkpoint of such a run.
+MODEL is a file of `xbackprop train shakespeare-char --save PATH` or `xbackprop train
+shakespeare-rnn --save PATH` (or `xbackprop.language.save_language_model`), or a checkpoint
+of such a run (`--checkpoint DIR`: fit's checkpoints carry the tokenizer and the context).
+Each character is predicted from the last `context` ones, the window the model was trained
+on.
 """
 
 from __future__ import annotations

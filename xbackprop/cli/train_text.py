@@ -1,18 +1,22 @@
-"""`xbackprop train <text job>` (shakespeare-char): train a language model, print the
-validation loss every --eval-every steps and at the end (`val loss 1.8xxx`), then a sample.
+"""`xbackprop train <text job>` (shakespeare-char, shakespeare-rnn): train a language model,
+print the validation loss every --eval-every steps and at the end (`val loss 1.8xxx`), then
+a sample.
 
 A thin layer over `xbackprop.language`: the job (`TEXT_JOBS`) builds the model and its
-optimizer from `TextOptions`, `train_language_model` trains it, `generate` samples it.
+optimizer from `TextOptions`, `train_language_model` trains it (through `fit`), `generate`
+samples it. A model option the job's model does not read (`--heads` for the recurrent net,
+`--cell` for the GPT) is an error, as the text options are for the other jobs.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+from typing import Any
 
 from .. import backends
 from ..generate import generate
-from ..language import TEXT_JOBS, TextOptions, get_text_job, save_language_model, \
+from ..language import TEXT_JOBS, TextJob, TextOptions, get_text_job, save_language_model, \
     train_language_model
 from ..model import count_params, init_params
 from ..plot import plot_curves
@@ -21,24 +25,35 @@ from . import count
 #: option -> TextOptions field, for the options only text jobs take
 TEXT_OPTIONS = {"layers": int, "heads": int, "width": int, "context": int, "steps": int,
                 "dropout": float, "eval_every": int, "eval_batches": int, "warmup": int,
-                "min_lr": float}
+                "min_lr": float, "cell": str}
+#: the options that size a model (a job reads some of them: its `model_options`)
+MODEL_OPTIONS = ("cell", "layers", "heads", "width", "context", "dropout")
 
 
 def add_options(train: argparse.ArgumentParser) -> None:
-    """The options of text jobs (shakespeare-char) on `xbackprop train`'s parser."""
+    """The options of text jobs (shakespeare-char, shakespeare-rnn) on `xbackprop train`'s
+    parser."""
     group = train.add_argument_group(
         f"text jobs ({', '.join(sorted(TEXT_JOBS))})",
         "a language model trained for --steps steps on random windows of the text; "
-        "--batch-size, --lr, --seed, --dtype, --checkpoint and --resume apply too")
+        "--batch-size, --lr, --seed, --dtype, --checkpoint and --resume apply too. "
+        "Defaults: the GPT's, then the recurrent net's")
     group.add_argument("--steps", type=count(1), help="training steps (default 2000)")
-    group.add_argument("--layers", type=count(1), help="transformer blocks (default 4)")
-    group.add_argument("--heads", type=count(1), help="attention heads per block (default 4)")
-    group.add_argument("--width", type=count(1), help="features per token (default 128)")
-    group.add_argument("--context", type=count(1), help="tokens the model reads (default 64)")
+    group.add_argument("--cell", metavar="{lstm,gru,rnn}",
+                       help="shakespeare-rnn: the recurrent cell (default lstm)")
+    group.add_argument("--layers", type=count(1),
+                       help="transformer blocks, or recurrent layers (default 4; 1)")
+    group.add_argument("--heads", type=count(1),
+                       help="shakespeare-char: attention heads per block (default 4)")
+    group.add_argument("--width", type=count(1),
+                       help="features per token, or hidden units (default 128; 256)")
+    group.add_argument("--context", type=count(1),
+                       help="tokens the model reads (default 64)")
     group.add_argument("--dropout", type=float, help="dropout rate (default 0)")
     group.add_argument("--warmup", type=count(0),
-                       help="learning-rate warm-up steps (default 100)")
-    group.add_argument("--min-lr", type=float, help="learning rate at the end (default 1e-4)")
+                       help="learning-rate warm-up steps (default 100; 0)")
+    group.add_argument("--min-lr", type=float,
+                       help="learning rate at the end (default 1e-4; 2e-4)")
     group.add_argument("--eval-every", type=count(1),
                        help="steps between validation losses (default 250)")
     group.add_argument("--eval-batches", type=count(1),
@@ -51,11 +66,35 @@ def add_options(train: argparse.ArgumentParser) -> None:
 def refuse_text_options(args: argparse.Namespace) -> None:
     """A job that is not a text job given options only text jobs take: an error, not
     options silently ignored."""
-    given = [f"--{name.replace('_', '-')}" for name in TEXT_OPTIONS
-             if getattr(args, name, None) is not None]
+    given = [name for name in TEXT_OPTIONS if getattr(args, name, None) is not None]
     if given:
-        raise ValueError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for the text "
-                         f"jobs ({', '.join(sorted(TEXT_JOBS))}), not {args.job}")
+        raise ValueError(f"{_flags(given)} {'is' if len(given) == 1 else 'are'} for "
+                         f"{_takers(given)}, not {args.job}")
+
+
+def refuse_model_options(args: argparse.Namespace, job: TextJob) -> None:
+    """Model options the job's model does not read: an error naming the jobs that take
+    them, not options silently ignored."""
+    given = [name for name in MODEL_OPTIONS
+             if getattr(args, name, None) is not None and name not in job.model_options]
+    if given:
+        raise ValueError(f"{_flags(given)} {'is' if len(given) == 1 else 'are'} for "
+                         f"{_takers(given)}, not {job.name} (its model takes "
+                         f"{_flags(job.model_options)})")
+
+
+def _flags(names: Any) -> str:
+    return ", ".join(f"--{name.replace('_', '-')}" for name in names)
+
+
+def _takers(names: list[str]) -> str:
+    """The text jobs whose model reads all of `names` ("the text jobs (a, b)" for all of
+    them, or where none reads them all)."""
+    jobs = sorted(j.name for j in TEXT_JOBS.values()
+                  if all(n in j.model_options for n in names if n in MODEL_OPTIONS))
+    if 0 < len(jobs) < len(TEXT_JOBS):
+        return ", ".join(jobs)
+    return f"the text jobs ({', '.join(sorted(TEXT_JOBS))})"
 
 
 def options_of(args: argparse.Namespace, defaults: TextOptions) -> TextOptions:
@@ -71,10 +110,11 @@ def options_of(args: argparse.Namespace, defaults: TextOptions) -> TextOptions:
 def run(args: argparse.Namespace) -> int:
     job = get_text_job(args.job)
     if args.epochs is not None or args.optimizer is not None or args.devices is not None:
-        raise ValueError(f"{job.name} trains for --steps steps with AdamW on one device: "
-                         "--epochs, --optimizer and --devices are for the other jobs")
+        raise ValueError(f"{job.name} trains for --steps steps with its own optimizer on one "
+                         "device: --epochs, --optimizer and --devices are for the other jobs")
     if args.resume and not args.checkpoint:
         raise ValueError("--resume continues the run in --checkpoint DIR; give the folder")
+    refuse_model_options(args, job)
     options = options_of(args, job.defaults)
     backend = backends.get_backend(args.backend)
     from .train import model_path, plot_path  # (train.py dispatches text jobs here: a cycle)
@@ -86,11 +126,8 @@ def run(args: argparse.Namespace) -> int:
     optimizer = job.optimizer(options)
     say = print
     say(f"xbackprop train {job.name}: {job.description}")
-    say(f"backend {backend.name} ({backend.device}), {args.dtype}; {options.layers} layers, "
-        f"{options.heads} heads, width {options.width}, context {options.context}; batch "
-        f"{options.batch_size}, {options.steps} steps, AdamW lr {options.lr:g} -> "
-        f"{options.min_lr:g} (warm-up {options.warmup}), weight decay {options.weight_decay:g}, "
-        f"clip {options.clip:g}; seed {args.seed}")
+    say(f"backend {backend.name} ({backend.device}), {args.dtype}; {job.describe(options)}; "
+        f"seed {args.seed}")
     say(f"{len(data.train):,} training and {len(data.val):,} validation characters, "
         f"{data.tokenizer.vocab_size} distinct")
     host = init_params(model, args.seed, (options.context,), backend="numpy")
@@ -106,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         jit=not args.no_jit)
     say(f"val loss {run_.val_loss:.4f}")
     say(f"trained in {run_.seconds:.1f} s ({run_.ms_per_step:.1f} ms per step over "
-        f"{len(run_.losses)} steps, compilation included; evaluations take the rest)")
+        f"{run_.steps} steps, compilation included; evaluations take the rest)")
     if save:
         record = {"job": job.name, "options": dataclasses.asdict(options),
                   "curves": run_.history}
@@ -121,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"saved {saved}")
     if args.sample_tokens:
         ids = generate(model, run_.params, data.tokenizer.encode("\n"), args.sample_tokens,
-                       seed=args.seed)
+                       seed=args.seed, context=options.context)  # the windows it learned on
         say(f"sample ({args.sample_tokens} characters, temperature 1, seed {args.seed}):")
         say(data.tokenizer.decode(ids[1:]))
     return 0

@@ -1,5 +1,6 @@
-"""Language models: a GPT built from the layers, its training on a token array, the named
-text jobs of `xbackprop train`, and models saved with their tokenizer.
+"""Language models: a GPT and a recurrent net (char-rnn) built from the layers, their
+training on a token array (through `fit`), the named text jobs of `xbackprop train`, and
+models saved with their tokenizer.
 
     from xbackprop import language
     data = xb.data.load_tiny_shakespeare()
@@ -9,14 +10,19 @@ text jobs of `xbackprop train`, and models saved with their tokenizer.
     language.save_language_model("gpt.safetensors", run)
     model, params, tokenizer = language.load_language_model("gpt.safetensors")
 
+    lstm = language.char_rnn(data.tokenizer.vocab_size, "lstm", layers=1, width=256)
+    # ... the same, with optimizer=language.rnn_optimizer(2000), batch_size=32
+
 Sampling is `xb.generate` (xbackprop/generate.py).
 """
 
 from .gpt import decays, gpt, gpt_optimizer
 from .jobs import TEXT_JOBS, TextJob, TextOptions, get_text_job
+from .rnn import CELLS, char_rnn, rnn_optimizer
 from .saved import LanguageModel, load_language_model, save_language_model
-from .train import LanguageRun, estimate_loss, train_language_model
+from .train import LanguageRun, LossLines, estimate_loss, train_language_model
 
-__all__ = ["gpt", "gpt_optimizer", "decays", "TextJob", "TextOptions", "TEXT_JOBS",
-           "get_text_job", "LanguageRun", "train_language_model", "estimate_loss",
-           "LanguageModel", "save_language_model", "load_language_model"]
+__all__ = ["gpt", "gpt_optimizer", "decays", "char_rnn", "rnn_optimizer", "CELLS", "TextJob",
+           "TextOptions", "TEXT_JOBS", "get_text_job", "LanguageRun", "LossLines",
+           "train_language_model", "estimate_loss", "LanguageModel", "save_language_model",
+           "load_language_model"]

@@ -3,8 +3,9 @@
 
 The tokenizer's configuration goes into the file's JSON record (`metadata["tokenizer"]`),
 beside the model's configuration and the context length; the arrays are the model's.
-A checkpoint written while training (`train_language_model(checkpoint_dir=...)`) carries
-the same record, so it loads here too.
+A checkpoint written while training (`train_language_model(checkpoint_dir=...)`, fit's
+checkpoints with the record as `checkpoint_metadata`) carries the same record, so it loads
+here too.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def load_language_model(path: str | os.PathLike, backend: str | Backend | None =
         raise CheckpointError(
             f"{path} holds a model but no tokenizer, so its ids cannot be turned into text: "
             "save language models with xbackprop.language.save_language_model (or "
-            "`xbackprop train shakespeare-char --save PATH`)")
+            "`xbackprop train shakespeare-char --save PATH`, or shakespeare-rnn)")
     saved = load_model(path, backend, dtype=dtype)
     context = int(info.metadata.get("context") or (info.input_shape or (0,))[0])
     return LanguageModel(saved.model, saved.params, CharTokenizer.from_config(config), context,
