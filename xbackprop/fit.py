@@ -45,6 +45,7 @@ from .interrupt import deferred_interrupts
 from .layers.base import Layer
 from .loop import Loop
 from .losses import Loss, get_loss
+from .metrics import stats_for
 from .model import init_params, init_state
 from .optim import Optimizer, get_optimizer
 from .progress import FitProgress
@@ -84,7 +85,7 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
         early_stopping: EarlyStopping | int | None = None, max_steps: int | None = None,
         on_nonfinite: str = "raise", checkpoint_dir: Any = None, checkpoint_every: int = 1,
         keep_checkpoints: int = 3, resume: bool = False, devices: int | str | None = None,
-        pad_batches: bool = True) -> FitResult:
+        pad_batches: bool = True, metrics: Sequence[str] | None = None) -> FitResult:
     """Train `model`; returns the final state and the history.
 
     Data, one of:
@@ -118,7 +119,10 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
     classification losses; "mse", "rmse", "mae", "r2" (and per output "r2[k]", ...) for
     regression losses — then with validation data the same on it as "val_loss",
     "val_accuracy", ..., and "time" in seconds; counting in steps, "step" first (the step
-    count at the row).
+    count at the row). metrics: the metrics to record, some of those (e.g. ["accuracy"],
+    ["rmse", "r2"]), or () for the loss alone; each step then computes only the sums these
+    need (a step of a tiny network spends as long on the regression sums as on its
+    arithmetic). The default, None, records them all.
 
     progress: True shows a bar per epoch (one bar over the epochs when an epoch is a single
     step; counting in steps, one bar over the steps with the loss and the last validation
@@ -169,6 +173,7 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
     which every process reads on resume (a folder they share).
     """
     loss, optimizer = get_loss(loss), get_optimizer(optimizer)  # a name: its defaults
+    stats_for(loss.task, metrics, "fit: metrics")  # an unknown name: an error, now
     source = y is None and is_source(x)
     _check_settings(x, y, source, epochs, steps, batch_size, eval_every, eval_batches,
                     log_every, max_steps, on_nonfinite, progress, checkpoint_every,
@@ -205,7 +210,7 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
                     early_stopping=early_stopping, max_steps=max_steps,
                     on_nonfinite=on_nonfinite, checkpoint_dir=checkpoint_dir,
                     checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
-                    resume=resume, pad_batches=pad_batches)
+                    resume=resume, pad_batches=pad_batches, metrics=metrics)
 
 
 def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target: Backend, *,
@@ -214,8 +219,8 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
          eval_every: int | None, eval_batches: int | None, dtype: Any, shuffle: bool,
          progress: bool | str, log_every: int | None, jit: bool, callbacks: Sequence[Any],
          early_stopping: Any, max_steps: int | None, on_nonfinite: str, checkpoint_dir: Any,
-         checkpoint_every: int, keep_checkpoints: int, resume: bool, pad_batches: bool
-         ) -> FitResult:
+         checkpoint_every: int, keep_checkpoints: int, resume: bool, pad_batches: bool,
+         metrics: Sequence[str] | None = None) -> FitResult:
     """fit's body, on `target` and inside its scope."""
     dt = target.check_dtype(dtype)
     integers = bool(getattr(model, "integer_inputs", False))  # token ids stay integers
@@ -259,6 +264,8 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
                         else {"epochs": int(epochs if epochs is not None else EPOCHS)})
         if target.process_count > 1:  # each process's slice has its own order
             settings["processes"] = target.process_count
+    if metrics is not None:  # they fix the rows' keys (and the sums a checkpoint keeps)
+        settings["metrics"] = sorted(metrics)
 
     history, rows = History(), []
     checkpoints = None
@@ -312,7 +319,7 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
         state = TrainState.create(params, optimizer, mstate, seed=seed)
     check_model_params(model, state.params, state.model_state, input_shape, "fit")
     if stopper is not None:
-        stopper.check_logs(_log_names(loss, y_host, val is not None, counting_steps))
+        stopper.check_logs(_log_names(loss, y_host, val is not None, counting_steps, metrics))
 
     mask_dtype = dt if integers else None  # a mask of integer ids' dtype would not weigh
     if source:
@@ -323,7 +330,7 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
         feed = ProcessFeed(target, x_host, y_host, order, layout.rows, mask_dtype=mask_dtype)
     loop = Loop(model, loss, optimizer, target, feed, jit=jit, skip=on_nonfinite == "skip",
                 val=val, val_batch_size=batch_size if source else VAL_BATCH_SIZE,
-                period=period, spe=spe, counting_steps=counting_steps)
+                period=period, spe=spe, counting_steps=counting_steps, metrics=metrics)
     if counting_steps:
         planned = int(steps or 0) if resume else start + int(steps or 0)
     else:
@@ -405,17 +412,19 @@ def _check_settings(x: Any, y: Any, source: bool, epochs: int | None, steps: int
                          "is one bar over the steps: progress=True")
 
 
-def _metric_names(loss: Loss, y: np.ndarray) -> list[str]:
-    """The metrics reported for `loss` on targets `y` (besides "loss")."""
+def _metric_names(loss: Loss, y: np.ndarray, metrics: Sequence[str] | None = None
+                  ) -> list[str]:
+    """The metrics reported for `loss` on targets `y` (besides "loss"): all, or `metrics`."""
     if loss.classification:
-        return ["accuracy"]
-    names = ["mse", "rmse", "mae", "r2"]
+        return ["accuracy"] if metrics is None or "accuracy" in metrics else []
+    names = [m for m in ["mse", "rmse", "mae", "r2"] if metrics is None or m in metrics]
     outputs = int(np.prod(y.shape[1:])) if y.ndim > 1 else 1
     return names + ([f"{m}[{k}]" for m in names for k in range(outputs)] if outputs > 1 else [])
 
 
-def _log_names(loss: Loss, y: np.ndarray, validation: bool, steps: bool) -> list[str]:
+def _log_names(loss: Loss, y: np.ndarray, validation: bool, steps: bool,
+               metrics: Sequence[str] | None = None) -> list[str]:
     """Every key of fit's logs (for checking what a callback monitors)."""
-    train = ["loss", *_metric_names(loss, y)]
+    train = ["loss", *_metric_names(loss, y, metrics)]
     return (["step"] if steps else []) + train + ([f"val_{k}" for k in train]
                                                   if validation else [])
