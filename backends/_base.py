@@ -266,6 +266,13 @@ class Backend(PatchPrimitives):
         return _NO_SCOPE
 
     # -- primitives where the libraries differ ----------------------------------------------
+    def take_rows(self, x: Array, indices: Array) -> Array:
+        """`x[indices]` along the first axis (`indices: (M,)` integers): a batch's rows
+        gathered from the data, once per `fit` step. A primitive because array-api-compat's
+        `take` on PyTorch tensors costs three times `index_select`, more than a tiny step's
+        arithmetic."""
+        return self.xp.take(x, indices, axis=0)
+
     def slice_add(self, target: Array, index: Any, values: Array) -> Array:
         """Return `target` with `values` added into `target[index]` (basic slices, no repeated
         elements). Where `inplace_updates`, adds in place and returns `target` itself."""

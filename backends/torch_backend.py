@@ -98,6 +98,9 @@ class TorchBackend(Backend):
     def index_add(self, target: Array, indices: Array, values: Array) -> Array:
         return target.index_add_(0, indices, values)
 
+    def take_rows(self, x: Array, indices: Array) -> Array:
+        return self._torch.index_select(x, 0, indices)
+
     def erf(self, x: Array) -> Array:
         return self._torch.special.erf(x)
 

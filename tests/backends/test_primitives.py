@@ -80,6 +80,18 @@ def test_scatter_rows_gives_the_one_hot_products(backend, rows):
     np.testing.assert_array_equal(ours.sum(axis=0), to_numpy(values))  # one row per column
 
 
+def test_take_rows_gathers_what_take_does(backend):
+    rng = np.random.default_rng(2)
+    x = backend.asarray(rng.normal(size=(9, 3, 2)), dtype="float32")
+    labels = backend.asarray(rng.integers(0, 5, 9))
+    for idx in (np.array([4, 0, 8, 4, 1]), np.arange(9)[::-1].astype(np.int32)):
+        i = backend.asarray(idx)
+        for a in (x, labels):
+            got = to_numpy(backend.take_rows(a, i))
+            np.testing.assert_array_equal(got, to_numpy(Backend.take_rows(backend, a, i)))
+            np.testing.assert_array_equal(got, to_numpy(a)[idx])
+
+
 def test_relu_grad_gives_the_masked_products(backend):
     rng = np.random.default_rng(3)
     y = np.maximum(rng.normal(size=(64, 33)), 0).astype(np.float32)
