@@ -161,6 +161,19 @@ def test_metrics_that_the_loss_has_not_are_an_error_before_training():
         run("numpy", metrics=(), early_stopping=xb.EarlyStopping(monitor="accuracy"))
 
 
+def test_a_run_resumes_with_the_metrics_it_was_started_with(tmp_path):
+    """The metrics fix the rows' columns: a checkpoint says which, and resuming with others
+    is an error naming them."""
+    run("numpy", epochs=1, metrics=(), checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"recorded only some metrics .* the metrics= it"):
+        run("numpy", epochs=2, checkpoint_dir=tmp_path, resume=True)
+    with pytest.raises(ValueError, match=r"metrics \[\] then, \['accuracy'\] now"):
+        run("numpy", epochs=2, metrics=["accuracy"], checkpoint_dir=tmp_path, resume=True)
+    result = run("numpy", epochs=2, metrics=(), checkpoint_dir=tmp_path, resume=True)
+    assert [k for k in result.history if k != "time"] == ["loss"]
+    assert len(result.history["loss"]) == 2
+
+
 # -- non-finite values ----------------------------------------------------------------------
 
 def exploding(backend, **kwargs):

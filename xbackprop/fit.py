@@ -45,7 +45,7 @@ from .interrupt import deferred_interrupts
 from .layers.base import Layer
 from .loop import Loop
 from .losses import Loss, get_loss
-from .metrics import stats_for
+from .metrics import METRICS, stats_for
 from .model import init_params, init_state
 from .optim import Optimizer, get_optimizer
 from .progress import FitProgress
@@ -282,6 +282,10 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
         resumed = checkpoints.resume(target) if resume else None
         if resumed is not None:
             state, history, rows = resumed
+            if metrics is None and _fewer_metrics(loss, history, rows):
+                raise ValueError(f"cannot resume from {checkpoint_dir}: that run recorded only "
+                                 "some metrics (fit(..., metrics=[...])); resume it with the "
+                                 "metrics= it was started with")
             if stopper is not None and stopper.restore_best and stopper.best is not None:
                 stopper.best_state = checkpoints.best_state(target)
         elif checkpoints.latest() is not None:
@@ -410,6 +414,13 @@ def _check_settings(x: Any, y: Any, source: bool, epochs: int | None, steps: int
     if progress == "epochs" and (source or steps is not None):
         raise ValueError("progress='epochs' shows a bar over epochs; counting in steps there "
                          "is one bar over the steps: progress=True")
+
+
+def _fewer_metrics(loss: Loss, history: History, rows: list) -> bool:
+    """Whether a resumed run's rows lack some of the loss's metrics (or their sums)."""
+    sums = {k for needs in METRICS[loss.task].values() for k in needs}
+    return (bool(history.get("loss")) and not set(METRICS[loss.task]) <= set(history)) or \
+        (bool(rows) and not sums <= set(rows[0][1]))
 
 
 def _metric_names(loss: Loss, y: np.ndarray, metrics: Sequence[str] | None = None
