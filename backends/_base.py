@@ -17,6 +17,7 @@ only where its library has something faster:
                   im2col / col2im (patches), first_argmax, scatter_rows (max pooling's
                   routing), sigmoid, relu_grad, erf, scan (a loop over time), random_bits,
                   fold_in, fused_update
+    steps         take_rows (a batch's rows by index), all_finite (the finite check)
     running       compile (with shardings), numerics, dtype_scope, synchronize,
                   prepare_training
 
@@ -43,6 +44,7 @@ from xbackprop.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 from . import _bits
 from ._patches import Array, PatchPrimitives
+from ._steps import StepPrimitives
 from ._patches import Pair as Pair  # (re-exported: the backends name kernel sizes so)
 
 
@@ -101,7 +103,7 @@ checked: contextvars.ContextVar[Backend | None] = contextvars.ContextVar(
 _NO_SCOPE = contextlib.nullcontext()
 
 
-class Backend(PatchPrimitives):
+class Backend(PatchPrimitives, StepPrimitives):
     """One array library. A subclass sets `name`, `modules`, `xp` and `device`, and overrides
     the primitives its library does differently or faster (see the module docstring)."""
 

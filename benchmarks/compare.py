@@ -1,6 +1,6 @@
 """Time every workload for xbackprop and its peers in one process and print one table.
 
-    python -m benchmarks.compare [--workloads mlp cnn xor gemm] [--impls ...] [--repeat 7]
+    python -m benchmarks.compare [--workloads mlp cnn xor lstm gpt gemm] [--impls ...] [--repeat 7]
                                  [--rounds 1] [--json /tmp/xbackprop-bench.json]
 
 Each implementation is warmed up (JIT compilation excluded) and checked to learn, then
@@ -61,7 +61,7 @@ def time_workload(workload: str, impls: list[str], repeat: int, min_time: float,
     for impl in impls:
         try:
             runner = make(workload, impl)
-            if WORKLOADS[workload].kind == "train_step":
+            if WORKLOADS[workload].kind != "matmul":
                 check_learns(runner)  # also the warm-up: compilation, first allocations
         except Unavailable as e:
             results[impl] = {"skipped": str(e)}

@@ -71,3 +71,13 @@ def test_profile_step_prints_where_a_step_spends_its_time(capsys):
     assert profile_step.main(["xor", "xbackprop-numpy", "--steps", "2", "--top", "5"]) == 0
     text = capsys.readouterr().out
     assert "xor / xbackprop-numpy: 2 steps" in text and "tottime" in text
+
+
+def test_the_gpt_step_runs_in_the_same_table(capsys):
+    """The GPT (benchmarks/gpt.py's step) is a workload of compare: timed beside the others,
+    with its ratio; an implementation it has none of is listed with the reason."""
+    assert compare.main(["--workloads", "xor", "gpt", "--impls", "xbackprop-numpy",
+                         "numpy-plain", "--repeat", "1", "--min-time", "0.01"]) == 0
+    text = capsys.readouterr().out
+    assert "| gpt | xbackprop-numpy | cpu |" in text and "| xor | numpy-plain | cpu |" in text
+    assert "- gpt/numpy-plain: the GPT step has no numpy-plain implementation" in text

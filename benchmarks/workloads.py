@@ -40,7 +40,7 @@ class Runner:
 @dataclasses.dataclass(frozen=True)
 class Workload:
     """`kind`: "train_step" or "matmul", the function of an implementation module that
-    builds it. A train step minimises `loss` ("softmax_xent": integer labels, mean softmax
+    builds it; or "gpt", built by `benchmarks/gpt.py` (its own model, one per library). A train step minimises `loss` ("softmax_xent": integer labels, mean softmax
     cross-entropy; "mse": mean squared error) with `optimizer` ("adam" or "sgd") at `lr`."""
 
     name: str
@@ -70,6 +70,12 @@ def _sequences() -> tuple[np.ndarray, np.ndarray]:
             rng.integers(0, n["classes"], n["batch"]).astype(np.int32))
 
 
+def _gpt_batch() -> tuple[np.ndarray, np.ndarray]:
+    from benchmarks import gpt  # local: gpt.py imports this module (Runner)
+
+    return gpt.batch(gpt.Config())
+
+
 def _matrices() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     return (rng.random((GEMM_N, GEMM_N), dtype=np.float32),
@@ -87,6 +93,9 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in [
     Workload("lstm", "LSTM(256) over 64 steps of 64 features, batch 32, the last hidden state "
              "into dense(10), Adam: backprop through time", "train_step", _sequences,
              "softmax_xent", "adam", 1e-3),
+    Workload("gpt", "nanoGPT's baby GPT (4 layers, 4 heads, width 128, context 64), batch 12 "
+             "of Tiny Shakespeare, AdamW with clipping: benchmarks/gpt.py's step", "gpt",
+             _gpt_batch, "cross_entropy", "adamw", 1e-3),
     Workload("gemm", f"a {GEMM_N}x{GEMM_N} float32 matrix product", "matmul", _matrices),
 ]}
 
@@ -103,6 +112,8 @@ TARGETS: dict[str, list[tuple[str, str, float]]] = {
             ("xbackprop-torch-cuda", "torch-cuda", 2.0)],
     "lstm": [("xbackprop-numpy", "torch", 1.5), ("xbackprop-jax", "jax-autodiff", 1.0),
              ("xbackprop-numpy", "numpy-plain", 1.2), ("xbackprop-torch", "torch", 2.0)],
+    "gpt": [("xbackprop-numpy", "torch", 1.3), ("xbackprop-jax", "jax-autodiff", 1.0),
+            ("xbackprop-torch", "torch", 1.3)],
     "xor": [("xbackprop-numpy", "numpy-plain", 1.5), ("xbackprop-jax", "jax-autodiff", 1.2),
             ("xbackprop-cupy", "torch-cuda", 1.5), ("xbackprop-torch", "torch", 1.5),
             ("xbackprop-torch-cuda", "torch-cuda", 1.5)],

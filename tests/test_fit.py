@@ -126,6 +126,54 @@ def test_history_loss_is_the_mean_over_samples_not_over_batches():
     assert result.history["accuracy"][0] == pytest.approx(full["accuracy"])
 
 
+def test_metrics_choose_the_history_s_columns_and_change_no_number(backend):
+    """metrics=() records the loss alone, ["rmse", "r2"] those two (per output too, and on
+    the validation data); the loss and the chosen metrics are the default run's, bit for
+    bit, and the parameters too."""
+    y = np.stack([X[:, 0] + X[:, 1], X[:, 2] - 3.0], axis=1).astype(np.float32)
+    model = xb.Sequential([xb.Dense(8), xb.ReLU(), xb.Dense(2)])
+
+    def fit(**kwargs):
+        return xb.fit(model, X, y, loss="mse", optimizer=optim.adam(0.01), epochs=3,
+                      batch_size=32, backend=backend, progress=False,
+                      validation_data=(X[:20], y[:20]), **kwargs)
+
+    full = fit()
+    bare = fit(metrics=())
+    assert [k for k in bare.history if k != "time"] == ["loss", "val_loss"]
+    some = fit(metrics=["rmse", "r2"])
+    assert [k for k in some.history if k != "time"] == [
+        "loss", "rmse", "r2", "rmse[0]", "rmse[1]", "r2[0]", "r2[1]", "val_loss", "val_rmse",
+        "val_r2", "val_rmse[0]", "val_rmse[1]", "val_r2[0]", "val_r2[1]"]
+    for result in (bare, some):
+        for k, v in result.history.items():
+            if k != "time":
+                assert v == full.history[k], k
+        for a, b in zip(leaves(result.params), leaves(full.params)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_metrics_that_the_loss_has_not_are_an_error_before_training():
+    with pytest.raises(ValueError, match=r"fit: metrics: \['mse'\] are not metrics of a "
+                                         r"classification loss; its metrics are \['accuracy'\]"):
+        run("numpy", metrics=["mse"])
+    with pytest.raises(ValueError, match="monitor"):  # early stopping on what is not there
+        run("numpy", metrics=(), early_stopping=xb.EarlyStopping(monitor="accuracy"))
+
+
+def test_a_run_resumes_with_the_metrics_it_was_started_with(tmp_path):
+    """The metrics fix the rows' columns: a checkpoint says which, and resuming with others
+    is an error naming them."""
+    run("numpy", epochs=1, metrics=(), checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"recorded only some metrics .* the metrics= it"):
+        run("numpy", epochs=2, checkpoint_dir=tmp_path, resume=True)
+    with pytest.raises(ValueError, match=r"metrics \[\] then, \['accuracy'\] now"):
+        run("numpy", epochs=2, metrics=["accuracy"], checkpoint_dir=tmp_path, resume=True)
+    result = run("numpy", epochs=2, metrics=(), checkpoint_dir=tmp_path, resume=True)
+    assert [k for k in result.history if k != "time"] == ["loss"]
+    assert len(result.history["loss"]) == 2
+
+
 # -- non-finite values ----------------------------------------------------------------------
 
 def exploding(backend, **kwargs):

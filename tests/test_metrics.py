@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import xbackprop as xb
-from xbackprop.metrics import batch_stats, classification_scores, correct_count, reduce_stats, \
-    regression_scores, scores
+from xbackprop.metrics import METRICS, batch_stats, classification_scores, correct_count, \
+    reduce_stats, regression_scores, scores, stats_for
 
 
 def test_argmax_against_labels_and_one_hot(backend):
@@ -120,3 +120,43 @@ def test_constant_target_has_no_r2_and_accuracy_counts():
     assert got == {"accuracy": 0.5}
     with pytest.raises(ValueError, match="task must be one of"):
         batch_stats(np.zeros(2), np.zeros(2), "ranking")
+
+
+def test_without_a_mask_the_sums_are_the_masked_ones_bit_for_bit(backend):
+    """No mask takes the unweighted path (fewer passes): the numbers of a mask of ones,
+    bit for bit."""
+    rng = np.random.default_rng(5)
+    p = backend.asarray(rng.normal(size=(37, 3)), dtype="float32")
+    t = backend.asarray(rng.normal(loc=4.0, size=(37, 3)), dtype="float32")
+    ones = backend.asarray(np.ones(37), dtype="float32")
+    for task, target in (("regression", t), ("classification",
+                                              backend.asarray(rng.integers(0, 3, 37)))):
+        plain = xb.to_numpy(batch_stats(p, target, task))
+        masked = xb.to_numpy(batch_stats(p, target, task, mask=ones))
+        assert sorted(plain) == sorted(masked)
+        for k in plain:
+            np.testing.assert_array_equal(plain[k], masked[k], err_msg=k)
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_asking_for_some_metrics_computes_only_their_sums(backend, task):
+    """Each metric's sums alone give that metric as all the sums do; () gives the count."""
+    rng = np.random.default_rng(6)
+    p = backend.asarray(rng.normal(size=(20, 2)), dtype="float32")
+    t = (backend.asarray(rng.normal(size=(20, 2)), dtype="float32") if task == "regression"
+         else backend.asarray(rng.integers(0, 2, 20)))
+    full = scores(xb.to_numpy(batch_stats(p, t, task)), task)
+    assert set(batch_stats(p, t, task, stats=stats_for(task, ()))) == {"count"}
+    for name in METRICS[task]:
+        stats = stats_for(task, [name])
+        some = xb.to_numpy(batch_stats(p, t, task, stats=stats))
+        assert set(some) == {"count", *stats}
+        assert scores(some, task)[name] == full[name]
+
+
+def test_unknown_metric_names_are_errors_naming_the_task_s_metrics():
+    with pytest.raises(ValueError, match=r"\['accuracy'\] are not metrics of a regression"):
+        stats_for("regression", ["rmse", "accuracy"])
+    with pytest.raises(ValueError, match="a list of metric names"):
+        stats_for("classification", "accuracy")
+    assert stats_for("regression", None) is None

@@ -63,11 +63,11 @@ class ArrayFeed:
         def fit_step(state: TrainState, data: tuple[Array, Array], idx: Array,
                      n_real: Any) -> tuple[TrainState, dict[str, Array]]:
             x, y = data
-            xp = backend_of(x).xp
+            backend = backend_of(x)
             mask = None
             if n_real is not None:  # padded: the first n_real rows are real
-                mask = _mask(xp, idx.shape[0], n_real, mask_dtype or x.dtype)
-            return core(state, (xp.take(x, idx, axis=0), xp.take(y, idx, axis=0), mask))
+                mask = _mask(backend.xp, idx.shape[0], n_real, mask_dtype or x.dtype)
+            return core(state, (backend.take_rows(x, idx), backend.take_rows(y, idx), mask))
         return fit_step
 
     def args(self, step: int) -> tuple:

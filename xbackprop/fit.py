@@ -41,14 +41,19 @@ from .backends import Backend, backend_of, get_backend, tree_to_backend
 from .batching import BatchLayout, batch_size_for
 from .callbacks import Callback, EarlyStopping, History, as_callbacks
 from .checkpoint.lock import FolderLock
-from .checkpoint.resume import FolderHoldsRunError, NothingToTrainError, RunCheckpoints, \
-    check_user_metadata
+from .checkpoint.resume import (
+    FolderHoldsRunError,
+    NothingToTrainError,
+    RunCheckpoints,
+    check_user_metadata,
+)
 from .feeds import ArrayFeed, ProcessFeed, SourceFeed
 from .inputs import check_model_params, check_targets, prepare_data
 from .interrupt import deferred_interrupts
 from .layers.base import Layer
 from .loop import Loop
 from .losses import Loss, get_loss
+from .metrics import lacks_metrics, log_names, stats_for
 from .model import init_params, init_state
 from .optim import Optimizer, get_optimizer
 from .progress import FitProgress
@@ -88,8 +93,8 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
         early_stopping: EarlyStopping | int | None = None, max_steps: int | None = None,
         on_nonfinite: str = "raise", checkpoint_dir: Any = None, checkpoint_every: int = 1,
         keep_checkpoints: int = 3, resume: bool = False, devices: int | str | None = None,
-        pad_batches: bool = True, checkpoint_metadata: dict[str, Any] | None = None
-        ) -> FitResult:
+        pad_batches: bool = True, checkpoint_metadata: dict[str, Any] | None = None,
+        metrics: Sequence[str] | None = None) -> FitResult:
     """Train `model`; returns the final state and the history.
 
     Data, one of:
@@ -125,7 +130,10 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
     classification losses; "mse", "rmse", "mae", "r2" (and per output "r2[k]", ...) for
     regression losses — then with validation data the same on it as "val_loss",
     "val_accuracy", ..., and "time" in seconds; counting in steps, "step" first (the step
-    count at the row).
+    count at the row). metrics: the metrics to record, some of those (e.g. ["accuracy"],
+    ["rmse", "r2"]), or () for the loss alone; each step then computes only the sums these
+    need (a step of a tiny network spends as long on the regression sums as on its
+    arithmetic). The default, None, records them all.
 
     progress: True shows a bar per epoch (one bar over the epochs when an epoch is a single
     step; counting in steps, one bar over the steps with the loss and the last validation
@@ -186,6 +194,7 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
     which every process reads on resume (a folder they share).
     """
     loss, optimizer = get_loss(loss), get_optimizer(optimizer)  # a name: its defaults
+    stats_for(loss.task, metrics, "fit: metrics")  # an unknown name: an error, now
     source = y is None and is_source(x)
     _check_settings(x, y, source, epochs, steps, batch_size, eval_every, eval_batches,
                     log_every, max_steps, on_nonfinite, progress, checkpoint_every,
@@ -228,7 +237,7 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
                     on_nonfinite=on_nonfinite, checkpoint_dir=checkpoint_dir,
                     checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints,
                     resume=resume, pad_batches=pad_batches,
-                    checkpoint_metadata=checkpoint_metadata)
+                    checkpoint_metadata=checkpoint_metadata, metrics=metrics)
 
 
 def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target: Backend, *,
@@ -238,7 +247,8 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
          progress: bool | str, log_every: int | None, jit: bool, callbacks: Sequence[Any],
          early_stopping: Any, max_steps: int | None, on_nonfinite: str, checkpoint_dir: Any,
          checkpoint_every: int, keep_checkpoints: int, resume: bool, pad_batches: bool,
-         checkpoint_metadata: dict[str, Any] | None = None) -> FitResult:
+         checkpoint_metadata: dict[str, Any] | None = None,
+         metrics: Sequence[str] | None = None) -> FitResult:
     """fit's body, on `target` and inside its scope (and the checkpoint folder's lock)."""
     asked_dtype = None if dtype is None else target.check_dtype(dtype)
     integers = bool(getattr(model, "integer_inputs", False))  # token ids stay integers
@@ -296,6 +306,8 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
         if target.process_count > 1:  # each process's slice has its own order
             settings["processes"] = target.process_count
     settings["validation"] = validation_data is not None  # the history's columns
+    if metrics is not None:  # they fix the rows' keys (and the sums a checkpoint keeps)
+        settings["metrics"] = sorted(metrics)
 
     history, rows = History(), []
     resumed_from = None
@@ -306,6 +318,10 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
         if resumed is not None:
             found, history, rows = resumed
             state, resumed_from = found.state, found.path
+            if metrics is None and lacks_metrics(loss, history, rows):
+                raise ValueError(f"cannot resume from {checkpoint_dir}: that run recorded only "
+                                 "some metrics (fit(..., metrics=[...])); resume it with the "
+                                 "metrics= it was started with")
             if stopper is not None and stopper.restore_best and stopper.best is not None:
                 stopper.best_state = checkpoints.best_state(target)
         elif (newest := checkpoints.latest()) is not None:
@@ -344,7 +360,7 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
         state = TrainState.create(params, optimizer, mstate, seed=seed)
     check_model_params(model, state.params, state.model_state, input_shape, "fit")
     if stopper is not None:
-        stopper.check_logs(_log_names(loss, y_host, val is not None, counting_steps))
+        stopper.check_logs(log_names(loss, y_host, val is not None, counting_steps, metrics))
 
     mask_dtype = dt if integers else None  # a mask of integer ids' dtype would not weigh
     if source:
@@ -355,7 +371,7 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
         feed = ProcessFeed(target, x_host, y_host, order, layout.rows, mask_dtype=mask_dtype)
     loop = Loop(model, loss, optimizer, target, feed, jit=jit, skip=on_nonfinite == "skip",
                 val=val, val_batch_size=batch_size if source else VAL_BATCH_SIZE,
-                period=period, spe=spe, counting_steps=counting_steps)
+                period=period, spe=spe, counting_steps=counting_steps, metrics=metrics)
     if counting_steps:
         planned = int(steps or 0) if resume else start + int(steps or 0)
     else:
@@ -478,19 +494,3 @@ def _check_settings(x: Any, y: Any, source: bool, epochs: int | None, steps: int
     if progress == "epochs" and (source or steps is not None):
         raise ValueError("progress='epochs' shows a bar over epochs; counting in steps there "
                          "is one bar over the steps: progress=True")
-
-
-def _metric_names(loss: Loss, y: np.ndarray) -> list[str]:
-    """The metrics reported for `loss` on targets `y` (besides "loss")."""
-    if loss.classification:
-        return ["accuracy"]
-    names = ["mse", "rmse", "mae", "r2"]
-    outputs = int(np.prod(y.shape[1:])) if y.ndim > 1 else 1
-    return names + ([f"{m}[{k}]" for m in names for k in range(outputs)] if outputs > 1 else [])
-
-
-def _log_names(loss: Loss, y: np.ndarray, validation: bool, steps: bool) -> list[str]:
-    """Every key of fit's logs (for checking what a callback monitors)."""
-    train = ["loss", *_metric_names(loss, y)]
-    return (["step"] if steps else []) + train + ([f"val_{k}" for k in train]
-                                                  if validation else [])

@@ -39,7 +39,7 @@ from .evaluate import evaluate
 from .interrupt import Interrupt
 from .layers.base import Layer
 from .losses import Loss
-from .metrics import reduce_stats, scores
+from .metrics import reduce_stats, scores, stats_for
 from .optim import Optimizer
 from .progress import FitProgress
 from .sources import SourceError
@@ -57,16 +57,20 @@ class Loop:
 
     period: steps per row (an epoch's steps, or `eval_every`). spe: steps per epoch of
     arrays (for naming a step's epoch and batch; None for a source). counting_steps: rows
-    carry their step count ("step") and the last one closes where the run ends.
+    carry their step count ("step") and the last one closes where the run ends. metrics:
+    the loss's metrics that rows carry (and their validation twins), the steps computing
+    only the sums those need; None: all.
     """
 
     def __init__(self, model: Layer, loss: Loss, optimizer: Optimizer, backend: Backend,
                  feed: Any, *, jit: bool, skip: bool, val: tuple[Array, Array] | None,
                  val_batch_size: int, period: int, spe: int | None,
-                 counting_steps: bool) -> None:
+                 counting_steps: bool, metrics: Any = None) -> None:
         self.model, self.loss, self.backend, self.feed = model, loss, backend, feed
         self.val, self.val_batch_size, self.jit, self.skip = val, val_batch_size, jit, skip
         self.period, self.spe, self.counting_steps = period, spe, counting_steps
+        stats = stats_for(loss.task, metrics)
+        self.metrics = None if metrics is None else frozenset(metrics)
         self.skipped = 0
         if backend.host_arrays:  # reading a value costs nothing: check before updating
             guard = "check-skip" if skip else "check"
@@ -75,7 +79,8 @@ class Loop:
         else:  # an asynchronous device (CuPy): read the flags in bulk, skipping syncs
             guard = "check-skip" if skip else None
         self.check_each_step = guard in ("check", "check-skip")
-        core = step_function(model, loss, optimizer, donate=True, aux=True, guard=guard)
+        core = step_function(model, loss, optimizer, donate=True, aux=True, guard=guard,
+                             stats=stats)
         backend.prepare_training()
         step = feed.wrap(core)
         #: a compiled step's statistics come back as one vector: [(name, shape)] to unpack
@@ -109,6 +114,16 @@ class Loop:
             out[key] = value.astype(bool) if key == "finite" else value
             at += size
         return out
+
+    def host(self, auxs: list[Any]) -> list[dict[str, Any]]:
+        """Steps' statistics on the host, as dicts: a compiled step's vectors moved together;
+        an uncompiled step's arrays each by the backend's own `to_numpy` (the generic one
+        looks for each array's owner first: on NumPy that was a fifth of what `fit` adds
+        to a tiny network's step)."""
+        if self.layout is not None:
+            return [self.unpack(h) for h in to_numpy(auxs)]
+        move = self.backend.to_numpy
+        return [{k: move(v) for k, v in aux.items()} for aux in auxs]
 
     def loss_of(self, aux: Any) -> float:
         """The loss of one step's statistics, still on the device."""
@@ -163,7 +178,7 @@ class Loop:
                     or (keeps and feed.must_sync())):
                 continue
             # read the statistics back; find the first step that went non-finite, if any
-            host = [self.unpack(h) for h in to_numpy([aux for _, aux in pending])]
+            host = self.host([aux for _, aux in pending])
             bad = next((i for i, h in enumerate(host) if not h["finite"]), None)
             if bad is not None and not self.skip:
                 bad_step = pending[bad][0]
@@ -207,8 +222,9 @@ class Loop:
         groups = steps // self.period
         starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
         stats = [h for _, h in done]
-        stacked = {k: np.stack([np.asarray(h[k], dtype=np.float64) for h in stats])
-                   for k in stats[0]}
+        keys = [k for k in stats[0] if all(k in h for h in stats)]  # (a checkpoint's rows
+        stacked = {k: np.stack([np.asarray(h[k], dtype=np.float64) for h in stats])  # may
+                   for k in keys}                                    # hold more sums)
         metric_keys = [k for k in stacked if k not in ("loss", "finite")]
         totals = reduce_stats({k: stacked[k] for k in metric_keys}, starts)
         losses = np.add.reduceat(stacked["loss"] * (stacked["count"] if
@@ -218,6 +234,8 @@ class Loop:
             losses = losses / totals["count"]
         metrics = scores(totals, self.loss.task) if len(starts) > 1 else {
             k: np.atleast_1d(v) for k, v in scores(totals, self.loss.task).items()}
+        if self.metrics is not None:  # those asked for ("r2" needs "mse"'s sums, not "mse")
+            metrics = {k: v for k, v in metrics.items() if self.wanted(k)}
         skipped = np.add.reduceat(1.0 - stacked["finite"], starts)
         self.skipped += int(skipped.sum())
         seconds = (time.perf_counter() - clock) / len(starts)
@@ -235,7 +253,8 @@ class Loop:
                 val = evaluate(self.model, state.params, *self.val, self.loss,
                                model_state=state.model_state, jit=self.jit,
                                batch_size=self.val_batch_size)
-                logs.update({f"val_{k}": v for k, v in val.items()})
+                logs.update({f"val_{k}": v for k, v in val.items()
+                             if k == "loss" or self.wanted(k)})
             logs["time"] = seconds
             history.append(logs)
             if progress is not None:
@@ -243,6 +262,10 @@ class Loop:
             if last and state is not None:
                 stop = any([cb.on_logs(int(row), logs, state) for cb in callbacks])  # all run
         return stop
+
+    def wanted(self, key: str) -> bool:
+        """Whether the rows carry metric `key` ("r2", or per output "r2[1]")."""
+        return self.metrics is None or key.split("[")[0] in self.metrics
 
     @staticmethod
     def _bad_batch(error: SourceError, checkpoints: RunCheckpoints | None) -> SourceError:

@@ -12,7 +12,9 @@ chunk); `scores` turns the totals into numbers. `mask: (N,)` marks real samples 
 padding (0): padded rows count for nothing.
 
 Classification: accuracy. Regression: MSE, RMSE, MAE and R² averaged over the outputs and,
-for K > 1 outputs, per output as "mse[k]", "rmse[k]", "mae[k]", "r2[k]".
+for K > 1 outputs, per output as "mse[k]", "rmse[k]", "mae[k]", "r2[k]". Asking for some of
+them (`stats_for`) computes only the sums those need: `fit(..., metrics=())` trains with
+the loss alone.
 """
 
 from __future__ import annotations
@@ -24,11 +26,36 @@ from typing import Any
 import numpy as np
 
 from .backends import backend_of, to_numpy
+from .losses import Loss
 
 __all__ = ["correct_count", "positions", "batch_stats", "reduce_stats", "scores", "regression_scores",
-           "classification_scores", "TASKS"]
+           "classification_scores", "TASKS", "METRICS", "stats_for",
+           "metric_names", "log_names", "lacks_metrics"]
 
 TASKS = ("classification", "regression")
+#: each task's metrics, and the sums (besides "count") that each is computed from
+METRICS: dict[str, dict[str, tuple[str, ...]]] = {
+    "classification": {"accuracy": ("correct",)},
+    "regression": {"mse": ("sq",), "rmse": ("sq",), "mae": ("abs",),
+                   "r2": ("sq", "mean", "m2")}}
+
+
+def stats_for(task: str, metrics: Any, where: str = "metrics") -> frozenset[str] | None:
+    """The sums `batch_stats` must compute for `metrics` (names of `task`'s metrics; None:
+    all of them, returned as None). A name the task has not is a ValueError naming those
+    it has."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+    if metrics is None:
+        return None
+    if isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics):
+        raise ValueError(f"{where} is a list of metric names (or None for all), not "
+                         f"{metrics!r}: for {task}, some of {list(METRICS[task])}")
+    unknown = [m for m in metrics if m not in METRICS[task]]
+    if unknown:
+        raise ValueError(f"{where}: {unknown} are not metrics of a {task} loss; its metrics "
+                         f"are {list(METRICS[task])} (or () for the loss alone)")
+    return frozenset(s for m in metrics for s in METRICS[task][m])
 
 
 def correct_count(pred: Any, target: Any, threshold: float = 0.5, mask: Any = None) -> Any:
@@ -57,32 +84,52 @@ def correct_count(pred: Any, target: Any, threshold: float = 0.5, mask: Any = No
 
 
 def batch_stats(pred: Any, target: Any, task: str, *, threshold: float = 0.5,
-                mask: Any = None) -> dict[str, Any]:
+                mask: Any = None, stats: frozenset[str] | None = None) -> dict[str, Any]:
     """Sufficient statistics of one batch, as device arrays (works under `jax.jit`).
 
     classification: {"count", "correct"}; regression, with pred and target (N, K) or (N,):
     {"count", "sq": Σ (pred - target)², "abs": Σ |pred - target|, "mean": mean target,
-    "m2": Σ (target - mean)²}, the last four per output (K,).
+    "m2": Σ (target - mean)²}, the last four per output (K,). stats: only these besides
+    "count" (`stats_for`; None: all). Without a mask nothing is weighted: the same
+    numbers, bit for bit (x·1 = x), in fewer passes.
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, not {task!r}")
     xp = backend_of(pred, target).xp
     n = pred.shape[0]
-    weights = xp.ones((n,), dtype=pred.dtype) if mask is None else _as_dtype(xp, mask,
-                                                                             pred.dtype)
-    count = xp.sum(weights)
+    if mask is None:  # every row counts: n, exact in any float dtype a batch fits
+        weights, count = None, xp.asarray(float(n), dtype=pred.dtype)
+    else:
+        weights = _as_dtype(xp, mask, pred.dtype)
+        count = xp.sum(weights)
+    wanted = (lambda name: True) if stats is None else stats.__contains__
     if task == "classification":
         # sequences (N, T, K) against labels (N, T): every position is one prediction
-        return {"count": count * positions(pred, target),
-                "correct": correct_count(pred, target, threshold, mask)}
+        out = {"count": count * positions(pred, target)}
+        if wanted("correct"):
+            out["correct"] = correct_count(pred, target, threshold, mask)
+        return out
+    out = {"count": count}
+    if not (wanted("sq") or wanted("abs") or wanted("m2")):
+        return out
     p = xp.reshape(pred, (n, -1))
     t = _as_dtype(xp, xp.reshape(target, (n, -1)), pred.dtype)
-    w = weights[:, None]
-    err = (p - t) * w
-    mean = xp.sum(t * w, axis=0) / xp.clip(count, 1.0, None)
-    centred = (t - mean) * w
-    return {"count": count, "sq": xp.sum(err * err, axis=0), "abs": xp.sum(xp.abs(err), axis=0),
-            "mean": mean, "m2": xp.sum(centred * centred, axis=0)}
+    w = None if weights is None else weights[:, None]
+    if wanted("sq") or wanted("abs"):
+        err = p - t if w is None else (p - t) * w
+        if wanted("sq"):
+            out["sq"] = xp.sum(err * err, axis=0)
+        if wanted("abs"):
+            out["abs"] = xp.sum(xp.abs(err), axis=0)
+    if wanted("mean") or wanted("m2"):
+        if w is None:
+            mean = xp.sum(t, axis=0) / count
+            centred = t - mean
+        else:
+            mean = xp.sum(t * w, axis=0) / xp.clip(count, 1.0, None)
+            centred = (t - mean) * w
+        out["mean"], out["m2"] = mean, xp.sum(centred * centred, axis=0)
+    return out
 
 
 def positions(pred: Any, target: Any) -> int:
@@ -133,17 +180,22 @@ def scores(totals: dict[str, np.ndarray], task: str) -> dict[str, Any]:
     if (n <= 0).any():
         raise ValueError("no samples to score")
     if task == "classification":
-        out = {"accuracy": t["correct"] / n}
+        out = {"accuracy": t["correct"] / n} if "correct" in t else {}
     else:
-        if t["sq"].ndim == 1:  # unstacked totals of one run: outputs on the only axis
-            t = {k: v[None] if k != "count" else v for k, v in t.items()}
-        mse = t["sq"] / n[:, None]
-        # R² = 1 - SS_res / SS_tot; a constant target (SS_tot = 0) has no R²: NaN
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(t["m2"] > 0, 1.0 - t["sq"] / t["m2"], np.nan)
-        per_output = {"mse": mse, "rmse": np.sqrt(mse), "mae": t["abs"] / n[:, None], "r2": r2}
+        if any(v.ndim == 1 for k, v in t.items() if k != "count"):  # unstacked, one run:
+            t = {k: v[None] if k != "count" else v for k, v in t.items()}  # outputs last
+        per_output = {}  # the metrics whose sums are there (`batch_stats`' stats)
+        if "sq" in t:
+            mse = t["sq"] / n[:, None]
+            per_output.update(mse=mse, rmse=np.sqrt(mse))
+        if "abs" in t:
+            per_output["mae"] = t["abs"] / n[:, None]
+        if "sq" in t and "m2" in t:
+            # R² = 1 - SS_res / SS_tot; a constant target (SS_tot = 0) has no R²: NaN
+            with np.errstate(divide="ignore", invalid="ignore"):
+                per_output["r2"] = np.where(t["m2"] > 0, 1.0 - t["sq"] / t["m2"], np.nan)
         out = {name: values.mean(axis=-1) for name, values in per_output.items()}
-        if mse.shape[-1] > 1:
+        if per_output and next(iter(per_output.values())).shape[-1] > 1:
             for name, values in per_output.items():
                 out.update({f"{name}[{k}]": values[:, k] for k in range(values.shape[-1])})
     return {k: float(v[0]) for k, v in out.items()} if one else out
@@ -168,3 +220,30 @@ def classification_scores(pred: Any, target: Any, threshold: float = 0.5) -> dic
 
 def _as_dtype(xp: Any, x: Any, dtype: Any) -> Any:
     return x if x.dtype == dtype else xp.astype(x, dtype)
+
+
+# -- what fit logs ------------------------------------------------------------------------
+
+def lacks_metrics(loss: Loss, history: dict[str, Any], rows: list) -> bool:
+    """Whether a resumed run's rows lack some of the loss's metrics (or their sums)."""
+    sums = {k for needs in METRICS[loss.task].values() for k in needs}
+    return (bool(history.get("loss")) and not set(METRICS[loss.task]) <= set(history)) or \
+        (bool(rows) and not sums <= set(rows[0][1]))
+
+
+def metric_names(loss: Loss, y: np.ndarray, metrics: Sequence[str] | None = None
+                  ) -> list[str]:
+    """The metrics reported for `loss` on targets `y` (besides "loss"): all, or `metrics`."""
+    if loss.classification:
+        return ["accuracy"] if metrics is None or "accuracy" in metrics else []
+    names = [m for m in ["mse", "rmse", "mae", "r2"] if metrics is None or m in metrics]
+    outputs = int(np.prod(y.shape[1:])) if y.ndim > 1 else 1
+    return names + ([f"{m}[{k}]" for m in names for k in range(outputs)] if outputs > 1 else [])
+
+
+def log_names(loss: Loss, y: np.ndarray, validation: bool, steps: bool,
+               metrics: Sequence[str] | None = None) -> list[str]:
+    """Every key of fit's logs (for checking what a callback monitors)."""
+    train = ["loss", *metric_names(loss, y, metrics)]
+    return (["step"] if steps else []) + train + ([f"val_{k}" for k in train]
+                                                  if validation else [])

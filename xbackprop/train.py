@@ -141,11 +141,12 @@ def _compile_keeping_key(backend: Backend, step: Callable, donate_argnums: tuple
 
 
 def step_function(model: Layer, loss: Loss, optimizer: Optimizer, *, donate: bool, aux: bool,
-                  guard: str | None) -> Callable:
+                  guard: str | None, stats: frozenset[str] | None = None) -> Callable:
     """The step function, uncompiled.
 
     aux=True returns `(state, {"loss", "finite", <metric statistics>})` instead of
-    `(state, loss)`: what `fit` records. guard, for a loss or gradient that is not finite:
+    `(state, loss)`: what `fit` records; `stats` limits the metric statistics to those
+    (`metrics.stats_for`; None: all the loss's task has, "count" always). guard, for a loss or gradient that is not finite:
     None (update anyway), "check" (test first and skip the update, for backends whose
     values are on the host: NumPy), "select" (compute the update and keep the old state
     where it is not finite: compiled backends). "check-skip" and "select" advance the step
@@ -164,7 +165,8 @@ def step_function(model: Layer, loss: Loss, optimizer: Optimizer, *, donate: boo
         info = None
         if aux:
             info = {"loss": value, "finite": all_finite(value, grads),
-                    **batch_stats(out, y, loss.task, threshold=loss.threshold, mask=mask)}
+                    **batch_stats(out, y, loss.task, threshold=loss.threshold, mask=mask,
+                                  stats=stats)}
         if guard in ("check", "check-skip") and not bool(info["finite"]):
             if guard == "check":
                 return state, info  # untouched: the last good state, for the report
@@ -184,14 +186,9 @@ def step_function(model: Layer, loss: Loss, optimizer: Optimizer, *, donate: boo
 
 
 def all_finite(value: Array, grads: Any) -> Array:
-    """True (a 0-d array) when the loss and every gradient are finite. One reduction per
-    gradient: Σ of sums is finite exactly when every element is (or the sum overflows,
-    which a usable gradient never does)."""
-    xp = backend_of(value).xp
-    total = value
-    for g in tree_leaves(grads):
-        total = total + xp.sum(g)
-    return xp.isfinite(total)
+    """True (a 0-d array) when the loss and every gradient are finite: one scalar, tested
+    once (`Backend.all_finite`: the loss plus each gradient's sum)."""
+    return backend_of(value).all_finite(value, tree_leaves(grads))
 
 
 def _select(keep: Array, new: Any, old: Any) -> Any:

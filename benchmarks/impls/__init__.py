@@ -12,7 +12,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from benchmarks.workloads import WORKLOADS, Runner
+from benchmarks.workloads import WORKLOADS, Runner, Unavailable
 
 from . import jax_autodiff, numpy_plain, pytorch, xbackprop
 
@@ -31,4 +31,11 @@ def make(workload: str, impl: str) -> Runner:
         raise ValueError(f"unknown implementation {impl!r}; choose from {IMPLS}")
     module, setting = REGISTRY[impl]
     spec = WORKLOADS[workload]
+    if spec.kind == "gpt":
+        from benchmarks import gpt  # local: gpt.py imports the workloads, as this does
+
+        if impl not in gpt.BUILDERS:
+            raise Unavailable(f"the GPT step has no {impl} implementation; it has "
+                              f"{', '.join(gpt.BUILDERS)}")
+        return gpt.BUILDERS[impl](gpt.Config())
     return getattr(module, spec.kind)(spec, setting)

@@ -2,7 +2,8 @@
 replaces (the `Backend` default, written against the Array API standard), on every backend:
 patch columns read through strided views and the sliced-and-stacked ones, non-overlapping
 windows copied into place and added onto zeros, max pooling's routing (`scatter_rows`),
-ReLU's backward (`relu_grad`), first arg-maxima by scores and by `argmax`, and fused Adam
+ReLU's backward (`relu_grad`), a batch's rows (`take_rows`), the finite check
+(`all_finite`), first arg-maxima by scores and by `argmax`, and fused Adam
 updates against the rule op by op, bit for bit, split across threads or not."""
 
 from __future__ import annotations
@@ -78,6 +79,36 @@ def test_scatter_rows_gives_the_one_hot_products(backend, rows):
     assert ours.shape == (rows, 1000)
     np.testing.assert_array_equal(ours, generic)
     np.testing.assert_array_equal(ours.sum(axis=0), to_numpy(values))  # one row per column
+
+
+def test_take_rows_gathers_what_take_does(backend):
+    rng = np.random.default_rng(2)
+    x = backend.asarray(rng.normal(size=(9, 3, 2)), dtype="float32")
+    labels = backend.asarray(rng.integers(0, 5, 9))
+    for idx in (np.array([4, 0, 8, 4, 1]), np.arange(9)[::-1].astype(np.int32)):
+        i = backend.asarray(idx)
+        for a in (x, labels):
+            got = to_numpy(backend.take_rows(a, i))
+            np.testing.assert_array_equal(got, to_numpy(Backend.take_rows(backend, a, i)))
+            np.testing.assert_array_equal(got, to_numpy(a)[idx])
+
+
+@pytest.mark.parametrize("bad", [None, "nan", "inf", "-inf", "loss"])
+def test_all_finite_tells_what_the_generic_sum_tells(backend, bad):
+    """The finite check: True for finite values, False for a NaN or ±inf in any gradient
+    or in the loss, as the generic sum of sums says."""
+    rng = np.random.default_rng(7)
+    leaves = [rng.normal(size=s).astype(np.float32) for s in [(5, 3), (3,), (1, 1), (7,)]]
+    value = np.float32(0.25)
+    if bad == "loss":
+        value = np.float32(np.nan)
+    elif bad is not None:
+        leaves[2][0, 0] = float(bad)
+    value = backend.asarray(np.asarray(value))
+    arrays = [backend.asarray(a) for a in leaves]
+    got = bool(to_numpy(backend.all_finite(value, arrays)))
+    assert got == bool(to_numpy(Backend.all_finite(backend, value, arrays))) == (bad is None)
+    assert bool(to_numpy(backend.all_finite(value, []))) == (bad != "loss")
 
 
 def test_relu_grad_gives_the_masked_products(backend):

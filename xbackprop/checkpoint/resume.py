@@ -234,6 +234,12 @@ def differences(found: Checkpoint, settings: dict[str, Any], *, model: Layer, lo
                     f"the run trained {was} validation_data, this call {now}, so its "
                     "history's columns would not line up; give validation_data as the run "
                     "did"))
+    if "metrics" in asked and saved.get("metrics") != asked["metrics"]:
+        # (asked for all where the run kept fewer: fit says so with its own advice)
+        was = "all" if "metrics" not in saved else saved["metrics"]
+        out.append(("metrics", was, asked["metrics"],
+                    f"metrics {was!r} then, {asked['metrics']!r} now: they fix the history's "
+                    "columns; pass metrics= as the run did"))
     for key in sorted(set(saved) | set(asked)):
         if key not in _SETTINGS or saved.get(key) == asked.get(key):
             continue
