@@ -4,7 +4,8 @@ mixed into `Backend`.
 take_rows gathers a batch's rows from the data by index; all_finite is the finite check of
 the loss and every gradient, one scalar tested once. On a tiny network these cost as much
 as the model's own arithmetic, so a backend overrides one where its library has a cheaper
-call (PyTorch: `index_select`, and `Tensor.sum` without array-api-compat's wrapper), and
+call (PyTorch: `index_select` for take_rows; for all_finite neither `Tensor.sum` directly
+nor the multi-tensor `_foreach_norm` measured faster than the generic sums), and
 tests/backends/test_primitives.py checks each against these generic versions.
 """
 

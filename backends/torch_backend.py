@@ -101,15 +101,6 @@ class TorchBackend(Backend):
     def take_rows(self, x: Array, indices: Array) -> Array:
         return self._torch.index_select(x, 0, indices)  # a third of array-api-compat's take
 
-    def all_finite(self, value: Array, leaves: Sequence[Array]) -> Array:
-        """The generic sum of sums through `Tensor.sum` itself: array-api-compat's `sum`
-        wrapper costs more than the reduction of a small gradient (a tiny network's check
-        2.6x faster, 30 GPT-sized gradients 1.5x; `_foreach_norm` was 4x slower there)."""
-        total = value
-        for leaf in leaves:
-            total = total + leaf.sum()
-        return self._torch.isfinite(total)
-
     def erf(self, x: Array) -> Array:
         return self._torch.special.erf(x)
 
