@@ -32,6 +32,7 @@ import contextlib
 import contextvars
 import functools
 from collections.abc import Callable, Sequence
+from types import TracebackType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -114,8 +115,9 @@ class Backend:
     #: themselves (cheaper than moving them first). True for JAX.
     compiles: ClassVar[bool] = False
     #: arrays live in host memory and compute eagerly, so reading a value (a loss, a flag)
-    #: costs nothing: no transfer and no wait for a device. True for NumPy.
-    host_arrays: ClassVar[bool] = False
+    #: costs nothing: no transfer and no wait for a device. True for NumPy; for torch, per
+    #: instance (CPU tensors only), so not a ClassVar.
+    host_arrays: bool = False
 
     # -- placement (data parallelism) --------------------------------------------------------
     #: the equal parts a batch is split into along axis 0, one per device of a mesh's data
@@ -438,9 +440,10 @@ class _Scope:
         self.token = current.set(self.backend)
         return self.backend
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         current.reset(self.token)
-        self.device.__exit__(*exc)
+        self.device.__exit__(exc_type, exc, tb)
 
 
 def library_pad(backend: Backend, x: Array, widths: Sequence[Pair], value: float = 0.0

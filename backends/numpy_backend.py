@@ -15,7 +15,9 @@ from ._base import Array, Backend, BackendUnavailableError, library_pad
 
 
 def _sum(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
-    return np.add.reduce(x, axis=axis, dtype=dtype, keepdims=keepdims)
+    # numpy's stubs overload reduce on keepdims' Literal value: a bool variable matches none
+    return np.add.reduce(x, axis=axis, dtype=dtype,  # type: ignore[call-overload]
+                         keepdims=keepdims)
 
 
 def _mean(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Any:
@@ -23,7 +25,8 @@ def _mean(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Any:
         return np.mean(x, axis=axis, keepdims=keepdims)
     axes = range(x.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
     count = math.prod(x.shape[a] for a in axes)
-    return np.divide(np.add.reduce(x, axis=axis, keepdims=keepdims), count, dtype=x.dtype)
+    total = np.add.reduce(x, axis=axis, keepdims=keepdims)  # type: ignore[call-overload]
+    return np.divide(total, count, dtype=x.dtype)
 
 
 def _namespace() -> types.ModuleType:
@@ -32,7 +35,7 @@ def _namespace() -> types.ModuleType:
     the arithmetic of a small network's bias gradient). Same results, same dtypes."""
     xp = types.ModuleType("numpy", np.__doc__)
     xp.__dict__.update({k: v for k, v in vars(np).items() if not k.startswith("__")})
-    xp.sum, xp.mean = _sum, _mean
+    xp.__dict__.update(sum=_sum, mean=_mean)
     return xp
 
 

@@ -36,8 +36,15 @@ from typing import Any
 
 import numpy as np
 
-from .backends import (Backend, BackendUnavailableError, available_backends, get_backend,
-                       owner_of, to_numpy, tree_to_backend)
+from .backends import (
+    Backend,
+    BackendUnavailableError,
+    available_backends,
+    get_backend,
+    owner_of,
+    to_numpy,
+    tree_to_backend,
+)
 from .layers.base import Context, Layer, describe, layer_classes, run_backward, run_forward
 from .losses import Loss, get_loss, loss_classes
 from .model import sample_shape

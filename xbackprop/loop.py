@@ -150,7 +150,8 @@ class Loop:
             s += 1
             progress.step(pending, self.loss_of)
             stopping = interrupt.requested
-            if per_step and any([cb.on_step(s, state) for cb in per_step]):  # all run
+            # a list, not a generator: every callback runs, not only up to the first True
+            if per_step and any([cb.on_step(s, state) for cb in per_step]):  # noqa: C419
                 end = planned = s  # stop here; the steps since the last row make a row
             at_row = s % period == 0 or s == planned
             if not (at_row or s == end or stopping or len(pending) >= MAX_PENDING
@@ -241,7 +242,8 @@ class Loop:
             if progress is not None:
                 progress.row(int(row), logs)
             if last and state is not None:
-                stop = any([cb.on_logs(int(row), logs, state) for cb in callbacks])  # all run
+                # a list, not a generator: every callback runs, not only up to the first True
+                stop = any([cb.on_logs(int(row), logs, state) for cb in callbacks])  # noqa: C419
         return stop
 
     @staticmethod

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from .backends import Array, Backend, get_backend, tree_to_backend
-from .layers.base import EVAL, Context, Layer, Params, Shape, describe, run_backward, \
-    run_forward
+from .layers.base import EVAL, Context, Layer, Params, Shape, describe, run_backward, run_forward
 from .random import host_generator
 from .tree import tree_leaves, tree_map, tree_paths
 

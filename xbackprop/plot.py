@@ -127,7 +127,7 @@ def plot_misclassified(images: Any, true: Any, pred: Any, path: str | Path, *,
     plt = _pyplot()
     images, true, pred = np.asarray(images), np.asarray(true), np.asarray(pred)
     if images.ndim == 2:
-        side = int(round(images.shape[1] ** 0.5))
+        side = round(images.shape[1] ** 0.5)
         images = images.reshape(len(images), side, side)
     wrong = np.flatnonzero(true != pred)[:limit]
     columns = max(1, min(columns, len(wrong)))

@@ -105,7 +105,7 @@ class SafetensorsFile:
         try:
             with safe_open(str(self.path), framework="numpy") as f:
                 self.metadata: dict[str, str] = dict(f.metadata() or {})
-                self.entries = {name: self._entry(f, name) for name in f.keys()}
+                self.entries = {name: self._entry(f, name) for name in f.keys()}  # noqa: SIM118 (not a dict)
         except SafetensorError as e:
             raise explain(self.path, e) from None
 
@@ -123,7 +123,7 @@ class SafetensorsFile:
         """Every tensor, checked against the CRC-32 stored with them (`data_crc32`)."""
         try:
             with safe_open(str(self.path), framework="numpy") as f:
-                arrays = {name: f.get_tensor(name) for name in f.keys()}
+                arrays = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (not a dict)
         except SafetensorError as e:
             raise explain(self.path, e) from None
         if set(arrays) != set(self.entries):

@@ -31,8 +31,13 @@ from ..train import TrainState
 from ..tree import tree_paths
 from ..version import __version__
 from .codec import SafetensorsFile, tensors_checksum, write_safetensors
-from .errors import (ArchitectureMismatchError, CheckpointError, CheckpointVersionError,
-                     CorruptCheckpointError, NotACheckpointError)
+from .errors import (
+    ArchitectureMismatchError,
+    CheckpointError,
+    CheckpointVersionError,
+    CorruptCheckpointError,
+    NotACheckpointError,
+)
 from .records import decode_tree, encode_tree, to_json
 
 __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_info", "save_model", "load_model",

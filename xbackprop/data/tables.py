@@ -122,8 +122,8 @@ class Table:
     def __str__(self) -> str:
         kind = (f"classification, {len(self.categories[self.targets[0]])} classes"
                 if self.classification else "regression")
-        lines = [f"{self.source}: {self.rows} rows x {self.columns} columns; target "
-                 f"{', '.join(self.targets)} ({kind})",
+        lines = [(f"{self.source}: {self.rows} rows x {self.columns} columns; target "
+                  f"{', '.join(self.targets)} ({kind})"),
                  f"features ({len(self.features)}): {', '.join(self.features)}"]
         for column, values in self.categories.items():
             if column in self.targets:

@@ -104,8 +104,8 @@ class Result:
         checked = ", ".join(f"{name} {'ok' if report.ok else 'WRONG'} ({report.rows[0].oracle}, "
                             f"max rel err {max(row.max_rel for row in report.rows):.1e})"
                             for name, report in self.checks.items())
-        parts = [f"optimizers: six update rules from {START}, {self.steps:,} steps each, on "
-                 f"{self.backend}", f"hand-written gradients at the start: {checked}"]
+        parts = [(f"optimizers: six update rules from {START}, {self.steps:,} steps each, on "
+                  f"{self.backend}"), f"hand-written gradients at the start: {checked}"]
         for name, paths in self.paths.items():
             surface = SURFACES[name]
             rows = [[rule, f"{surface.rates[rule]:g}", *(f"{path.values[k]:.3g}" for k in marks),

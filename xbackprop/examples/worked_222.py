@@ -69,8 +69,8 @@ class Result:
         outputs = ", ".join(f"{n} {v:.9f} (target {t:g})" for n, v, t in
                             zip(NAMES["3"], self.final_output, r.target[0]))
         return "\n\n".join([
-            f"worked-222: Mazur's 2-2-2 network, biases fixed, lr {LEARNING_RATE:g} "
-            f"({r.backend}, {r.dtype})",
+            (f"worked-222: Mazur's 2-2-2 network, biases fixed, lr {LEARNING_RATE:g} "
+             f"({r.backend}, {r.dtype})"),
             r.format(precision=9),
             r.chain_rule(precision=9),
             training,

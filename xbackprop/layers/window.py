@@ -8,13 +8,13 @@ total is odd (as TensorFlow does).
 from __future__ import annotations
 
 import numbers
-from typing import Any, Union
+from typing import Any
 
 from ..backends import Backend
 from .base import describe
 
 Pair = tuple[int, int]
-Padding = Union[int, Pair, str, tuple[Pair, Pair]]
+Padding = int | Pair | str | tuple[Pair, Pair]
 
 
 def pair(value: int | tuple[int, int], name: str) -> Pair:
