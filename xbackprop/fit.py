@@ -38,7 +38,7 @@ import numpy as np
 from .backends import Backend, backend_of, get_backend, tree_to_backend
 from .batching import BatchLayout, batch_size_for
 from .callbacks import Callback, EarlyStopping, History, as_callbacks
-from .checkpoint.resume import RunCheckpoints
+from .checkpoint.resume import Rows, RunCheckpoints
 from .feeds import ArrayFeed, ProcessFeed, SourceFeed
 from .inputs import check_model_params, check_targets, prepare_data
 from .interrupt import deferred_interrupts
@@ -260,7 +260,7 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
         if target.process_count > 1:  # each process's slice has its own order
             settings["processes"] = target.process_count
 
-    history, rows = History(), []
+    history, rows = History(), Rows()  # rows: the unfinished epoch's, when resumed
     checkpoints = None
     if checkpoint_dir is not None:
         monitor = (stopper.monitor if stopper is not None else
@@ -277,15 +277,16 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
             state, history, rows = resumed
             if stopper is not None and stopper.restore_best and stopper.best is not None:
                 stopper.best_state = checkpoints.best_state(target)
-        elif checkpoints.latest() is not None:
+        elif (latest := checkpoints.latest()) is not None:
             raise ValueError(f"{checkpoint_dir} already holds checkpoints (the newest: "
-                             f"{checkpoints.latest().name}); pass resume=True to "
+                             f"{latest.name}); pass resume=True to "
                              "continue that run, or choose an empty folder for a new one")
     start = 0 if state is None else int(state.step)
 
     if source:
         batches.start(start)
         y_host = batches.batch(start)[1]  # the first batch sets the shapes (or a SourceError)
+        assert batches.sample_shape is not None and batches.batch_size is not None  # (set now)
         input_shape, batch_size = batches.sample_shape, batches.batch_size
         layout = BatchLayout(target, None, batch_size, pad_batches)
         if checkpoints is not None:
@@ -320,9 +321,10 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
     elif target.process_count == 1:
         feed = ArrayFeed(target, x_host, y_host, order, layout.rows, jit, mask_dtype=mask_dtype)
     else:
+        assert layout.rows is not None  # (set for several processes: each one's part)
         feed = ProcessFeed(target, x_host, y_host, order, layout.rows, mask_dtype=mask_dtype)
     loop = Loop(model, loss, optimizer, target, feed, jit=jit, skip=on_nonfinite == "skip",
-                val=val, val_batch_size=batch_size if source else VAL_BATCH_SIZE,
+                val=val, val_batch_size=layout.batch_size if source else VAL_BATCH_SIZE,
                 period=period, spe=spe, counting_steps=counting_steps)
     if counting_steps:
         planned = int(steps or 0) if resume else start + int(steps or 0)

@@ -68,6 +68,7 @@ class Loop:
         self.val, self.val_batch_size, self.jit, self.skip = val, val_batch_size, jit, skip
         self.period, self.spe, self.counting_steps = period, spe, counting_steps
         self.skipped = 0
+        guard: str | None
         if backend.host_arrays:  # reading a value costs nothing: check before updating
             guard = "check-skip" if skip else "check"
         elif backend.compiles:  # check in the compiled step; read the flags in bulk

@@ -380,10 +380,10 @@ class SoftmaxCrossEntropy(Loss):
             sums = target.sum(axis=1, dtype=np.float64)
             off = np.abs(sums - 1) > 1e-3
             if off.any():
-                i = int(np.argmax(off))
+                row = int(np.argmax(off))
                 raise ValueError(
                     f"SoftmaxCrossEntropy: target rows are probabilities and must sum to 1, but "
-                    f"row {i} sums to {sums[i]:g}. Normalise them (t / t.sum(axis=1, "
+                    f"row {row} sums to {sums[row]:g}. Normalise them (t / t.sum(axis=1, "
                     "keepdims=True)), or give integer labels of shape (N,).")
 
     @classmethod

@@ -23,6 +23,8 @@ __all__ = ["plot_history", "plot_curves", "plot_histories", "plot_fit", "plot_de
            "plot_feature_maps", "plot_matrices", "plot_network", "plot_confusion_matrix",
            "plot_misclassified", "plot_predicted_vs_true"]
 
+Numbers = Sequence[float] | np.ndarray  # a curve's values: a list (a History's) or an array
+
 DPI = 120
 
 
@@ -60,7 +62,7 @@ def _save(fig: Any, path: str | Path, **options: Any) -> Path:
     return path
 
 
-def plot_history(history: Mapping[str, Sequence[float]], path: str | Path,
+def plot_history(history: Mapping[str, Numbers], path: str | Path,
                  title: str = "training history", xlabel: str | None = None) -> Path:
     """Loss curves (and accuracy curves, if any) per epoch — or, for a history counted in
     steps (it has "step"), against the step — saved as a PNG at `path`."""
@@ -200,7 +202,7 @@ def _whole_numbers(ax: Any) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _loss_panel(ax: Any, history: Sequence[float]) -> None:
+def _loss_panel(ax: Any, history: Numbers) -> None:
     """A training-loss curve per epoch on a log scale, beside a picture of the model."""
     ax.plot(range(1, len(history) + 1), _host(history), label="training loss")
     ax.set_xlabel("epoch")
@@ -211,9 +213,9 @@ def _loss_panel(ax: Any, history: Sequence[float]) -> None:
     ax.legend()
 
 
-def plot_curves(curves: Mapping[str, Sequence[float]], path: str | Path, *,
+def plot_curves(curves: Mapping[str, Numbers], path: str | Path, *,
                 title: str = "training", xlabel: str = "step", ylabel: str = "loss",
-                log: bool = False, logx: bool = False, x: Sequence[float] | None = None
+                log: bool = False, logx: bool = False, x: Numbers | None = None
                 ) -> Path:
     """Line series by name (learning curves, weights over training), on one set of axes;
     `x` gives the positions (default 1, 2, ...); `log`, `logx`: logarithmic y, x axes."""
@@ -234,7 +236,7 @@ def plot_curves(curves: Mapping[str, Sequence[float]], path: str | Path, *,
     return _finish(fig, path, title)
 
 
-def plot_histories(histories: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path, *,
+def plot_histories(histories: Mapping[str, Mapping[str, Numbers]], path: str | Path, *,
                    title: str = "training histories",
                    metrics: Sequence[str] = ("loss", "val_accuracy")) -> Path:
     """Several training runs overlaid, one panel per metric (e.g. the loss and the validation
@@ -259,7 +261,7 @@ def plot_histories(histories: Mapping[str, Mapping[str, Sequence[float]]], path:
 
 def plot_fit(x: Any, y: Any, prediction: Any, path: str | Path, *, title: str = "fit",
              curve_x: Any = None, truth: Any = None, train_range: Sequence[float] | None = None,
-             history: Sequence[float] | None = None, xlabel: str = "x", ylabel: str = "y"
+             history: Numbers | None = None, xlabel: str = "x", ylabel: str = "y"
              ) -> Path:
     """A 1-D regression: the data (x, y) as points, the model's `prediction` as a line at
     `curve_x` (default: at x), the true function `truth` (at the same places) dashed, the
@@ -294,7 +296,7 @@ def plot_fit(x: Any, y: Any, prediction: Any, path: str | Path, *, title: str = 
 
 def plot_decision_regions(predict: Any, x: Any, y: Any, path: str | Path, *,
                           title: str = "decision regions", bounds: Sequence[float] | None = None,
-                          resolution: int = 200, history: Sequence[float] | None = None,
+                          resolution: int = 200, history: Numbers | None = None,
                           annotate: bool = False, class_names: Sequence[str] | None = None
                           ) -> Path:
     """The plane coloured by what the model says, with the points on top (as TensorFlow
@@ -650,7 +652,7 @@ def plot_network(record: Any, path: str | Path, *, title: str = "one step of bac
 def _network_columns(record: Any) -> list[dict]:
     """The diagram's columns from an explain record: the input, then one per Dense layer
     (merged with the elementwise activation after it), for sample 0."""
-    columns = [{"title": "input", "edges": {},
+    columns: list[dict[str, Any]] = [{"title": "input", "edges": {},
                 "units": [{"name": record.label("input", (i,)), "value": float(v)}
                           for i, v in enumerate(record.input[0].ravel())]}]
     for step in record.layers:

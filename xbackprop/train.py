@@ -33,6 +33,12 @@ Batch = Sequence[Array]  # (x, y) or (x, y, mask)
 class TrainingDivergedError(FloatingPointError):
     """The loss or a gradient became NaN or infinite."""
 
+    #: set where fit raises it (diagnose.diverged): the TrainState from before the step, the
+    #: history so far and the step's index
+    state: TrainState
+    history: Any
+    step: int
+
 
 class TrainState(NamedTuple):
     """Everything a train step reads and replaces; a pytree, so JAX can compile over it
@@ -126,6 +132,9 @@ def step_function(model: Layer, loss: Loss, optimizer: Optimizer, *, donate: boo
     where it is not finite: compiled backends). "check-skip" and "select" advance the step
     count past a skipped batch; "check" leaves the state as it was, to be reported.
     """
+    if guard is not None and not aux:
+        raise ValueError(f"step_function: guard={guard!r} reads the statistics of aux=True; "
+                         "pass aux=True with a guard")
     stochastic = getattr(model, "stochastic", False)
 
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, Any]:
@@ -136,7 +145,7 @@ def step_function(model: Layer, loss: Loss, optimizer: Optimizer, *, donate: boo
         with targets_checked():  # by fit, once; a step never reads its targets back
             value, loss_cache = loss.forward(out, y, mask)
         grads = model.param_grads(state.params, caches, loss.backward(loss_cache))
-        info = None
+        info: dict[str, Any] = {}  # (guard needs aux: checked above)
         if aux:
             info = {"loss": value, "finite": all_finite(value, grads),
                     **batch_stats(out, y, loss.task, threshold=loss.threshold, mask=mask)}

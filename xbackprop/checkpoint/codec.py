@@ -85,7 +85,8 @@ def tensors_checksum(tensors: dict[str, np.ndarray]) -> str:
     crc = 0
     for name in sorted(tensors, key=lambda n: (-tensors[n].dtype.itemsize, n)):
         a = np.asarray(tensors[name], order="C")
-        crc = zlib.crc32(a.astype(a.dtype.newbyteorder("<"), copy=False).reshape(-1)
+        # an ndarray has the buffer protocol; numpy's stubs declare it from Python 3.12 on
+        crc = zlib.crc32(a.astype(a.dtype.newbyteorder("<"), copy=False).reshape(-1)  # type: ignore[arg-type]
                          .view(np.uint8), crc)
     return f"{crc:08x}"
 

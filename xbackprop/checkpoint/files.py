@@ -315,6 +315,7 @@ def load_model(path: str | os.PathLike, backend: str | Backend | None = None, *,
     except (AttributeError, KeyError, TypeError):
         raise file.corrupt("is corrupt: it holds no parameters") from None
     model = _resolve_model(file.path, None, info, params, model_state)
+    assert model is not None  # (rebuilt from info.model, which is there: checked above)
     return SavedModel(model, params, model_state)
 
 

@@ -20,7 +20,7 @@ from ..train import TrainState
 __all__ = ["register_namedtuple", "registered_namedtuples", "forget_namedtuple",
            "encode_tree", "decode_tree", "to_json"]
 
-_NAMEDTUPLES: dict[str, type] = {}
+_NAMEDTUPLES: dict[str, Any] = {}  # name -> NamedTuple class (typing has no type for one)
 
 
 def register_namedtuple(cls: type) -> type:

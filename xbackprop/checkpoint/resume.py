@@ -42,7 +42,7 @@ class RunCheckpoints:
     resume record (see the module's docstring)."""
 
     def __init__(self, directory: Any, *, every: int, keep: int, monitor: str, mode: str,
-                 model: Layer, loss: Loss, input_shape: tuple, settings: dict[str, Any],
+                 model: Layer, loss: Loss, input_shape: tuple | None, settings: dict[str, Any],
                  callbacks: list[Callback], writer: bool = True) -> None:
         self.manager = CheckpointManager(directory, keep=keep, monitor=monitor, mode=mode)
         self.every, self.model, self.loss, self.input_shape = every, model, loss, input_shape
@@ -93,6 +93,7 @@ class RunCheckpoints:
 
     def _restore_callbacks(self, metadata: dict[str, Any], path: Path) -> None:
         saved = metadata.get("callbacks")
+        pairs: list[tuple[Callback, Any]]
         if saved is None:  # written before callbacks kept states: early stopping's alone
             old = metadata.get("early_stopping")
             saved = [] if not old else [{"class": "EarlyStopping", "state": old}]

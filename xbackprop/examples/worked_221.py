@@ -71,7 +71,7 @@ class Result:
         ])
 
 
-def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
+def run(*, backend: str | xb.Backend | None = None, seed: int = 0, quick: bool = False,
         progress: bool = False) -> Result:
     """The step in float64 (on JAX inside its 64-bit mode). No randomness: `seed` and
     `quick` change nothing."""
