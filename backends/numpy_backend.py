@@ -16,7 +16,8 @@ from ._base import Array, Backend, BackendUnavailableError, library_pad
 
 def _sum(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
     # numpy's stubs overload reduce on keepdims' Literal value: a bool variable matches none
-    return np.add.reduce(x, axis=axis, dtype=dtype,  # type: ignore[call-overload]
+    # (unused-ignore: stubs of other numpy versions may accept it)
+    return np.add.reduce(x, axis=axis, dtype=dtype,  # type: ignore[call-overload, unused-ignore]
                          keepdims=keepdims)
 
 
@@ -25,7 +26,9 @@ def _mean(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Any:
         return np.mean(x, axis=axis, keepdims=keepdims)
     axes = range(x.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
     count = math.prod(x.shape[a] for a in axes)
-    total = np.add.reduce(x, axis=axis, keepdims=keepdims)  # type: ignore[call-overload]
+    # the keepdims overloads, as in _sum
+    total = np.add.reduce(x, axis=axis,  # type: ignore[call-overload, unused-ignore]
+                          keepdims=keepdims)
     return np.divide(total, count, dtype=x.dtype)
 
 

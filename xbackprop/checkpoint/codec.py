@@ -85,9 +85,9 @@ def tensors_checksum(tensors: dict[str, np.ndarray]) -> str:
     crc = 0
     for name in sorted(tensors, key=lambda n: (-tensors[n].dtype.itemsize, n)):
         a = np.asarray(tensors[name], order="C")
-        # an ndarray has the buffer protocol; numpy's stubs declare it from Python 3.12 on
-        crc = zlib.crc32(a.astype(a.dtype.newbyteorder("<"), copy=False).reshape(-1)  # type: ignore[arg-type]
-                         .view(np.uint8), crc)
+        data = a.astype(a.dtype.newbyteorder("<"), copy=False).reshape(-1).view(np.uint8)
+        # an ndarray has the buffer protocol; numpy's stubs declare it for Python 3.12+ only
+        crc = zlib.crc32(data, crc)  # type: ignore[arg-type, unused-ignore]
     return f"{crc:08x}"
 
 
@@ -106,7 +106,8 @@ class SafetensorsFile:
         try:
             with safe_open(str(self.path), framework="numpy") as f:
                 self.metadata: dict[str, str] = dict(f.metadata() or {})
-                self.entries = {name: self._entry(f, name) for name in f.keys()}  # noqa: SIM118 (not a dict)
+                # f is no dict, and f.keys() is how it lists its tensors
+                self.entries = {name: self._entry(f, name) for name in f.keys()}  # noqa: SIM118
         except SafetensorError as e:
             raise explain(self.path, e) from None
 
@@ -124,7 +125,7 @@ class SafetensorsFile:
         """Every tensor, checked against the CRC-32 stored with them (`data_crc32`)."""
         try:
             with safe_open(str(self.path), framework="numpy") as f:
-                arrays = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (not a dict)
+                arrays = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (as above)
         except SafetensorError as e:
             raise explain(self.path, e) from None
         if set(arrays) != set(self.entries):
