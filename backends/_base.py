@@ -7,14 +7,16 @@ only where its library has something faster:
 
     identity      name, modules (whose arrays it owns), is_array, is_concrete,
                   refused_conversion
-    capabilities  inplace_updates, compiles, host_arrays, counter()
+    capabilities  inplace_updates, compiles, host_arrays, strided_views, counter()
     placement     put (shardings), put_local (a global batch from each process's rows),
                   with_devices (data parallelism), for_placement, batch_shards,
                   process_count, process_index, process_values
     moving        asarray, to_numpy, xp_dtype, numpy_dtype
     scope         scope(): this backend value is current and its device the library's
-    math          slice_add (scatter-add), pad, im2col / col2im (patches), first_argmax,
-                  sigmoid, random_bits, fold_in, fused_update
+    math          slice_add (add into a slice), index_add (scatter-add of rows), pad,
+                  im2col / col2im (patches), first_argmax, scatter_rows (max pooling's
+                  routing), sigmoid, relu_grad, erf, scan (a loop over time), random_bits,
+                  fold_in, fused_update
     running       compile (with shardings), numerics, dtype_scope, synchronize,
                   prepare_training
 
@@ -31,18 +33,20 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import math
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, ClassVar
 
 import numpy as np
 
-from xbackprop.tree import tree_leaves, tree_map
+from xbackprop.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 from . import _bits
+from ._patches import Array, PatchPrimitives
 
-Pair = tuple[int, int]
-Array = Any  # an array of some backend: numpy.ndarray, cupy.ndarray, jax.Array (or a tracer)
+# `Pair as Pair`: the explicit re-export (PEP 484) of the kernel sizes the backends name
+from ._patches import Pair as Pair  # noqa: PLC0414
 
 FLOAT_DTYPES = ("float32", "float64")
 #: placements every backend understands (see `Backend.put`)
@@ -95,7 +99,7 @@ checked: contextvars.ContextVar[Backend | None] = contextvars.ContextVar(
 _NO_SCOPE = contextlib.nullcontext()
 
 
-class Backend:
+class Backend(PatchPrimitives):
     """One array library. A subclass sets `name`, `modules`, `xp` and `device`, and overrides
     the primitives its library does differently or faster (see the module docstring)."""
 
@@ -118,6 +122,9 @@ class Backend:
     #: costs nothing: no transfer and no wait for a device. True for NumPy; for torch, per
     #: instance (CPU tensors only), so not a ClassVar.
     host_arrays: bool = False
+    #: `strided_view` gives views with any strides over an array's memory, so `im2col`
+    #: copies patches once from a view instead of slicing and stacking. NumPy, PyTorch.
+    strided_views: ClassVar[bool] = False
 
     # -- placement (data parallelism) --------------------------------------------------------
     #: the equal parts a batch is split into along axis 0, one per device of a mesh's data
@@ -268,99 +275,27 @@ class Backend:
         target[index] += values
         return target
 
-    def pad(self, x: Array, widths: Sequence[Pair], value: float = 0.0) -> Array:
-        """`x` with `widths[i] = (before, after)` elements of `value` added along axis i.
-        The standard has no pad: blocks of `value` are concatenated."""
+    def index_add(self, target: Array, indices: Array, values: Array) -> Array:
+        """Return `target: (R, ...)` with row `values[i]` added into row `target[indices[i]]`
+        for every i (`indices: (M,)` integers in [0, R), `values: (M, ...)`); a row named
+        several times gets every one of its values (a scatter-add: an embedding's weight
+        gradient). Where `inplace_updates`, may add in place and return `target` itself.
+
+        The standard has no scatter: the default multiplies by the one-hot matrix,
+        `target + onehot(indices)ᵀ · values`, exact but `(M, R)` in memory; libraries
+        with a scatter-add override it."""
         xp = self.xp
-        for axis, (before, after) in enumerate(widths):
-            if not (before or after):
-                continue
-            shape = tuple(x.shape)
-            blocks = [xp.full(shape[:axis] + (count,) + shape[axis + 1:], value, dtype=x.dtype)
-                      for count in (before, after)]
-            x = xp.concat([blocks[0], x, blocks[1]], axis=axis)
-        return x
+        rows = target.shape[0]
+        onehot = xp.astype(indices[:, None] == xp.arange(rows)[None, :], values.dtype)
+        flat = xp.reshape(values, (values.shape[0], -1))
+        return target + xp.reshape(onehot.T @ flat, tuple(target.shape))
 
-    def im2col(self, x: Array, kernel: Pair, stride: Pair, dilation: Pair,
-               pads: tuple[Pair, Pair], out_hw: Pair, pad_value: float = 0.0
-               ) -> tuple[Array, int]:
-        """The patches of `x: (N, C, H, W)` as columns: `(cols, row_width)` with
-        `cols: (C·KH·KW, N·OH·row_width)`.
-
-        Row `c·KH·KW + i·KW + j` holds input channel c at kernel tap (i, j) for every output
-        position; column `(n·OH + oh)·row_width + ow` is output position (oh, ow) of sample
-        n. `row_width` ≥ OW: columns with ow ≥ OW are junk that callers slice off (and
-        must give zero gradient). `x` is padded with `pad_value` by `pads` first.
-
-        With stride 1 each tap is one contiguous shifted slice of the flattened, padded
-        image, read over full padded rows (row_width = padded W): long copies instead of
-        one short copy per output row. Otherwise taps are strided 2-D slices.
-        """
-        xp = self.xp
-        (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
-        n, c, h, w = x.shape
-        (top, bottom), (left, right) = pads
-        wp = w + left + right
-        if (sh, sw) == (1, 1):
-            # the last tap reads oh full rows from row (kh-1)·dh, column (kw-1)·dw: pad the
-            # bottom so that read stays inside the flattened image
-            reach = (kh - 1) * dh * wp + (kw - 1) * dw + oh * wp
-            bottom = max(bottom, -(-reach // wp) - h - top)
-        planes = self._padded_planes(x, ((top, bottom), (left, right)), pad_value)  # (C,N,Hp,Wp)
-        if (sh, sw) == (1, 1):
-            flat = xp.reshape(planes, (c, n, planes.shape[2] * wp))
-            taps = [flat[:, :, i * dh * wp + j * dw: i * dh * wp + j * dw + oh * wp]
-                    for i in range(kh) for j in range(kw)]                  # (C, N, OH·Wp)
-            row_width = wp
-        else:
-            taps = [planes[:, :, _tap(i, sh, dh, oh), _tap(j, sw, dw, ow)]
-                    for i in range(kh) for j in range(kw)]                  # (C, N, OH, OW)
-            row_width = ow
-        cols = xp.stack(taps, axis=1)                                      # (C, KH·KW, N, ...)
-        return xp.reshape(cols, (c * kh * kw, n * oh * row_width)), row_width
-
-    def col2im(self, cols: Array, x_shape: Sequence[int], kernel: Pair, stride: Pair,
-               dilation: Pair, pads: tuple[Pair, Pair], out_hw: Pair, row_width: int
-               ) -> Array:
-        """The adjoint of `im2col`: every column entry summed back into the input position
-        it was read from. `cols: (C·KH·KW, N·OH·row_width)` -> `(N, C, H, W)`."""
-        xp = self.xp
-        (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
-        n, c, h, w = x_shape
-        (top, bottom), (left, right) = pads
-        hp, wp = h + top + bottom, w + left + right
-        cols = xp.reshape(cols, (c, kh * kw, n, oh * row_width))
-        if (sh, sw) == (1, 1):
-            length = oh * wp
-            size = max(hp * wp, (kh - 1) * dh * wp + (kw - 1) * dw + length)
-            flat = xp.zeros((c, n, size), dtype=cols.dtype)
-            for t in range(kh * kw):
-                start = (t // kw) * dh * wp + (t % kw) * dw
-                flat = self.slice_add(flat, (slice(None), slice(None),
-                                             slice(start, start + length)), cols[:, t, ...])
-            planes = xp.reshape(flat[:, :, :hp * wp], (c, n, hp, wp))
-        else:
-            cols = xp.reshape(cols, (c, kh * kw, n, oh, ow))
-            planes = xp.zeros((c, n, hp, wp), dtype=cols.dtype)
-            for t in range(kh * kw):
-                index = (slice(None), slice(None), _tap(t // kw, sh, dh, oh),
-                         _tap(t % kw, sw, dw, ow))
-                planes = self.slice_add(planes, index, cols[:, t, ...])
-        return xp.permute_dims(planes[:, :, top:hp - bottom, left:wp - right], (1, 0, 2, 3))
-
-    def _padded_planes(self, x: Array, pads: tuple[Pair, Pair], value: float) -> Array:
-        """`x: (N, C, H, W)` as `(C, N, H + top + bottom, W + left + right)`, padded with
-        `value`: channel-major, so patch columns come out in the order the product wants."""
-        (top, bottom), (left, right) = pads
-        planes = self.xp.permute_dims(x, (1, 0, 2, 3))
-        if top or bottom or left or right:
-            return self.pad(planes, ((0, 0), (0, 0), (top, bottom), (left, right)), value)
-        return planes
-
-    def first_argmax(self, x: Array, x_max: Array) -> Array:
-        """For `x: (K, M)` and its column maxima `x_max: (M,)`, the first row holding each
-        column's maximum (ties go to the first, on every backend)."""
-        return self.xp.argmax(x, axis=0)
+    def relu_grad(self, y: Array, dy: Array) -> Array:
+        """ReLU's backward from its output: dy · 1[y > 0] (0 at y = 0, as PyTorch and JAX).
+        A primitive because it is every ReLU network's hot spot: three passes here (compare,
+        cast, multiply), where a library may have one (PyTorch's threshold_backward). (A dy
+        that is not finite where y <= 0 may give NaN or 0 there, by library.)"""
+        return dy * self.xp.astype(y > 0, dy.dtype)
 
     def sigmoid(self, x: Array) -> Array:
         """σ(x) = 1 / (1 + e^-x) for float `x`, never overflowing: from e^-|x|, as
@@ -370,6 +305,77 @@ class Backend:
         e = xp.exp(-xp.abs(x))
         r = 1 / (1 + e)
         return xp.where(x >= 0, r, e * r)
+    def erf(self, x: Array) -> Array:
+        """The error function erf(x) = 2/√π ∫₀ˣ e^(-t²) dt of float `x`, elementwise (exact
+        GELU needs it; the standard has none). The default is accurate to a few units in
+        the last place of float64 (≤ 2e-15 relative, checked against C's erf), in the
+        dtype of `x`: with a = |x|,
+
+          a < 2.5:  erf(a) = 2/√π e^(-a²) Σ_n (2a²)ⁿ a / (1·3·…·(2n+1)), 40 terms (all
+                    positive: no cancellation);
+          a ≥ 2.5:  erfc(a) = e^(-a²)/√π · 1/(a + ½/(a + 1/(a + (3/2)/(a + …)))), the
+                    continued fraction evaluated from 30 levels deep; erf = 1 - erfc;
+
+        and erf(-x) = -erf(x). Libraries that have erf use their own."""
+        xp = self.xp
+        a = xp.abs(x)
+        s = xp.clip(a, None, _ERF_SPLIT)   # each branch on its own range: no overflow
+        c = xp.clip(a, _ERF_SPLIT, None)
+        two_s2 = 2 * s * s
+        term, total = s, s
+        for n in range(1, _ERF_TERMS):
+            term = term * two_s2 / (2 * n + 1)
+            total = total + term
+        series = _TWO_OVER_SQRT_PI * xp.exp(-s * s) * total
+        t = c
+        for k in range(_ERF_DEPTH, 0, -1):
+            t = c + (k / 2) / t
+        tail = 1 - xp.exp(-c * c) / (_SQRT_PI * t)
+        r = xp.where(a < _ERF_SPLIT, series, tail)
+        return xp.where(x < 0, -r, r)
+
+    def scan(self, fn: Callable[[Any, Any], tuple[Any, Any]], carry: Any, xs: Any, *,
+             reverse: bool = False) -> tuple[Any, Any]:
+        """A loop over time: `fn(carry, x_t) -> (carry, y_t)` for t = 0 .. T-1 (T-1 .. 0 with
+        `reverse`), returning the last carry and every `y_t` stacked along a new axis 0,
+        in time order either way. `xs` and the `y_t` are pytrees of arrays (tuples, lists,
+        dicts; `y_t` may be None); `x_t` is each leaf of `xs` at index t of its axis 0,
+        which every leaf has of length T ≥ 1. `carry` is a pytree `fn` returns the same
+        shapes and dtypes of.
+
+        The semantics of `jax.lax.scan`. Recurrent layers run their forward pass (reverse
+        False) and their backward through time (reverse True) with it, so the layer math
+        stays free of library names. Here, a Python loop over t that stacks the outputs
+        (NumPy, CuPy, PyTorch: one eager step per t); JAX compiles `fn` once into a loop,
+        so a program's size and compile time do not grow with T.
+        """
+
+        leaves, structure = tree_flatten(xs)
+        length = scan_length(leaves)
+        # x_t rebuilt per step: directly for an array or a flat tuple of them (the layers'
+        # case: the tree functions cost more than a small step's arithmetic), else as a tree
+        if isinstance(xs, tuple) and len(xs) == len(leaves) and not hasattr(xs, "_fields"):
+            def at(t: int) -> Any:
+                return tuple(a[t, ...] for a in leaves)
+        elif len(leaves) == 1 and structure == tree_flatten(leaves[0])[1]:
+            def at(t: int) -> Any:
+                return leaves[0][t, ...]
+        else:
+            def at(t: int) -> Any:
+                return tree_unflatten(structure, [a[t, ...] for a in leaves])
+        outputs: list[Any] = [None] * length
+        for t in (range(length - 1, -1, -1) if reverse else range(length)):
+            carry, outputs[t] = fn(carry, at(t))
+        first = outputs[0]
+        if first is None:
+            return carry, None
+        if isinstance(first, tuple) and not hasattr(first, "_fields") and all(
+                not isinstance(y, (tuple, list, dict)) and y is not None for y in first):
+            return carry, tuple(self.xp.stack(column, axis=0) for column in zip(*outputs))
+        per_step = [tree_flatten(y) for y in outputs]
+        stacked = [self.xp.stack([step[0][i] for step in per_step], axis=0)
+                   for i in range(len(per_step[0][0]))]
+        return carry, tree_unflatten(per_step[0][1], stacked)
 
     def random_bits(self, key: Array, shape: tuple[int, ...]) -> Array:
         """uint32 random bits of `shape` from a uint32[2] key, the same bits on every
@@ -446,14 +452,29 @@ class _Scope:
         self.device.__exit__(exc_type, exc, tb)
 
 
-def library_pad(backend: Backend, x: Array, widths: Sequence[Pair], value: float = 0.0
-                ) -> Array:
-    """`Backend.pad` by the library's own `pad` (NumPy, CuPy, JAX): one copy."""
-    return backend.xp.pad(x, tuple(widths), constant_values=value)
+def scan_length(leaves: Sequence[Array]) -> int:
+    """T, the length of axis 0 that every array of a scan's `xs` shares; an error if there
+    is no array, if they differ, or if T is 0 (a loop over time needs a step)."""
+    if not leaves:
+        raise ValueError("scan: xs has no arrays to loop over")
+    length = leaves[0].shape[0] if len(leaves[0].shape) else None
+    if length is None or any(len(a.shape) == 0 or a.shape[0] != length for a in leaves):
+        raise ValueError(f"scan: every array in xs needs the same leading (time) axis; got "
+                         f"shapes {', '.join(str(tuple(a.shape)) for a in leaves)}")
+    if length == 0:
+        raise ValueError("scan: xs has length 0 along axis 0; a loop over time needs at least "
+                         "one step")
+    return int(length)
 
 
 #: what any backend's asarray takes from the host
 HOST_TYPES = (np.ndarray, np.generic, int, float, bool, list, tuple)
+
+# Backend.erf's default: where the series hands over to the continued fraction, and how
+# many terms and levels each takes for float64 accuracy over the whole real line
+_ERF_SPLIT, _ERF_TERMS, _ERF_DEPTH = 2.5, 40, 30
+_SQRT_PI = math.sqrt(math.pi)
+_TWO_OVER_SQRT_PI = 2 / _SQRT_PI
 
 
 def is_array_leaf(x: Any) -> bool:
@@ -470,9 +491,3 @@ def to_host(x: Any) -> Any:
 
     owner = owner_of(x)
     return x if owner is None else owner.to_numpy(x)
-
-
-def _tap(offset: int, stride: int, dilation: int, out: int) -> slice:
-    """The slice of input rows that kernel tap `offset` reads for `out` output rows."""
-    start = offset * dilation
-    return slice(start, start + stride * (out - 1) + 1, stride)

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ._base import Array, Backend, BackendUnavailableError, library_pad
+from ._base import Array, Backend, BackendUnavailableError
+from ._patches import library_pad
 
 
 class CupyBackend(Backend):

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import ctypes
 import math
-import os
-import sys
 import types
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
-from ._base import Array, Backend, BackendUnavailableError, library_pad
+from . import _threads
+from ._base import Array, Backend, BackendUnavailableError, Pair
+from ._malloc import keep_freed_buffers
+from ._patches import library_pad
 
 
 def _sum(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
@@ -45,6 +47,7 @@ def _namespace() -> types.ModuleType:
 class NumpyBackend(Backend):
     name = "numpy"
     host_arrays = True
+    strided_views = True
     modules = ("numpy",)
     xp = _namespace()
     device = "cpu"
@@ -63,6 +66,10 @@ class NumpyBackend(Backend):
 
     pad = library_pad
 
+    def index_add(self, target: Array, indices: Array, values: Array) -> Array:
+        np.add.at(target, indices, values)  # unbuffered: repeated rows add up
+        return target
+
     def prepare_training(self) -> None:
         keep_freed_buffers()
 
@@ -76,6 +83,47 @@ class NumpyBackend(Backend):
             e = np.exp(np.negative(x))
         e += 1
         return np.reciprocal(e, out=e)
+
+    def strided_view(self, x: Array, shape: Sequence[int], strides: Sequence[int]
+                     ) -> Array:
+        x = np.ascontiguousarray(x)
+        return as_strided(x, tuple(shape), tuple(s * x.itemsize for s in strides),
+                          writeable=False)
+
+    def col2im(self, cols: Array, x_shape: Sequence[int], kernel: Pair, stride: Pair,
+               dilation: Pair, pads: tuple[Pair, Pair], out_hw: Pair, row_width: int
+               ) -> Array:
+        """Windows that do not overlap (max pooling's 2x2, stride 2) write each input pixel
+        once: their taps are copied into place instead of added onto zeros, into an
+        uninitialised array where they cover all of it. Otherwise the generic sum."""
+        (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+        if (sh, sw) == (1, 1) or sh < dh * (kh - 1) + 1 or sw < dw * (kw - 1) + 1:
+            return super().col2im(cols, x_shape, kernel, stride, dilation, pads, out_hw,
+                                  row_width)
+        n, c, h, w = x_shape
+        (top, bottom), (left, right) = pads
+        hp, wp = h + top + bottom, w + left + right
+        tiled = (dh, dw) == (1, 1) and (sh, sw) == (kh, kw) and (oh * sh, ow * sw) == (hp, wp)
+        planes = (np.empty if tiled else np.zeros)((n, c, hp, wp), dtype=cols.dtype)
+        taps = cols.reshape(c, kh, kw, n, oh, ow)
+        for i in range(kh):
+            for j in range(kw):
+                rows = slice(i * dh, i * dh + sh * (oh - 1) + 1, sh)
+                columns = slice(j * dw, j * dw + sw * (ow - 1) + 1, sw)
+                planes[:, :, rows, columns] = taps[:, i, j].transpose(1, 0, 2, 3)
+        return planes[:, :, top:hp - bottom, left:wp - right]
+
+    def scatter_rows(self, index: Array, values: Array, rows: int) -> Array:
+        """Row by row, values · 1[index == k] written into place: the generic products
+        without a (rows, M) mask, in two passes over it instead of three."""
+        out = np.empty((rows, index.shape[0]), dtype=values.dtype)
+        for k in range(rows):
+            np.multiply(values, index == k, out=out[k])
+        return out
+
+    def fused_update(self, name: str) -> Callable | None:
+        """Adam, the same bits, split across the cores (see `_adam`)."""
+        return _FUSED.get(name)
 
     def first_argmax(self, x: Array, x_max: Array) -> Array:
         """By scores: rows that hit the maximum score K, K-1, ..., 1 and the highest score
@@ -94,30 +142,41 @@ class NumpyBackend(Backend):
         return arg
 
 
-_MALLOC_TUNED = False
-KEEP_BUFFERS_ENV = "XBACKPROP_KEEP_MALLOC"
+#: the least elements a thread takes of a fused update: below this, handing work to another
+#: thread costs more than it saves
+GRAIN = 65536
 
 
-def keep_freed_buffers() -> bool:
-    """Ask glibc to keep freed large buffers for reuse instead of returning them to the OS.
+def _adam(g: np.ndarray, b1: float, c1: float, b2: float, c2: float, step: float,
+          inv_sqrt_bc2: float, eps: float, decay: float, p: np.ndarray, m: np.ndarray,
+          v: np.ndarray) -> None:
+    """Adam's update of `p` and its moments `m`, `v` in place: the operations of the rule in
+    xbackprop/optim/rules.py in the same order (so the same bits; c1 = 1 - b1, c2 = 1 - b2,
+    decay = lr · λ for AdamW), on parts of the arrays split across the cores
+    (backends/_threads.py): a dozen element-wise passes that NumPy runs on one core."""
+    if not all(a.flags.c_contiguous for a in (p, m, v)):
+        _adam_range(g, b1, c1, b2, c2, step, inv_sqrt_bc2, eps, decay, p, m, v)
+        return
+    flat = [a.reshape(-1) for a in (g, p, m, v)]  # views (g: a copy if it must be)
 
-    A NumPy train step allocates the same large arrays every step. By default glibc hands
-    big freed blocks back to the kernel (munmap, heap trimming), and the next step takes
-    them again through page faults that zero every page: about a quarter of a small CNN's
-    step. Raising M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (mallopt) keeps up to 512 MiB of
-    freed memory in the process. Called once when a NumPy train step is made; glibc only;
-    set XBACKPROP_KEEP_MALLOC=0 to leave malloc alone. Returns True if the settings took.
-    """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED or os.environ.get(KEEP_BUFFERS_ENV, "1") == "0" or \
-            not sys.platform.startswith("linux"):
-        return _MALLOC_TUNED
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3  # from <malloc.h>
-        ok = libc.mallopt(m_mmap_threshold, 256 << 20) == 1
-        ok = libc.mallopt(m_trim_threshold, 512 << 20) == 1 and ok
-    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to tune
-        return False
-    _MALLOC_TUNED = ok
-    return ok
+    def part(lo: int, hi: int) -> None:
+        _adam_range(flat[0][lo:hi], b1, c1, b2, c2, step, inv_sqrt_bc2, eps, decay,
+                    *(x[lo:hi] for x in flat[1:]))
+    _threads.split(part, flat[1].size, GRAIN)
+
+
+def _adam_range(g: np.ndarray, b1: float, c1: float, b2: float, c2: float, step: float,
+                inv_sqrt_bc2: float, eps: float, decay: float, p: np.ndarray, m: np.ndarray,
+                v: np.ndarray) -> None:
+    """The rule, op by op, as InPlaceOps runs it (xbackprop/optim/base.py, rules.py)."""
+    m *= b1                                       # m <- b1 m + (1 - b1) g
+    m += c1 * g
+    v *= b2                                       # v <- b2 v + (1 - b2) g²
+    v += c2 * (g * g)                             # (no g² kept alive: peak memory)
+    delta = step * m / (np.sqrt(v) * inv_sqrt_bc2 + eps)
+    if decay:
+        delta = delta + decay * p                 # AdamW: decay outside the moments
+    p -= delta
+
+
+_FUSED: dict[str, Callable] = {"adam": _adam}

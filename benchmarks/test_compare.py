@@ -28,7 +28,8 @@ def test_prints_the_table_and_writes_the_json_only_where_asked(tmp_path, monkeyp
     assert "| xor | xbackprop-numpy | cpu |" in text and "| xor | numpy-plain | cpu |" in text
     assert "| xor | xbackprop-numpy | numpy-plain |" in text  # the ratio row
     report = json.loads(out.read_text())
-    assert set(report) == {"machine", "results", "ratios", "gemm", "memory_mb"}
+    assert set(report) == {"machine", "load", "rounds", "clock", "results", "ratios", "gemm",
+                           "memory_mb"}
     assert report["results"]["xor"]["xbackprop-numpy"]["ms"] > 0
     assert [r["peer"] for r in report["ratios"]] == ["numpy-plain"]
     assert list(work.iterdir()) == [] and list(out.parent.iterdir()) == [out]
@@ -50,3 +51,23 @@ def test_an_unavailable_implementation_is_listed_with_its_reason(capsys):
     skipped = text.split("Skipped:")[1].splitlines()
     line = next(s for s in skipped if s.startswith("- xor/xbackprop-torch-cuda: "))
     assert "pip install" in line or "no CUDA device" in line, line
+
+
+def test_rounds_take_each_ratio_within_a_round(capsys):
+    assert compare.main(FAST + ["--impls", "xbackprop-numpy", "numpy-plain", "--rounds", "3",
+                                "--clock", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "3 round(s), cpu clock" in text and "Load average" in text
+    row = next(line for line in text.splitlines()
+               if line.startswith("| xor | xbackprop-numpy | numpy-plain |"))
+    low, high = (float(v) for v in row.split("|")[5].strip().rstrip("x").split("-"))
+    ratio = float(row.split("|")[4].strip().rstrip("x"))
+    assert low <= ratio <= high
+
+
+def test_profile_step_prints_where_a_step_spends_its_time(capsys):
+    from benchmarks import profile_step
+
+    assert profile_step.main(["xor", "xbackprop-numpy", "--steps", "2", "--top", "5"]) == 0
+    text = capsys.readouterr().out
+    assert "xor / xbackprop-numpy: 2 steps" in text and "tottime" in text

@@ -159,9 +159,11 @@ CASES: dict[str, Case] = {
         lambda: xb.init_params(MODEL, 0, 64), TypeError,
         r"init_params: input_shape is one sample's shape, a tuple: \(64,\) for x: \(N, 64\), "
         r"not the int 64"),
+    # (a Dense model takes (32, 64) as 32 positions of 64 features, so: a CNN)
     "init_params with the batch axis": Case(
-        lambda: xb.init_params(MODEL, 0, (32, 64)), ValueError,
-        r"one sample's shape, without the batch axis: \(64,\) for x: \(32, 64\)\? "
+        lambda: xb.init_params(xb.Sequential([xb.Conv2D(2, 3), xb.Flatten()]), 0,
+                               (32, 1, 8, 8)), ValueError,
+        r"one sample's shape, without the batch axis: \(1, 8, 8\) for x: \(32, 1, 8, 8\)\? "
         r"\(check_layer and check_model take the batch axis"),
     "check_model without the batch axis": Case(
         lambda: xb.check_model(MODEL, (64,), oracle="fd"), ValueError,

@@ -46,9 +46,19 @@ def test_every_builtin_layer_and_loss_is_discovered():
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_hand_written_matches_jax_vjp_float64(case, backend, jax_backend):
-    report = case.run(backend=backend, dtype="float64", oracle="jax")
+    """Op by op on every backend (JAX eager included)."""
+    report = case.run(backend=backend, dtype="float64", oracle="jax", jit=False)
     assert report.ok, report
     assert {r.oracle for r in report.rows} == {"jax.vjp"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_hand_written_under_jax_jit_matches_jax_vjp_float64(case, jax_backend):
+    """The hand-written forward and backward compiled whole by jax.jit, as a train step
+    runs them (the "jax-jit" backend of the proofs)."""
+    report = case.run(backend=jax_backend, dtype="float64", oracle="jax", jit=True)
+    assert report.ok, report
+    assert report.backend == "jax (jit)"
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)

@@ -83,3 +83,14 @@ def test_dense_uses_its_initialisers():
     assert np.abs(default["W"]).max() <= bound and default["W"].std() > 0.1
     with pytest.raises(ValueError, match="unknown initializer"):
         xb.init_params(xb.Dense(4, weight_init="nope"), 0, (3,))
+
+
+@pytest.mark.parametrize("shape", [(5, 5), (3, 7), (7, 3)])
+def test_orthogonal_has_orthonormal_rows_or_columns(shape):
+    w = init.get_initializer("orthogonal")(np.random.default_rng(0), shape, *shape)
+    assert w.shape == shape
+    small = min(shape)
+    gram = w @ w.T if shape[0] <= shape[1] else w.T @ w
+    np.testing.assert_allclose(gram, np.eye(small), atol=1e-12)
+    other = init.orthogonal(np.random.default_rng(1), shape, *shape)
+    assert not np.allclose(w, other)  # random, not a fixed matrix

@@ -314,3 +314,32 @@ def _have_jax():
     except ImportError:
         return False
     return True
+
+
+def test_softmax_cross_entropy_on_sequences_is_the_mean_over_positions(backend):
+    """Logits (B, T, V) with labels (B, T): the same loss and gradient as the (B·T, V) rows,
+    so every position is one item of the mean."""
+    rng = np.random.default_rng(7)
+    logits, labels = rng.normal(size=(3, 4, 5)), rng.integers(0, 5, size=(3, 4))
+    loss = xb.SoftmaxCrossEntropy()
+    with backend.dtype_scope("float64"):
+        value, cache = loss.forward(backend.asarray(logits, dtype="float64"),
+                                    backend.asarray(labels))
+        grad = xb.to_numpy(loss.backward(cache))
+    flat_value, flat_cache = loss.forward(logits.reshape(12, 5), labels.reshape(12))
+    np.testing.assert_allclose(float(xb.to_numpy(value)), float(flat_value), rtol=1e-12)
+    np.testing.assert_allclose(grad, loss.backward(flat_cache).reshape(3, 4, 5), rtol=1e-12)
+    stats = xb.metrics.batch_stats(logits, labels, "classification")
+    assert int(stats["count"]) == 12  # accuracy over tokens
+    assert int(stats["correct"]) == int((logits.argmax(-1) == labels).sum())
+
+
+def test_sequence_labels_of_another_length_say_how_labels_are_made():
+    loss = xb.SoftmaxCrossEntropy()
+    with pytest.raises(ValueError, match=r"for logits \(2, 8, 5\) the target is integer labels "
+                                         r"of shape \(2, 8\).*not \(2, 7\).*ids\[:, 1:T \+ 1\]"):
+        loss(np.zeros((2, 8, 5)), np.zeros((2, 7), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"labels run from 0 to 9 \(label \(1, 2\) is 9\)"):
+        labels = np.zeros((2, 3), dtype=np.int64)
+        labels[1, 2] = 9
+        loss(np.zeros((2, 3, 5)), labels)

@@ -27,7 +27,7 @@ def test_the_hand_written_step_loop_runs_on_its_own(capsys, tmp_path, monkeypatc
     """The block that drives make_train_step by hand needs no name from an earlier block."""
     monkeypatch.chdir(tmp_path)
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    (loop,) = [b for b in blocks if "xb.make_train_step(" in b]
+    loop = next(b for b in blocks if "xb.make_train_step(" in b)  # (the digits loop)
     exec(compile(loop, str(README), "exec"), {})
     scores = eval(capsys.readouterr().out.strip().splitlines()[-1], {})
     assert scores["accuracy"] > 0.9

@@ -87,6 +87,7 @@ from .checkpoint import (
 from .evaluate import evaluate, predict
 from .explain import LayerStep, StepRecord, explain
 from .fit import FitResult, fit
+from .generate import generate
 from .gradcheck import (
     GradientCheckError,
     GradReport,
@@ -100,19 +101,29 @@ from .gradcheck import (
 )
 from .layers import (
     EVAL,
+    GELU,
+    GRU,
+    LSTM,
+    RNN,
     AvgPool2D,
     BatchNorm,
+    CausalSelfAttention,
     Context,
     Conv2D,
     Dense,
     Dropout,
+    Embedding,
     Flatten,
     GlobalAvgPool2D,
     Identity,
     Layer,
+    LayerNorm,
     LeakyReLU,
     MaxPool2D,
+    Parallel,
+    PositionEmbedding,
     ReLU,
+    Residual,
     Sigmoid,
     Softmax,
     Tanh,
@@ -127,6 +138,9 @@ from .losses import (
 from .model import Sequential, count_params, init_params, init_state
 from .sources import SourceError
 from .train import TrainingDivergedError, TrainState, loss_and_grads, make_train_step
+
+# isort: split
+from . import language  # (after the checkpoints it saves with)
 from .version import __version__ as __version__  # (re-exported: xbackprop.__version__)
 
 __all__ = [
@@ -138,7 +152,8 @@ __all__ = [
     # layers
     "Context", "EVAL", "Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
     "Softmax", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Dropout",
-    "BatchNorm",
+    "BatchNorm", "GELU", "LayerNorm", "Embedding", "PositionEmbedding", "CausalSelfAttention",
+    "Residual", "Parallel", "RNN", "LSTM", "GRU",
     # losses
     "Loss", "MSE", "BinaryCrossEntropy", "BinaryCrossEntropyWithLogits", "SoftmaxCrossEntropy",
     # models and training
@@ -147,6 +162,8 @@ __all__ = [
     "make_train_step", "EarlyStopping", "Callback", "SourceError",
     # explaining a step
     "explain", "StepRecord", "LayerStep",
+    # language models
+    "generate",
     # gradient checking
     "GradReport", "GradientCheckError", "check_layer", "check_loss", "check_model",
     "check_function", "check_parity", "assert_layer_gradients", "assert_gradients",
@@ -154,6 +171,6 @@ __all__ = [
     "save_checkpoint", "load_checkpoint", "checkpoint_info", "Checkpoint", "CheckpointManager",
     "CheckpointError", "save_model", "load_model", "SavedModel",
     # submodules
-    "checkpoint", "config", "data", "initializers", "metrics", "optim", "plot", "random",
-    "schedules", "tree",
+    "checkpoint", "config", "data", "initializers", "language", "metrics", "optim", "plot",
+    "random", "schedules", "tree",
 ]

@@ -35,7 +35,7 @@ from .losses import Loss, get_loss
 from .model import Sequential, init_state
 from .optim import Optimizer
 from .random import make_key
-from .tree import tree_leaves
+from .tree import tree_leaves, tree_paths
 
 __all__ = ["explain", "StepRecord", "LayerStep", "format_table"]
 
@@ -48,7 +48,8 @@ class LayerStep:
 
     x: its input (N, ...);  y: its output (N, ...), for a Dense layer the weighted sum;
     dy: ∂L/∂y, the upstream gradient its backward received;  dx: ∂L/∂x, what it sent down;
-    params, grads (∂L/∂param) and, with an optimizer, new_params: dicts by parameter name.
+    params, grads (∂L/∂param) and, with an optimizer, new_params: dicts by parameter name
+    (by path within the layer for one that holds layers: "0.gamma", "1.W_qkv").
     """
 
     index: int
@@ -260,9 +261,8 @@ def explain(model: Layer, params: Any, x: Any, y: Any, loss: Loss | str,
     new_params = None if updated is None else _layers(model, updated)[1]
     steps = tuple(
         LayerStep(i, layer, to_numpy(inputs[i]), to_numpy(outputs[i]), to_numpy(upstream[i]),
-                  to_numpy(downstream[i]), dict(to_numpy(layer_params[i])),
-                  dict(to_numpy(grads[i])),
-                  None if new_params is None else dict(to_numpy(new_params[i])))
+                  to_numpy(downstream[i]), _named(layer_params[i]), _named(grads[i]),
+                  None if new_params is None else _named(new_params[i]))
         for i, layer in enumerate(layers))
     return StepRecord(steps, loss, float(value), to_numpy(y), to_numpy(dloss), backend.name,
                       str(np.dtype(dtype)), dict(names or {}), to_numpy(new_state))
@@ -329,6 +329,12 @@ def _contexts(model: Layer, layers: list[Layer], train: bool, key: Any, model_st
         return [ctx] * len(layers)
     states = model_state if model_state is not None else [None] * len(layers)
     return [ctx.child(i, states[i]) for i in range(len(layers))]
+
+
+def _named(tree: Any) -> dict[str, np.ndarray]:
+    """A layer's parameters (or gradients) as host arrays by name: "W", "b", or for a layer
+    that holds layers the nested path, "0.gamma", "1.W_qkv" (so "2.1.W_qkv" in the tables)."""
+    return {path: leaf for path, leaf in tree_paths(to_numpy(tree))}
 
 
 def _entries(shape: tuple[int, ...]) -> list[tuple[int, ...]]:

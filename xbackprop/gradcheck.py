@@ -7,7 +7,10 @@ across backends, with a per-tensor report that shows where a gradient is wrong.
 
 How a check runs. Inputs, parameters and a cotangent `v` are drawn in float64 from `seed`.
 The hand-written backward runs on the backend under test (in `dtype`) and gives vᵀJ for
-every tensor. The oracle gives the same quantity independently:
+every tensor: compiled whole by the backend where it compiles (JAX: `jax.jit`, the way a
+train step runs), or op by op with `jit=False`. An integer input (token ids into an
+Embedding) is data, not a variable: it gets no gradient and no row. The oracle gives the
+same quantity independently:
 
 - "jax": the forward pass runs on the JAX backend in float64 and `jax.vjp` differentiates it
   (64-bit mode is switched on inside the check only, with `jax.enable_x64`).
@@ -153,13 +156,37 @@ def _move(tree: Any, backend: Backend, dtype: str) -> Any:
     return tree_to_backend(tree, backend, dtype=dtype)
 
 
-def _hand_written(problem: _Problem, backend: Backend, dtype: str, v: np.ndarray
-                  ) -> dict[str, np.ndarray]:
+def _runner(backend: Backend, fn: Callable, jit: bool | None) -> Callable:
+    """`fn` compiled by `backend` (jit None or True; JAX: `jax.jit`), or run op by op
+    inside its scope (jit False)."""
+    if jit is True and not backend.compiles:
+        raise ValueError(f"jit=True: backend {backend.name!r} does not compile; leave jit at "
+                         "None (compile where the backend compiles)")
+    if jit is not False:
+        return backend.compile(fn)
+
+    def eager(*args: Any) -> Any:
+        with backend.scope():
+            return fn(*args)
+    return eager
+
+
+def _mode(backend: Backend, jit: bool | None) -> str:
+    """The backend's name as a report shows it: "jax (jit)", "jax (eager)", "numpy"."""
+    if not backend.compiles:
+        return backend.name
+    return f"{backend.name} ({'eager' if jit is False else 'jit'})"
+
+
+def _hand_written(problem: _Problem, backend: Backend, dtype: str, v: np.ndarray,
+                  jit: bool | None = None) -> dict[str, np.ndarray]:
     with backend.dtype_scope(dtype):
         inputs = _move(problem.inputs, backend, dtype)
         consts = _move(problem.consts, backend, dtype)
-        # compiled on JAX (one compilation per check instead of one per eager operation)
-        grads = backend.compile(problem.vjp)(inputs, consts, backend.asarray(v, dtype=dtype))
+        # compiled on JAX by default (one compilation per check, and what a step runs)
+        grads = _runner(backend, problem.vjp, jit)(inputs, consts,
+                                                    backend.asarray(v, dtype=dtype))
+        grads = {k: g for k, g in grads.items() if g is not None}  # (integer inputs: none)
         for name, g in grads.items():
             owner = owner_of(g)
             if owner is not None and not backend.is_array(g):  # would pass once on the host
@@ -171,10 +198,11 @@ def _hand_written(problem: _Problem, backend: Backend, dtype: str, v: np.ndarray
         return {k: np.asarray(to_numpy(g), dtype=np.float64) for k, g in grads.items()}
 
 
-def _output(problem: _Problem, backend: Backend, dtype: str) -> np.ndarray:
+def _output(problem: _Problem, backend: Backend, dtype: str, jit: bool | None = None
+            ) -> np.ndarray:
     with backend.dtype_scope(dtype):
         inputs = _move(problem.inputs, backend, dtype)
-        y = backend.compile(problem.apply)(inputs, _move(problem.consts, backend, dtype))
+        y = _runner(backend, problem.apply, jit)(inputs, _move(problem.consts, backend, dtype))
         return np.asarray(to_numpy(y), dtype=np.float64)
 
 
@@ -262,14 +290,15 @@ def _compare(name: str, hand: np.ndarray | None, oracle: np.ndarray, expected_sh
 
 
 def _run(problem: _Problem, *, backend: str | Backend | None, dtype: str, oracle: str,
-         seed: int, rtol: float | None, atol: float | None) -> GradReport:
+         seed: int, rtol: float | None, atol: float | None, jit: bool | None = None
+         ) -> GradReport:
     target = get_backend(backend)
     dtype = str(np.dtype(dtype))
     oracles = _oracles(oracle)
     rng = np.random.default_rng(seed + 1)
     y = _output(problem, get_backend("numpy"), "float64")
     v = rng.normal(size=y.shape)  # the cotangent, the same for hand-written and oracles
-    hand = _hand_written(problem, target, dtype, v)
+    hand = _hand_written(problem, target, dtype, v, jit)
     rows = []
     extra = sorted(set(hand) - set(problem.inputs))
     for name in extra:
@@ -292,7 +321,7 @@ def _run(problem: _Problem, *, backend: str | Backend | None, dtype: str, oracle
                 else:  # missing or mis-shaped: let _compare say so
                     rows.append(_compare(name, hand.get(name), np.zeros(x.shape), x.shape,
                                          "fd", *tol))
-    return GradReport(problem.subject, target.name, dtype, rows)
+    return GradReport(problem.subject, _mode(target, jit), dtype, rows)
 
 
 def _oracles(oracle: str) -> tuple[str, ...]:
@@ -344,27 +373,32 @@ def _layer_problem(layer: Layer, input_shape: Sequence[int], seed: int, train: b
     in_shape = tuple(input_shape[1:])
     params = given["params"] if "params" in given else _random_params(layer, rng, in_shape)
     state = given["state"] if "state" in given else _random_state(layer, in_shape, rng)
-    x = given["x"] if "x" in given else rng.normal(size=tuple(input_shape))
-    inputs = {"x": x, **_flat("", params)}
-    consts = {"key": make_key(seed, "numpy"), "state": state, "target": target}
+    x = given["x"] if "x" in given else np.asarray(layer.random_input(rng, tuple(input_shape)))
+    ids = x.dtype.kind in "iub"  # integer inputs (token ids) are data: no gradient
+    inputs = {**({} if ids else {"x": x}), **_flat("", params)}
+    consts = {"key": make_key(seed, "numpy"), "state": state, "target": target,
+              "ids": x if ids else None}
 
     def ctx_of(consts: Any) -> Context:
         return Context(train=train, key=consts["key"], state=consts["state"])
 
+    def input_of(d: dict[str, Any], c: Any) -> Any:
+        return c["ids"] if ids else d["x"]
+
     # through the checked calls: a user layer that breaks its contract (returns one value,
     # computes with NumPy on torch tensors or JAX tracers) gets an error naming it
     def apply(d: dict[str, Any], c: Any) -> Any:
-        y = run_forward(layer, _unflat("", params, d), d["x"], ctx_of(c))[0]
+        y = run_forward(layer, _unflat("", params, d), input_of(d, c), ctx_of(c))[0]
         return y if loss is None else loss.forward(y, c["target"])[0]
 
     def vjp(d: dict[str, Any], c: Any, v: Any) -> dict[str, Any]:
         p = _unflat("", params, d)
-        y, cache = run_forward(layer, p, d["x"], ctx_of(c))
+        y, cache = run_forward(layer, p, input_of(d, c), ctx_of(c))
         if loss is not None:
             _, loss_cache = loss.forward(y, c["target"])
             v = loss.backward(loss_cache, v)
         dx, grads = run_backward(layer, p, cache, v)
-        return {"x": dx, **_flat("", grads)}
+        return {**({} if ids else {"x": dx}), **_flat("", grads)}
 
     mode = "train" if train else "eval"
     subject = f"{describe(layer)} [{mode}] x: {tuple(input_shape)}"
@@ -398,22 +432,30 @@ def _check_batch_shape(layer: Layer, input_shape: Sequence[int]) -> None:
 
 
 def _float64(tree: Any) -> Any:
-    """Arrays of any backend as float64 NumPy arrays (the checker's working precision)."""
-    return tree_map(lambda a: np.asarray(to_numpy(a), dtype=np.float64), tree)
+    """Arrays of any backend as NumPy arrays: floating ones in float64 (the checker's working
+    precision), integer ones (token ids) as int64."""
+    def one(a: Any) -> np.ndarray:
+        host = np.asarray(to_numpy(a))
+        return host.astype(np.int64) if host.dtype.kind in "iub" else \
+            host.astype(np.float64)
+    return tree_map(one, tree)
 
 
 def check_layer(layer: Layer, input_shape: Sequence[int], *, backend: str | Backend | None = None,
                 dtype: str = "float64", oracle: str = "auto", train: bool = False, seed: int = 0,
-                rtol: float | None = None, atol: float | None = None) -> GradReport:
+                rtol: float | None = None, atol: float | None = None, jit: bool | None = None
+                ) -> GradReport:
     """Check `layer`'s backward for an input of `input_shape` (batch axis included), in eval
     mode or `train` mode: the input gradient and every parameter gradient.
 
     oracle: "jax" (jax.vjp in float64), "fd" (finite differences, no JAX needed), "both",
     or "auto" (JAX if installed, else finite differences; the report names the one used).
+    jit: None compiles the hand-written pass where the backend compiles (JAX), False runs
+    it op by op, True insists on compiling.
     """
     problem = _layer_problem(layer, input_shape, seed, train)
     return _run(problem, backend=backend, dtype=dtype, oracle=oracle, seed=seed, rtol=rtol,
-                atol=atol)
+                atol=atol, jit=jit)
 
 
 def assert_layer_gradients(layer: Layer, input_shape: Sequence[int], **kwargs: Any
@@ -427,14 +469,15 @@ def check_model(model: Layer, input_shape: Sequence[int] | None = None, *,
                 params: Any = None, model_state: Any = None,
                 backend: str | Backend | None = None, dtype: str = "float64",
                 oracle: str = "auto", train: bool = False, seed: int = 0,
-                rtol: float | None = None, atol: float | None = None) -> GradReport:
+                rtol: float | None = None, atol: float | None = None,
+                jit: bool | None = None) -> GradReport:
     """Check a whole model (a Sequential or any container layer), optionally through a loss
     on `target` (required with a loss): every parameter of every layer and the input.
 
     By default the parameters and the input (of `input_shape`, batch axis included) are
     random. To check a trained model where it actually is, pass its `params` (and
     `model_state`, for BatchNorm) and a real batch `x: (N, ...)` with its `target`: arrays
-    of any backend, checked in float64 on `backend`.
+    of any backend, checked in float64 on `backend` (integer x, token ids, stay integers).
     """
     if loss is not None:
         loss = get_loss(loss)
@@ -452,13 +495,13 @@ def check_model(model: Layer, input_shape: Sequence[int] | None = None, *,
                              None if target is None else np.asarray(to_numpy(target)),
                              {"params": params, "x": x, "state": model_state})
     return _run(problem, backend=backend, dtype=dtype, oracle=oracle, seed=seed, rtol=rtol,
-                atol=atol)
+                atol=atol, jit=jit)
 
 
 def check_loss(loss: Loss | str, pred_shape: Sequence[int], target: np.ndarray | None = None, *,
                backend: str | Backend | None = None, dtype: str = "float64",
                oracle: str = "auto", seed: int = 0, rtol: float | None = None,
-               atol: float | None = None) -> GradReport:
+               atol: float | None = None, jit: bool | None = None) -> GradReport:
     """Check a loss's gradient with respect to its prediction (targets get none). Without a
     `target`, the loss's first example target maker draws one."""
     loss = get_loss(loss)
@@ -483,7 +526,7 @@ def check_loss(loss: Loss | str, pred_shape: Sequence[int], target: np.ndarray |
     problem = _Problem(f"{describe(loss)} pred: {tuple(pred_shape)}", {"pred": pred}, apply, vjp,
                        target)
     return _run(problem, backend=backend, dtype=dtype, oracle=oracle, seed=seed, rtol=rtol,
-                atol=atol)
+                atol=atol, jit=jit)
 
 
 def check_function(forward: Callable[..., tuple[Any, Any]],
@@ -491,7 +534,7 @@ def check_function(forward: Callable[..., tuple[Any, Any]],
                    inputs: dict[str, np.ndarray], *, name: str | None = None,
                    backend: str | Backend | None = None, dtype: str = "float64",
                    oracle: str = "auto", seed: int = 0, rtol: float | None = None,
-                   atol: float | None = None) -> GradReport:
+                   atol: float | None = None, jit: bool | None = None) -> GradReport:
     """Check any function with a hand-written backward.
 
     forward(**inputs) -> (y, cache), written with the array namespace of its inputs;
@@ -507,7 +550,7 @@ def check_function(forward: Callable[..., tuple[Any, Any]],
     label = name if name else str(getattr(forward, "__name__", "function"))
     problem = _Problem(label, host, apply, vjp)
     return _run(problem, backend=backend, dtype=dtype, oracle=oracle, seed=seed, rtol=rtol,
-                atol=atol)
+                atol=atol, jit=jit)
 
 
 def assert_gradients(report: GradReport) -> GradReport:
@@ -563,14 +606,14 @@ class Case:
         return f"{describe(self.subject)} [{'train' if self.train else 'eval'}] x: {self.shape}"
 
     def run(self, *, backend: str | Backend | None, dtype: str = "float64",
-            oracle: str = "auto", seed: int = 0) -> GradReport:
+            oracle: str = "auto", seed: int = 0, jit: bool | None = None) -> GradReport:
         if self.kind == "loss":
             make = self.target_maker  # (None: check_loss draws a target itself)
             target = None if make is None else make(np.random.default_rng(seed), self.shape)
             return check_loss(self.subject, self.shape, target, backend=backend, dtype=dtype,
-                              oracle=oracle, seed=seed)
+                              oracle=oracle, seed=seed, jit=jit)
         return check_layer(self.subject, self.shape, backend=backend, dtype=dtype,
-                           oracle=oracle, train=self.train, seed=seed)
+                           oracle=oracle, train=self.train, seed=seed, jit=jit)
 
 
 def layer_cases(classes: dict[str, type[Layer]], seed: int = 0, batch: int = 2
@@ -581,13 +624,16 @@ def layer_cases(classes: dict[str, type[Layer]], seed: int = 0, batch: int = 2
     rng = np.random.default_rng(seed)
     for name, cls in sorted(classes.items()):
         for layer, shape in cls.examples(rng):
-            modes = [False, True] if _train_differs(cls) else [False]
+            modes = [False, True] if _train_differs(layer, shape) else [False]
             cases.extend(Case("layer", name, layer, (batch, *shape), train) for train in modes)
     return cases
 
 
-def _train_differs(cls: type[Layer]) -> bool:
-    return bool(getattr(cls, "stochastic", False)) or cls.init_state is not Layer.init_state
+def _train_differs(layer: Layer, shape: tuple[int, ...]) -> bool:
+    """Whether `layer` may compute otherwise in train mode: it (or one it holds) draws random
+    numbers (Dropout, attention with dropout), or it has state for samples of `shape`
+    (BatchNorm; not a recurrent layer that carries none)."""
+    return bool(getattr(layer, "stochastic", False)) or layer.init_state(shape) is not None
 
 
 def loss_cases(seed: int = 0) -> list[Case]:

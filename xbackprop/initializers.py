@@ -12,7 +12,7 @@ import numpy as np
 
 Initializer = Callable[[np.random.Generator, tuple[int, ...], int, int], np.ndarray]
 
-__all__ = ["INITIALIZERS", "get_initializer", "uniform", "constant"]
+__all__ = ["INITIALIZERS", "get_initializer", "uniform", "normal", "constant"]
 
 
 def glorot_uniform(rng: np.random.Generator, shape, fan_in: int, fan_out: int) -> np.ndarray:
@@ -37,6 +37,18 @@ def lecun_normal(rng: np.random.Generator, shape, fan_in: int, fan_out: int) -> 
     return rng.normal(0.0, np.sqrt(1.0 / fan_in), size=shape)
 
 
+def orthogonal(rng: np.random.Generator, shape, fan_in: int, fan_out: int) -> np.ndarray:
+    """A random orthogonal matrix (Saxe et al., 2014): Q of the QR decomposition of a Gaussian
+    matrix, its columns' signs set by R's diagonal so Q is uniformly distributed. For a
+    non-square shape the rows (if fewer) or the columns are orthonormal. Recurrent weights
+    start so: h W_h keeps the length of h, so the gradient through many steps, a product of
+    these matrices, starts neither vanishing nor exploding."""
+    rows, cols = shape[0], int(np.prod(shape[1:]))
+    q, r = np.linalg.qr(rng.normal(size=(max(rows, cols), min(rows, cols))))
+    q = q * np.sign(np.diag(r))
+    return (q if rows >= cols else q.T).reshape(shape)
+
+
 def zeros(rng: np.random.Generator, shape, fan_in: int, fan_out: int) -> np.ndarray:
     return np.zeros(shape)
 
@@ -52,6 +64,13 @@ def uniform(low: float = 0.0, high: float = 1.0) -> Initializer:
     return init
 
 
+def normal(mean: float = 0.0, std: float = 1.0) -> Initializer:
+    """N(mean, std²), whatever the fans."""
+    def init(rng: np.random.Generator, shape, fan_in: int, fan_out: int) -> np.ndarray:
+        return rng.normal(mean, std, size=shape)
+    return init
+
+
 def constant(value: float) -> Initializer:
     def init(rng: np.random.Generator, shape, fan_in: int, fan_out: int) -> np.ndarray:
         return np.full(shape, float(value))
@@ -63,7 +82,10 @@ INITIALIZERS: dict[str, Initializer] = {
     "he_normal": he_normal,
     "he_uniform": he_uniform,
     "lecun_normal": lecun_normal,
+    "orthogonal": orthogonal,
     "uniform": uniform(0.0, 1.0),
+    #: N(0, 0.02²): GPT-2's weights and embeddings (Radford et al., 2019; nanoGPT)
+    "small_normal": normal(0.0, 0.02),
     "zeros": zeros,
     "ones": ones,
 }

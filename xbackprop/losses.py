@@ -331,20 +331,25 @@ class BinaryCrossEntropyWithLogits(Loss):
 @dataclasses.dataclass(frozen=True)
 class SoftmaxCrossEntropy(Loss):
     """On logits z: (N, K) and integer labels (N,) or target probabilities (N, K):
-    L_n = logsumexp(z_n) - Σ_k t_nk z_nk;  dL/dz = softmax(z) - t."""
+    L_n = logsumexp(z_n) - Σ_k t_nk z_nk;  dL/dz = softmax(z) - t.
+
+    Sequences: logits (N, T, K) (any axes between the batch and the classes, which come
+    last) with labels (N, T) or probabilities (N, T, K): a prediction per position, each
+    position one item of the mean (a language model's next-token loss).
+    """
 
     def forward(self, pred: Array, target: Array, mask: Array | None = None
                 ) -> tuple[Array, Any]:
         xp = backend_of(pred, target).xp
-        if len(pred.shape) != 2:
-            raise ValueError(f"SoftmaxCrossEntropy takes logits of shape (N, classes), got "
-                             f"{tuple(pred.shape)}")
+        if len(pred.shape) < 2:
+            raise ValueError(f"SoftmaxCrossEntropy takes logits of shape (N, classes) (or "
+                             f"(N, T, classes) for sequences), got {tuple(pred.shape)}")
         t = _as_probabilities(self, xp, pred, target)
-        shifted = pred - xp.max(pred, axis=1, keepdims=True)  # log-sum-exp trick
+        shifted = pred - xp.max(pred, axis=-1, keepdims=True)  # log-sum-exp trick
         e = xp.exp(shifted)
-        sum_e = xp.sum(e, axis=1, keepdims=True)
-        per_item = xp.log(sum_e[:, 0]) - xp.sum(t * shifted, axis=1)
-        loss, factor = self._reduce(xp, per_item, mask, 2)
+        sum_e = xp.sum(e, axis=-1, keepdims=True)
+        per_item = xp.log(sum_e[..., 0]) - xp.sum(t * shifted, axis=-1)
+        loss, factor = self._reduce(xp, per_item, mask, len(pred.shape))
         return loss, (e / sum_e, t, factor)
 
     def backward(self, cache: Any, dloss: Any = 1.0) -> Array:
@@ -352,70 +357,82 @@ class SoftmaxCrossEntropy(Loss):
         return (factor * dloss) * (softmax - t)
 
     def check_target(self, target: np.ndarray, pred_shape: tuple[int, ...]) -> None:
-        classes = pred_shape[1] if len(pred_shape) == 2 else None
+        classes = pred_shape[-1] if len(pred_shape) >= 2 else None
         if classes is not None:
             _check_label_shape(pred_shape, target.shape)
-        _check_finite(self, target, "labels" if target.ndim == 1 else "target")
-        if target.ndim == 1 and len(target):
+        labels = len(target.shape) == len(pred_shape) - 1 if classes is not None else \
+            target.ndim == 1
+        _check_finite(self, target, "labels" if labels else "target")
+        if labels and target.size:
             if target.dtype.kind == "f":
                 fractional = target != np.round(target)
                 if fractional.any():
-                    i = np.argmax(fractional)
+                    i = _first(fractional)
                     raise ValueError(
                         f"SoftmaxCrossEntropy: labels are class indices, whole numbers, but "
-                        f"label {i} is {target[i]:g}. For soft targets give probabilities of "
-                        "shape (N, classes), one row per sample.")
+                        f"label {i} is {target[_index(fractional)]:g}. For soft targets give "
+                        "probabilities of shape (N, classes), one row per sample.")
             low, high = target.min(), target.max()
             if classes is not None and (low < 0 or high >= classes):
-                i = np.argmax((target < 0) | (target >= classes))
+                bad = (target < 0) | (target >= classes)
                 raise ValueError(
-                    f"SoftmaxCrossEntropy: labels run from {low:g} to {high:g} (label {i} is "
-                    f"{target[i]:g}), but the predictions have {classes} classes; labels must "
-                    f"be in [0, {classes})")
-        elif target.ndim == 2 and len(target):
+                    f"SoftmaxCrossEntropy: labels run from {low:g} to {high:g} (label "
+                    f"{_first(bad)} is {target[_index(bad)]:g}), but the predictions have "
+                    f"{classes} classes; labels must be in [0, {classes})")
+        elif not labels and target.size:
             if target.min() < 0:
                 raise ValueError(
                     f"SoftmaxCrossEntropy: target rows are probabilities, but the one at index "
                     f"{_first(target < 0)} is {target.min():g}, below 0")
-            sums = target.sum(axis=1, dtype=np.float64)
+            sums = target.sum(axis=-1, dtype=np.float64)
             off = np.abs(sums - 1) > 1e-3
             if off.any():
-                row = int(np.argmax(off))
+                i = _first(off)
                 raise ValueError(
                     f"SoftmaxCrossEntropy: target rows are probabilities and must sum to 1, but "
-                    f"row {row} sums to {sums[row]:g}. Normalise them (t / t.sum(axis=1, "
+                    f"row {i} sums to {sums[_index(off)]:g}. Normalise them (t / t.sum(axis=-1, "
                     "keepdims=True)), or give integer labels of shape (N,).")
 
     @classmethod
     def examples(cls, rng):
         def labels(r: np.random.Generator, s: tuple[int, ...]) -> np.ndarray:
-            return r.integers(0, s[1], size=s[0])
+            return r.integers(0, s[-1], size=s[:-1])
 
         def probabilities(r: np.random.Generator, s: tuple[int, ...]) -> np.ndarray:
             p = r.uniform(0.1, 1.0, size=s)
-            return p / p.sum(axis=1, keepdims=True)
+            return p / p.sum(axis=-1, keepdims=True)
 
         yield cls(), _shape2(rng), labels
         yield cls("sum"), _shape2(rng), probabilities
+        yield cls(), (2, int(rng.integers(1, 4)), int(rng.integers(2, 5))), labels
+
+
+def _index(bad: np.ndarray) -> tuple[int, ...]:
+    """The index of the first True in `bad`, for reading the value there."""
+    return tuple(int(i) for i in np.argwhere(bad)[0])
 
 
 def _as_probabilities(loss: Loss, xp: Any, logits: Array, target: Array) -> Array:
-    """Integer labels (N,) as one-hot rows; probability rows (N, K) as they are."""
-    n, k = logits.shape
-    _check_label_shape((n, k), tuple(target.shape))
+    """Integer labels (N, ...) as one-hot rows; probability rows (N, ..., K) as they are."""
+    k = logits.shape[-1]
+    _check_label_shape(tuple(logits.shape), tuple(target.shape))
     check_values(loss, logits, target)
-    if len(target.shape) == 1:
+    if len(target.shape) == len(logits.shape) - 1:
         classes = xp.arange(k)
-        return xp.astype(target[:, None] == classes[None, :], logits.dtype)
+        return xp.astype(target[..., None] == classes, logits.dtype)
     return _as_dtype(target, logits.dtype)
 
 
 def _check_label_shape(logits_shape: tuple, target_shape: tuple) -> None:
-    n, k = logits_shape
-    if target_shape not in ((n,), (n, k)):
-        raise ValueError(f"SoftmaxCrossEntropy: for logits {(n, k)} the target is integer "
-                         f"labels of shape ({n},) or probabilities of shape ({n}, {k}), not "
-                         f"{target_shape}")
+    labels = logits_shape[:-1]
+    if target_shape not in (labels, logits_shape):
+        hint = ""
+        if len(logits_shape) > 2 and len(target_shape) == len(labels):
+            hint = (" For a language model the labels are the next token at every position: "
+                    "x = ids[:, :T], y = ids[:, 1:T + 1].")
+        raise ValueError(f"SoftmaxCrossEntropy: for logits {logits_shape} the target is integer "
+                         f"labels of shape {labels} or probabilities of shape {logits_shape}, "
+                         f"not {target_shape}.{hint}")
 
 
 def loss_classes(module_prefix: str = "xbackprop.") -> dict[str, type[Loss]]:

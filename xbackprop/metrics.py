@@ -17,6 +17,7 @@ for K > 1 outputs, per output as "mse[k]", "rmse[k]", "mae[k]", "r2[k]".
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,8 +25,8 @@ import numpy as np
 
 from .backends import backend_of, to_numpy
 
-__all__ = ["correct_count", "batch_stats", "reduce_stats", "scores", "regression_scores",
-           "classification_scores", "TASKS"]
+__all__ = ["correct_count", "positions", "batch_stats", "reduce_stats", "scores",
+           "regression_scores", "classification_scores", "TASKS"]
 
 TASKS = ("classification", "regression")
 
@@ -34,9 +35,15 @@ def correct_count(pred: Any, target: Any, threshold: float = 0.5, mask: Any = No
     """How many predictions are right (a 0-d array).
 
     pred: (N, K) scores with K > 1 -> arg-max against integer labels (N,) or one-hot (N, K);
+    pred: (N, T, K) scores of sequences against labels (N, T) -> one prediction per position;
     pred: (N,) or (N, 1) -> `pred > threshold` against targets in {0, 1}.
     """
     xp = backend_of(pred, target).xp
+    if len(pred.shape) >= 3 and len(target.shape) == len(pred.shape) - 1:
+        right = xp.argmax(pred, axis=-1) == target           # (N, T): each position
+        if mask is not None:
+            right = right & (xp.reshape(mask, (-1,) + (1,) * (len(right.shape) - 1)) > 0)
+        return xp.sum(xp.astype(right, xp.int32))
     if len(pred.shape) == 2 and pred.shape[1] > 1:
         labels = target if len(target.shape) == 1 else xp.argmax(target, axis=1)
         right = xp.argmax(pred, axis=1) == labels
@@ -65,7 +72,9 @@ def batch_stats(pred: Any, target: Any, task: str, *, threshold: float = 0.5,
                                                                              pred.dtype)
     count = xp.sum(weights)
     if task == "classification":
-        return {"count": count, "correct": correct_count(pred, target, threshold, mask)}
+        # sequences (N, T, K) against labels (N, T): every position is one prediction
+        return {"count": count * positions(pred, target),
+                "correct": correct_count(pred, target, threshold, mask)}
     p = xp.reshape(pred, (n, -1))
     t = _as_dtype(xp, xp.reshape(target, (n, -1)), pred.dtype)
     w = weights[:, None]
@@ -74,6 +83,14 @@ def batch_stats(pred: Any, target: Any, task: str, *, threshold: float = 0.5,
     centred = (t - mean) * w
     return {"count": count, "sq": xp.sum(err * err, axis=0), "abs": xp.sum(xp.abs(err), axis=0),
             "mean": mean, "m2": xp.sum(centred * centred, axis=0)}
+
+
+def positions(pred: Any, target: Any) -> int:
+    """Predictions per sample: T for sequence scores (N, T, ..., K) against labels (N, T,
+    ...), one prediction per position; 1 otherwise."""
+    if len(pred.shape) >= 3 and len(target.shape) == len(pred.shape) - 1:
+        return math.prod(pred.shape[1:-1])
+    return 1
 
 
 def reduce_stats(batches: Sequence[dict[str, Any]] | dict[str, np.ndarray],

@@ -9,18 +9,29 @@ walks the layers in reverse, each turning dL/d(output) into dL/d(input) and its 
 from __future__ import annotations
 
 import functools
+import textwrap
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from .backends import Array, Backend, get_backend, tree_to_backend
-from .layers.base import EVAL, Context, Layer, Params, Shape, describe, run_backward, run_forward
+from .layers.base import (
+    EVAL,
+    Context,
+    Layer,
+    Params,
+    Shape,
+    describe,
+    min_positions,
+    run_backward,
+    run_forward,
+)
 from .random import host_generator
 from .tree import tree_leaves, tree_map, tree_paths
 
 __all__ = ["Sequential", "init_params", "init_state", "count_params", "check_params",
-           "ParamsMismatchError"]
+           "ParamsMismatchError", "layer_name"]
 
 
 def init_params(layer: Layer, seed: int | np.random.Generator, input_shape: Shape, *,
@@ -113,8 +124,33 @@ class Sequential(Layer):
         self.integer_inputs = bool(layers) and getattr(layers[0], "integer_inputs", False)
 
     def __repr__(self) -> str:
-        inner = ",\n    ".join(describe(layer) for layer in self.layers)
-        return f"Sequential([\n    {inner},\n])"
+        parts = [describe(layer) for layer in self.layers]
+        line = f"Sequential([{', '.join(parts)}])"
+        if len(line) <= 100 and "\n" not in line:
+            return line
+        inner = ",\n".join(textwrap.indent(p, "    ") for p in parts)
+        return f"Sequential([\n{inner},\n])"
+
+    def __eq__(self, other: object) -> bool:
+        """Equal layers in the same order (so a model rebuilt from its configuration, or a
+        Residual holding one, compares equal)."""
+        return type(other) is type(self) and other.layers == self.layers
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.layers))
+
+    def sublayers(self) -> tuple[tuple[str, Layer], ...]:
+        return tuple((str(i), layer) for i, layer in enumerate(self.layers))
+
+    def sublayer_shapes(self, in_shape: Shape) -> list[Shape]:
+        return self._shapes(in_shape)[:-1]
+
+    @property
+    def max_positions(self) -> int | None:
+        return min_positions(self.layers)
+
+    def random_input(self, rng: np.random.Generator, shape: Shape) -> np.ndarray:
+        return self.layers[0].random_input(rng, shape)
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -200,18 +236,39 @@ class Sequential(Layer):
         return [layer.next_state(s, c) for layer, s, c in zip(self.layers, state, caches)]
 
     def summary(self, input_shape: Shape, params: Any = None) -> str:
-        """A table of layers, output shapes and parameter counts."""
-        shapes = self._shapes(input_shape)
+        """A table of layers, output shapes and parameter counts. Layers that hold layers
+        (Residual, Parallel, a nested Sequential) list theirs below them, indented, named by
+        their parameters' path ("2.0" is child 0 of layer 2)."""
+        input_shape = tuple(input_shape)
         if params is None:
             params = self.init(np.random.default_rng(0), input_shape)
         rows = [("#", "layer", "output shape", "params")]
-        for i, (layer, p) in enumerate(zip(self.layers, params)):
-            rows.append((str(i), describe(layer), str((None, *shapes[i + 1])),
-                         str(count_params(p))))
+        for (key, layer), shape, p in zip(self.sublayers(), self.sublayer_shapes(input_shape),
+                                          params):
+            rows.extend(_summary_rows(key, layer, shape, p, 0))
         rows.append(("", "total", "", str(count_params(params))))
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()
                          for r in rows)
+
+
+def _summary_rows(path: str, layer: Layer, in_shape: Shape, params: Any, depth: int
+                  ) -> list[tuple[str, str, str, str]]:
+    """The summary's row for `layer` and, below it, its sublayers' rows (a Residual of a
+    Sequential lists the Sequential's layers: the Sequential adds nothing to read)."""
+    children = layer.sublayers()
+    name = describe(layer) if not children else type(layer).__name__
+    rows = [("  " * depth + path, "  " * depth + name,
+             str((None, *layer.output_shape(in_shape))), str(count_params(params)))]
+    shapes = layer.sublayer_shapes(in_shape)
+    if len(children) == 1 and children[0][0] == "" and children[0][1].sublayers():
+        layer, shapes = children[0][1], children[0][1].sublayer_shapes(shapes[0])
+        children = layer.sublayers()  # Residual(Sequential([...])): the Sequential's layers
+    for (key, child), shape in zip(children, shapes):
+        child_params = params[int(key)] if key else params
+        child_path = f"{path}.{key}" if key else path
+        rows.extend(_summary_rows(child_path, child, shape, child_params, depth + 1))
+    return rows
 
 
 def _check_params(model: Sequential, params: Any) -> None:
@@ -282,8 +339,17 @@ _cached_shapes = functools.lru_cache(maxsize=64)(_shapes_of)
 
 
 def layer_name(model: Layer, tensor: str) -> str:
-    """'layer 0, Dense(16)' for tensor '0.W' of a Sequential; the model's name otherwise."""
-    head = tensor.split(".")[0]
-    if isinstance(model, Sequential) and head.isdigit() and int(head) < len(model.layers):
-        return f"layer {head}, {describe(model.layers[int(head)])}"
-    return describe(model)
+    """'layer 0, Dense(16)' for tensor '0.W' of a Sequential, 'layer 3.0, Dense(16)' for
+    '3.0.W' inside a container at layer 3; the model's name for a plain layer."""
+    path, layer, found = [], model, False
+    rest = tensor.split(".")
+    while True:
+        children = dict(layer.sublayers())
+        if "" in children:  # the child's parameters are the container's own
+            layer = children[""]
+            continue
+        if not rest or rest[0] not in children:
+            break
+        path.append(rest.pop(0))
+        layer, found = children[path[-1]], True
+    return f"layer {'.'.join(path)}, {describe(layer)}" if found else describe(model)

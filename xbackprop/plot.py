@@ -21,7 +21,8 @@ from .metrics import regression_scores
 __all__ = ["plot_history", "plot_curves", "plot_histories", "plot_fit", "plot_decision_regions",
            "plot_optimizer_paths", "plot_surface", "plot_parallel_coordinates", "plot_filters",
            "plot_feature_maps", "plot_matrices", "plot_network", "plot_confusion_matrix",
-           "plot_misclassified", "plot_predicted_vs_true"]
+           "plot_misclassified", "plot_predicted_vs_true", "plot_attention", "plot_embeddings",
+           "plot_through_time", "plot_text_activations"]
 
 Numbers = Sequence[float] | np.ndarray  # a curve's values: a list (a History's) or an array
 
@@ -233,6 +234,61 @@ def plot_curves(curves: Mapping[str, Numbers], path: str | Path, *,
         ax.set_xscale("log")
     ax.grid(True, alpha=0.3)
     ax.legend()
+    return _finish(fig, path, title)
+
+
+def plot_through_time(norms: Mapping[str, Mapping[str, Numbers]], path: str | Path, *,
+                      title: str = "the gradient through time",
+                      ylabel: str = "‖∂L/∂h_t‖, loss at the last step",
+                      floor: float | None = None) -> Path:
+    """How far back in time a gradient reaches: `norms[model][stage]` is a norm per step t
+    (e.g. ‖∂L/∂h_t‖ for a loss at the last step), drawn against k = T - 1 - t, the steps
+    back from the loss, on a log scale; one colour per model, one line style per stage
+    ("at initialisation" dashed, "trained" solid, in the order given). `floor`: the bottom
+    of the axis (a curve that falls below it leaves the picture); zeros are not drawn."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    styles = ["--", "-", ":", "-."]
+    top = 0.0
+    for i, (model, stages) in enumerate(norms.items()):
+        for j, (stage, values) in enumerate(stages.items()):
+            curve = np.asarray(_host(values), dtype=np.float64)[::-1]   # k = 0: the last step
+            top = max(top, float(np.max(curve)))
+            ax.plot(np.arange(len(curve)), np.where(curve > 0, curve, np.nan),
+                    styles[j % 4], color=_class_colour(i), label=f"{model}, {stage}")
+    ax.set_yscale("log")
+    if floor is not None:
+        ax.set_ylim(floor, 3 * top if top > floor else None)
+    ax.set_xlabel("k, steps back in time from the loss (h_t with t = T - 1 - k)")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3, which="major")
+    ax.legend(fontsize=8)
+    return _finish(fig, path, title)
+
+
+def plot_text_activations(text: str, activations: Any, path: str | Path, *,
+                          rows: Sequence[str] | None = None,
+                          title: str = "hidden units over a line of text") -> Path:
+    """What hidden units do as a network reads: `activations: (len(text), U)`, one row per
+    unit (labelled by `rows`, default "unit 0", "unit 1", ...), one column per character
+    of `text` (spaces shown as ␣, newlines as ↵), coloured from -1 (blue) through 0
+    (white) to 1 (red)."""
+    plt = _pyplot()
+    values = _host(activations)
+    if values.shape[0] != len(text):
+        raise ValueError(f"plot_text_activations: {values.shape[0]} rows of activations for "
+                         f"{len(text)} characters; give one row per character")
+    names = list(rows) if rows is not None else [f"unit {u}" for u in range(values.shape[1])]
+    shown = ["␣" if c == " " else "↵" if c == "\n" else c for c in text]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.16 * len(text) + 2.5),
+                                    0.42 * len(names) + 1.6))
+    limit = max(1.0, float(np.abs(values).max()))
+    image = ax.imshow(values.T, cmap="coolwarm", vmin=-limit, vmax=limit, aspect="auto",
+                      interpolation="nearest")
+    ax.set_xticks(range(len(text)), shown, fontsize=8, fontfamily="monospace")
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel("the text, one character per column (read left to right)")
+    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01, label="activation h")
     return _finish(fig, path, title)
 
 
@@ -688,3 +744,84 @@ def _network_columns(record: Any) -> list[dict]:
 def _finish_loose(fig: Any, path: str | Path) -> Path:
     """Save without tight_layout (for figures with colour bars spanning several axes)."""
     return _save(fig, path, bbox_inches="tight")
+
+
+# -- language models -----------------------------------------------------------------------
+
+
+def _char_label(c: str) -> str:
+    """A character as a tick or point label: the invisible ones made visible."""
+    return {"\n": "⏎", " ": "␣", "\t": "⇥"}.get(c, c)
+
+
+def plot_attention(maps: Sequence[tuple[str, Any]], tokens: Sequence[str], path: str | Path, *,
+                   title: str = "attention weights") -> Path:
+    """Attention weights over one sequence: a row of panels per block (`maps`: name ->
+    (heads, T, T)), one panel per head; row t of a panel is how much position t takes from
+    each position s (columns), the tokens written along both axes. The future (s > t), which
+    causal attention cannot see, is left blank; colours follow √weight, so small weights
+    still show."""
+    plt = _pyplot()
+    from matplotlib.colors import PowerNorm  # (matplotlib is imported when drawing)
+
+    heads = max(_host(m).shape[0] for _, m in maps)
+    fig, axes = plt.subplots(len(maps), heads, figsize=(3.1 * heads, 3.1 * len(maps) + 0.4),
+                             squeeze=False)
+    labels = [_char_label(t) for t in tokens]
+    size = 7 if len(labels) <= 32 else 5 if len(labels) <= 48 else 4
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+    image = None
+    for row, (name, m) in enumerate(maps):
+        m = _host(m)
+        for h in range(heads):
+            ax = axes[row, h]
+            if h >= m.shape[0]:
+                ax.axis("off")
+                continue
+            t = m.shape[-1]
+            future = np.triu(np.ones((t, t), dtype=bool), k=1)   # masked: drawn blank
+            image = ax.imshow(np.ma.masked_where(future, m[h]), cmap=cmap,
+                              norm=PowerNorm(0.5, vmin=0.0, vmax=1.0))
+            ticks = range(len(labels))
+            ax.set_xticks(ticks)
+            ax.set_yticks(ticks)
+            ax.set_xticklabels(labels if row == len(maps) - 1 else [], fontsize=size)
+            ax.set_yticklabels(labels if h == 0 else [], fontsize=size)
+            ax.tick_params(length=0)
+            ax.set_title(f"{name}, head {h + 1}", fontsize=9)
+        axes[row, 0].set_ylabel("position t (query)", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("position s it reads (key)", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="weight")
+    return _save(fig, path)
+
+
+def plot_embeddings(points: Any, labels: Sequence[str], path: str | Path, *,
+                    title: str = "embeddings", xlabel: str = "first principal axis",
+                    ylabel: str = "second principal axis") -> Path:
+    """Token embeddings in 2-D (`points: (vocab, 2)`, e.g. their two principal axes), each
+    drawn as its character: capitals, lower case, digits and the rest in four colours."""
+    plt = _pyplot()
+    points = _host(points)
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    kinds = [("capitals", str.isupper), ("lower case", str.islower), ("digits", str.isdigit),
+             ("space, punctuation", lambda c: True)]
+    seen = set()
+    for (x, y), c in zip(points, labels):
+        k = next(i for i, (_, test) in enumerate(kinds) if test(c))
+        ax.text(x, y, _char_label(c), color=_class_colour(k), fontsize=11, ha="center",
+                va="center", fontweight="bold")
+        if k not in seen:  # one legend entry per kind
+            ax.scatter([], [], color=_class_colour(k), label=kinds[k][0])
+            seen.add(k)
+    pad = 0.08 * (points.max(axis=0) - points.min(axis=0) + 1e-12)
+    ax.set_xlim(points[:, 0].min() - pad[0], points[:, 0].max() + pad[0])
+    ax.set_ylim(points[:, 1].min() - pad[1], points[:, 1].max() + pad[1])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return _finish(fig, path, title)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.workloads import MLP_SIZES, Runner, Workload
+from benchmarks.workloads import LSTM_SIZES, MLP_SIZES, Runner, Workload
 
 #: implementation -> setting (none)
 IMPLS = {"numpy-plain": None}
@@ -176,4 +176,63 @@ class PlainXOR:
         return np.mean(diff * diff)
 
 
-MODELS = {"mlp": PlainMLP, "cnn": PlainCNN, "xor": PlainXOR}
+class PlainLSTM:
+    """An LSTM with its backprop through time by hand, min-char-rnn style: a Python loop over
+    the steps each way, the input projection and the weight gradients as one product over
+    every step, gates in one (B, 4H) array, float32 throughout."""
+
+    def __init__(self, lr: float) -> None:
+        n = LSTM_SIZES
+        rng = np.random.default_rng(0)
+        f, h, g = n["features"], n["hidden"], 4 * n["hidden"]
+        self.hidden = h
+        self.Wx = rng.uniform(-1, 1, (f, g)).astype(np.float32) * np.float32(np.sqrt(6 / (f + g)))
+        self.Wh = (rng.normal(size=(h, g)) / np.sqrt(h)).astype(np.float32)
+        self.b = np.zeros(g, np.float32)
+        self.Wo = (rng.normal(size=(h, n["classes"])) / np.sqrt(h)).astype(np.float32)
+        self.bo = np.zeros(n["classes"], np.float32)
+        self.params = [self.Wx, self.Wh, self.b, self.Wo, self.bo]
+        self.opt = _PlainAdam(self.params, lr)
+
+    def step(self, x: np.ndarray, y: np.ndarray) -> Any:
+        batch, steps, features = x.shape
+        h = self.hidden
+        xs = np.ascontiguousarray(x.transpose(1, 0, 2))                 # (T, B, F)
+        ax = (xs.reshape(-1, features) @ self.Wx + self.b).reshape(steps, batch, 4 * h)
+        hs = np.zeros((steps + 1, batch, h), np.float32)
+        cs = np.zeros((steps + 1, batch, h), np.float32)
+        gates = np.empty((steps, batch, 4 * h), np.float32)
+        for t in range(steps):
+            a = ax[t] + hs[t] @ self.Wh
+            gt = gates[t]
+            gt[:, :3 * h] = 1 / (1 + np.exp(-a[:, :3 * h]))           # i, f, (g), o
+            gt[:, 3 * h:] = 1 / (1 + np.exp(-a[:, 3 * h:]))
+            gt[:, 2 * h:3 * h] = np.tanh(a[:, 2 * h:3 * h])
+            i, f, g, o = gt[:, :h], gt[:, h:2 * h], gt[:, 2 * h:3 * h], gt[:, 3 * h:]
+            cs[t + 1] = f * cs[t] + i * g
+            hs[t + 1] = o * np.tanh(cs[t + 1])
+        loss, d = _softmax_xent(hs[-1] @ self.Wo + self.bo, y)
+        gWo, gbo = hs[-1].T @ d, d.sum(axis=0)
+        dh = d @ self.Wo.T
+        dc = np.zeros_like(dh)
+        deltas = np.empty_like(gates)
+        for t in range(steps - 1, -1, -1):
+            gt = gates[t]
+            i, f, g, o = gt[:, :h], gt[:, h:2 * h], gt[:, 2 * h:3 * h], gt[:, 3 * h:]
+            tc = np.tanh(cs[t + 1])
+            dc = dc + dh * o * (1 - tc * tc)
+            da = deltas[t]
+            da[:, :h] = dc * g * i * (1 - i)
+            da[:, h:2 * h] = dc * cs[t] * f * (1 - f)
+            da[:, 2 * h:3 * h] = dc * i * (1 - g * g)
+            da[:, 3 * h:] = dh * tc * o * (1 - o)
+            dh = da @ self.Wh.T
+            dc = dc * f
+        flat = deltas.reshape(-1, 4 * h)
+        gWx = xs.reshape(-1, features).T @ flat
+        gWh = hs[:-1].reshape(-1, h).T @ flat
+        self.opt.step([gWx, gWh, flat.sum(axis=0), gWo, gbo])
+        return loss
+
+
+MODELS = {"mlp": PlainMLP, "cnn": PlainCNN, "xor": PlainXOR, "lstm": PlainLSTM}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from benchmarks.workloads import MLP_SIZES, Runner, Unavailable, Workload
+from benchmarks.workloads import LSTM_SIZES, MLP_SIZES, Runner, Unavailable, Workload
 from xbackprop.backends.torch_backend import INSTALL  # the one way to install (no torch here)
 
 #: implementation -> device
@@ -29,7 +29,24 @@ def xor(nn: Any) -> Any:
     return nn.Sequential(nn.Linear(2, 4), nn.Sigmoid(), nn.Linear(4, 1), nn.Sigmoid())
 
 
-MODELS = {"mlp": mlp, "cnn": cnn, "xor": xor}
+def lstm(nn: Any) -> Any:
+    """`nn.LSTM` (ATen's fused loop; its own two biases b_ih and b_hh, where xbackprop keeps
+    their sum), the last step's output into a Linear layer."""
+    n = LSTM_SIZES
+
+    class Last(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(n["features"], n["hidden"], batch_first=True)
+            self.out = nn.Linear(n["hidden"], n["classes"])
+
+        def forward(self, x: Any) -> Any:
+            hs, _ = self.lstm(x)
+            return self.out(hs[:, -1])
+    return Last()
+
+
+MODELS = {"mlp": mlp, "cnn": cnn, "xor": xor, "lstm": lstm}
 
 
 def _torch(device: str) -> tuple[Any, Any, Any]:
@@ -44,7 +61,8 @@ def _torch(device: str) -> tuple[Any, Any, Any]:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
         return torch, torch.device("cuda"), torch.cuda.synchronize
-    torch.set_num_threads(os.cpu_count() or 1)
+    if "OMP_NUM_THREADS" not in os.environ:  # else PyTorch has taken that many already
+        torch.set_num_threads(os.cpu_count() or 1)
     return torch, torch.device("cpu"), lambda: None
 
 

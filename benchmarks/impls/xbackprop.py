@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.workloads import MLP_SIZES, Runner, Unavailable, Workload
+from benchmarks.workloads import LSTM_SIZES, MLP_SIZES, Runner, Unavailable, Workload
 
 #: implementation -> the backend it runs on
 IMPLS = {"xbackprop-numpy": "numpy", "xbackprop-jax": "jax", "xbackprop-cupy": "cupy",
@@ -22,11 +22,20 @@ def mlp() -> Any:
     return xb.Sequential(hidden + [xb.Dense(MLP_SIZES[-1])])
 
 
+def lstm() -> Any:
+    """LSTM(256), its last hidden state into Dense(10)."""
+    import xbackprop as xb
+
+    return xb.Sequential([xb.LSTM(LSTM_SIZES["hidden"], return_sequences=False),
+                          xb.Dense(LSTM_SIZES["classes"])])
+
+
 def model(name: str) -> Any:
     """The workload's network: the CNN and XOR models are the recipes' own."""
     from xbackprop import recipes
 
-    return {"mlp": mlp, "cnn": recipes.digits_cnn, "xor": recipes.xor_mlp}[name]()
+    return {"mlp": mlp, "cnn": recipes.digits_cnn, "xor": recipes.xor_mlp,
+            "lstm": lstm}[name]()
 
 
 def _backend(spec: str) -> Any:

@@ -1,5 +1,5 @@
 """What a backend says it can do, by name: in-place updates, compiled steps (and the step
-counter they need), arrays in host memory."""
+counter they need), arrays in host memory, strided views."""
 
 from __future__ import annotations
 
@@ -9,20 +9,22 @@ import pytest
 import xbackprop as xb
 from xbackprop import optim
 
-# name -> (inplace_updates, compiles, host_arrays); host_arrays None: True on the CPU only
+# name -> (inplace_updates, compiles, host_arrays, strided_views); host_arrays None: True
+# on the CPU only
 EXPECTED = {
-    "numpy": (True, False, True),
-    "jax": (False, True, False),
-    "cupy": (True, False, False),
-    "array_api_strict": (True, False, True),
-    "torch": (True, False, None),
+    "numpy": (True, False, True, True),
+    "jax": (False, True, False, False),
+    "cupy": (True, False, False, False),
+    "array_api_strict": (True, False, True, False),
+    "torch": (True, False, None, True),
 }
 
 
 def test_capabilities(backend):
-    got = (backend.inplace_updates, backend.compiles, backend.host_arrays)
-    inplace, compiles, host = EXPECTED[backend.name]
-    assert got == (inplace, compiles, backend.device == "cpu" if host is None else host)
+    got = (backend.inplace_updates, backend.compiles, backend.host_arrays,
+           backend.strided_views)
+    inplace, compiles, host, views = EXPECTED[backend.name]
+    assert got == (inplace, compiles, backend.device == "cpu" if host is None else host, views)
 
 
 def test_the_step_counter_suits_compiled_steps(backend):

@@ -4,6 +4,8 @@ derivative the docstring states, no overflow at extreme inputs, and the same num
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,24 @@ DY = np.random.default_rng(4).normal(size=(4, 6))
 
 def np_sigmoid(x):
     return 1 / (1 + np.exp(-x))
+
+
+def np_phi(x):
+    """The standard normal distribution function from the C library's erf."""
+    return 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+
+
+GELU_C = math.sqrt(2 / math.pi)
+
+
+def test_gelu_tanh_is_within_1e_3_of_the_exact_form():
+    x = np.linspace(-6, 6, 1001)
+    exact = xb.GELU("none")({}, x)
+    np.testing.assert_allclose(xb.GELU("tanh")({}, x), exact, atol=1e-3)
+    # (for x < 0, Φ(x) = ½ (1 + erf) loses digits to cancellation: 1e-15 absolute)
+    np.testing.assert_allclose(exact, x * np_phi(x), rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match="'tanh' or 'none'"):
+        xb.GELU("erf")
 
 
 def np_softmax(x, axis=-1):
@@ -32,6 +52,13 @@ ELEMENTWISE = {
                   lambda x, y: np.where(x > 0, 1.0, 0.01)),
     "LeakyReLU(0.2)": (xb.LeakyReLU(0.2), lambda x: np.where(x > 0, x, 0.2 * x),
                        lambda x, y: np.where(x > 0, 1.0, 0.2)),
+    # GELU: x Φ(x), Φ from C's erf; its tanh approximation as GPT-2 writes it
+    "GELU(none)": (xb.GELU("none"), lambda x: x * np_phi(x),
+                   lambda x, y: np_phi(x) + x * np.exp(-x * x / 2) / np.sqrt(2 * np.pi)),
+    "GELU(tanh)": (xb.GELU(), lambda x: 0.5 * x * (1 + np.tanh(GELU_C * (x + 0.044715 * x**3))),
+                   lambda x, y: 0.5 * (1 + np.tanh(GELU_C * (x + 0.044715 * x**3)))
+                   + 0.5 * x * (1 - np.tanh(GELU_C * (x + 0.044715 * x**3)) ** 2)
+                   * GELU_C * (1 + 3 * 0.044715 * x**2)),
 }
 
 

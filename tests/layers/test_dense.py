@@ -91,11 +91,24 @@ def test_wrong_feature_count_says_what_was_expected():
     assert "Dense(4)" in str(info.value)
 
 
-def test_images_need_a_flatten_first():
-    with pytest.raises(ValueError, match=r"Flatten\(\)"):
-        xb.Dense(4).output_shape((1, 8, 8))
-    with pytest.raises(ValueError, match=r"Flatten\(\)"):
-        xb.init_params(xb.Dense(4), 0, (1, 8, 8))
+def test_leading_axes_are_rows_of_one_product(backend):
+    """x: (B, T, F) is projected position by position: the same as the (B·T, F) matrix, and
+    the weight gradient sums over every leading axis."""
+    rng = np.random.default_rng(3)
+    x, dy = rng.normal(size=(2, 5, 3)), rng.normal(size=(2, 5, 4))
+    layer = xb.Dense(4)
+    assert layer.output_shape((5, 3)) == (5, 4)
+    assert layer.output_shape((1, 8, 8)) == (1, 8, 4)  # images: Flatten() first if meant
+    w, b, xs, dys = on(backend, W, B, x, dy)
+    y, cache = layer.forward({"W": w, "b": b}, xs)
+    dx, grads = layer.backward({"W": w, "b": b}, cache, dys)
+    assert y.shape == (2, 5, 4) and dx.shape == (2, 5, 3)
+    tol = dict(rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(xb.to_numpy(y), x @ W + B, **tol)
+    np.testing.assert_allclose(xb.to_numpy(dx), dy @ W.T, **tol)
+    np.testing.assert_allclose(xb.to_numpy(grads["W"]), x.reshape(-1, 3).T @ dy.reshape(-1, 4),
+                               **tol)
+    np.testing.assert_allclose(xb.to_numpy(grads["b"]), dy.sum(axis=(0, 1)), **tol)
 
 
 def test_jit_and_vmap_give_the_eager_results(jax_backend):

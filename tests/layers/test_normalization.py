@@ -147,3 +147,24 @@ def test_masked_batch_norm_gradients_against_the_oracle(backend):
               "beta": rng.normal(size=3)}
     report = xb.check_function(forward_keeping_params, backward, inputs, backend=backend)
     assert report.ok, report
+
+
+def test_layer_norm_normalises_each_sample_over_its_last_axis(backend):
+    rng = np.random.default_rng(5)
+    x = rng.normal(2.0, 3.0, size=(2, 5, 8))
+    gamma, beta = rng.normal(size=8), rng.normal(size=8)
+    layer = xb.LayerNorm()
+    with backend.dtype_scope("float64"):
+        params = xb.tree_to_backend({"gamma": gamma, "beta": beta}, backend, "float64")
+        y = xb.to_numpy(layer(params, backend.asarray(x, dtype="float64")))
+        plain = xb.to_numpy(xb.LayerNorm(scale=False, shift=False)(
+            {}, backend.asarray(x, dtype="float64")))
+    x_hat = (x - x.mean(axis=-1, keepdims=True)) / np.sqrt(x.var(axis=-1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(y, gamma * x_hat + beta, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(plain.mean(axis=-1), 0.0, atol=1e-12)
+    np.testing.assert_allclose(plain.var(axis=-1), 1.0, rtol=1e-5)  # (ε = 1e-5)
+    # train and eval mode are the same: no batch statistics, no state
+    assert layer.init_state((8,)) is None
+    assert set(xb.LayerNorm(shift=False).init(rng, (8,))) == {"gamma"}
+    with pytest.raises(ValueError, match="eps must be positive"):
+        xb.LayerNorm(eps=0)

@@ -4,6 +4,7 @@
     xbackprop example --list | NAME [--backend B] [--out DIR] [--quick]
     xbackprop gradcheck [--backend numpy] [--layer Conv2D] [--module my_layers.py]
     xbackprop predict MODEL FILE [--backend jax] [--output predictions.csv]
+    xbackprop sample MODEL [--prompt "ROMEO:"] [--tokens 500] [--temperature 0.8] [--top-k 40]
     xbackprop backends
     xbackprop data list | path NAME | download mnist|fashion-mnist [--dir DIR]
 
@@ -36,6 +37,7 @@ COMMANDS = {
     "example": "example",
     "gradcheck": "gradcheck",
     "predict": "predict",
+    "sample": "sample",
     "backends": "list_backends",
     "data": "data",
 }

@@ -21,16 +21,19 @@ from .. import backends, optim
 from ..checkpoint import save_model
 from ..evaluate import evaluate
 from ..fit import fit
-from ..recipes import RECIPES, get_recipe
-from . import add_backend_option, count, output_file, seed
+from ..language import TEXT_JOBS, TextJob
+from ..recipes import RECIPES, Recipe, get_recipe
+from . import add_backend_option, count, output_file, seed, train_text
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    jobs: list[Recipe | TextJob] = [*RECIPES.values(), *TEXT_JOBS.values()]
     train = sub.add_parser(
         "train", help="train a model on data that ships with xbackprop",
-        description="Train a built-in model and print its train and test accuracy. Jobs: " +
-        "; ".join(f"{r.name}: {r.description}" for r in RECIPES.values()))
-    train.add_argument("job", choices=sorted(RECIPES), help="what to train")
+        description="Train a built-in model and print its train and test accuracy (a language "
+        "model: its validation loss and a sample). Jobs: " +
+        "; ".join(f"{r.name}: {r.description}" for r in jobs))
+    train.add_argument("job", choices=sorted([*RECIPES, *TEXT_JOBS]), help="what to train")
     add_backend_option(train)
     train.add_argument("--epochs", type=count(0), help="passes over the training data")
     train.add_argument("--batch-size", type=count(1), help="samples per step")
@@ -41,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     train.add_argument("--save", metavar="PATH",
                        help="save the trained model for `xbackprop predict` and "
-                       "xbackprop.load_model (.safetensors added if the name has no suffix)")
+                       "xbackprop.load_model (a text job's with its tokenizer, for `xbackprop "
+                       "sample`; .safetensors added if the name has no suffix)")
     train.add_argument("--plot", metavar="PATH",
                        help="save the loss/accuracy curves as a PNG (.png added if missing)")
     train.add_argument("--no-jit", action="store_true", help="JAX: run the step op by op")
@@ -52,6 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="epochs between checkpoints (default 1)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run whose checkpoints are in --checkpoint DIR")
+    train_text.add_options(train)
     par = train.add_argument_group(
         "data parallel (JAX)", "split each batch (--batch-size is the global batch) over "
         "devices, and over processes that each load their own slice of the data")
@@ -69,6 +74,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.job in TEXT_JOBS:
+        return train_text.run(args)
+    train_text.refuse_text_options(args)
     recipe = get_recipe(args.job)
     rank, processes = 0, 1
     place = (args.coordinator, args.num_processes, args.process_id)

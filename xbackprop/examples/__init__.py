@@ -50,6 +50,8 @@ NAMES: tuple[str, ...] = (
     "cnn",
     "compare-optimizers",
     "mnist", "forest-fires", "energy",  # real data
+    "shakespeare-char",  # a language model
+    "char-rnn",
 )
 
 

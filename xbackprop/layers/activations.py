@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -75,8 +76,7 @@ class ReLU(_Elementwise):
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
         y = cache
-        xp = backend_of(y, dy).xp
-        return dy * xp.astype(y > 0, dy.dtype), {}             # dy · 1[x > 0]
+        return backend_of(y, dy).relu_grad(y, dy), {}          # dy · 1[x > 0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,3 +125,55 @@ class Softmax(_Elementwise):
     def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:
         yield cls(), (int(rng.integers(1, 6)),)
         yield cls(axis=1), (int(rng.integers(1, 5)), int(rng.integers(1, 4)))
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+GELU_FORMS = ("tanh", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class GELU(_Elementwise):
+    """The Gaussian error linear unit (Hendrycks & Gimpel, 2016), y = x Φ(x), with Φ the
+    standard normal distribution function: the activation of GPT and BERT.
+
+    approximate="none", the exact form:  Φ(x) = ½ (1 + erf(x / √2)),
+        dy/dx = Φ(x) + x φ(x),  φ(x) = e^(-x²/2) / √(2π)
+    approximate="tanh" (the default; GPT-2's, cheaper, within 1e-3 of the exact form):
+        y = ½ x (1 + tanh u),  u = √(2/π) (x + 0.044715 x³),
+        dy/dx = ½ (1 + tanh u) + ½ x (1 - tanh² u) · √(2/π) (1 + 3 · 0.044715 x²)
+
+    The names are PyTorch's (`nn.GELU(approximate=...)`). erf is a backend primitive
+    (`Backend.erf`): NumPy and the Array API standard have none.
+    """
+
+    approximate: str = "tanh"
+
+    def __post_init__(self) -> None:
+        if self.approximate not in GELU_FORMS:
+            raise ValueError(f"GELU: approximate is 'tanh' or 'none' (the exact erf form), not "
+                             f"{self.approximate!r}")
+
+    def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
+        backend = backend_of(x)
+        if self.approximate == "tanh":
+            t = backend.xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
+            return 0.5 * x * (1 + t), (x, t)
+        phi_cdf = 0.5 * (1 + backend.erf(x * _INV_SQRT_2))             # Φ(x)
+        return x * phi_cdf, (x, phi_cdf)
+
+    def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
+        x, s = cache
+        xp = backend_of(x, dy).xp
+        if self.approximate == "tanh":
+            t = s
+            du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+            return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du), {}
+        pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)                      # φ(x)
+        return dy * (s + x * pdf), {}
+
+    @classmethod
+    def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:
+        yield cls(), _any_shape(rng)
+        yield cls("none"), _any_shape(rng)

@@ -125,12 +125,42 @@ class Layer:
         `rng` varies the sizes; the checker picks the batch size."""
         return iter(())
 
+    def random_input(self, rng: np.random.Generator, shape: Shape) -> np.ndarray:
+        """An input of `shape` (batch axis included) at which the gradient checker may check
+        this layer: normal float64 numbers. A layer that takes integer ids (Embedding)
+        draws valid ids instead; an integer input gets no gradient (its backward returns
+        None as dL/dx) and the checker compares the parameters' gradients only."""
+        return rng.normal(size=shape)
+
+    @property
+    def max_positions(self) -> int | None:
+        """The longest sequence (axis 1 of the input) this layer can take, or None for no
+        limit: PositionEmbedding's `max_len`. `generate` crops its window to it."""
+        return None
+
+    def sublayers(self) -> tuple[tuple[str, Layer], ...]:
+        """The layers this one holds (Sequential, Residual, Parallel), each with the key of
+        its parameters within this layer's: "0", "1", ... for a list, "" where the child's
+        parameters are this layer's own (Residual). Empty for a plain layer. Parameter
+        names nest by these keys: "3.0.W" is W of child 0 of layer 3."""
+        return ()
+
+    def sublayer_shapes(self, in_shape: Shape) -> list[Shape]:
+        """The input shape (without batch) of each of `sublayers()`, for inputs `in_shape`."""
+        return []
+
 
 def layer_classes(module_prefix: str = "xbackprop.") -> dict[str, type[Layer]]:
     """Concrete Layer subclasses defined in modules under `module_prefix` (default: the
     built-in layers; "" for every layer defined so far), by class name."""
     return {cls.__name__: cls for cls in _LAYER_CLASSES
             if cls.__module__.startswith(module_prefix)}
+
+
+def min_positions(layers: Any) -> int | None:
+    """The shortest `max_positions` of `layers` (None if none of them limits it)."""
+    limits = [layer.max_positions for layer in layers if layer.max_positions is not None]
+    return min(limits) if limits else None
 
 
 def describe(obj: Any) -> str:
@@ -143,7 +173,10 @@ def describe(obj: Any) -> str:
         value = getattr(obj, f.name)
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if required:
-            parts.append(repr(value))
+            parts.append(describe(value) if isinstance(value, Layer) else
+                         f"[{', '.join(map(describe, value))}]" if isinstance(value, tuple)
+                         and value and all(isinstance(v, Layer) for v in value) else
+                         repr(value))
         elif value != f.default:
             parts.append(f"{f.name}={getattr(value, '__name__', None) or repr(value)}")
     return f"{type(obj).__name__}({', '.join(parts)})"

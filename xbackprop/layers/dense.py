@@ -1,4 +1,4 @@
-"""Dense (fully connected) layer: y = x W + b."""
+"""Dense (fully connected) layer: y = x W + b, on the last axis of inputs of any rank."""
 
 from __future__ import annotations
 
@@ -11,14 +11,17 @@ import numpy as np
 
 from ..backends import backend_of
 from ..initializers import Initializer, get_initializer
-from .base import EVAL, Context, Layer, Params, Shape, check_input, describe
+from .base import EVAL, Context, Layer, Params, Shape, describe
 
 
 @dataclasses.dataclass(frozen=True)
 class Dense(Layer):
-    """`x: (N, F_in) -> y: (N, units)`, with `W: (F_in, units)` and `b: (units,)`.
+    """`x: (..., F_in) -> y: (..., units)`, with `W: (F_in, units)` and `b: (units,)`.
 
-    `W[i, j]` is the weight from input i to output j.
+    `W[i, j]` is the weight from input i to output j. Leading axes are batch-like: a
+    sequence `x: (B, T, C)` is projected token by token, as the rows of `(B·T, C)`, so the
+    weight gradient sums over every leading axis. (Images `(N, C, H, W)` want a Flatten()
+    first: on them, Dense would act on the W axis alone.)
     """
 
     units: int
@@ -43,37 +46,57 @@ class Dense(Layer):
 
     def output_shape(self, in_shape: Shape) -> Shape:
         _features(self, in_shape)
-        return (self.units,)
+        return (*in_shape[:-1], self.units)
 
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
         _check_weights(self, params, x)
-        backend_of(x, *params.values())  # one backend for input and weights
-        y = x @ params["W"]
+        xp = backend_of(x, *params.values()).xp  # one backend for input and weights
+        rows = _rows(xp, x)                       # (..., F_in) as (M, F_in): one product
+        y = rows @ params["W"]
         if self.use_bias:
             y = y + params["b"]
-        return y, x
+        return _unrows(xp, y, x.shape), rows
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
-        return dy @ params["W"].T, self.param_grads(params, cache, dy)   # dL/dx = dy W^T
+        xp = backend_of(dy).xp
+        dx = _rows(xp, dy) @ params["W"].T                 # dL/dx = dy W^T
+        return _unrows(xp, dx, dy.shape), self.param_grads(params, cache, dy)
 
     def param_grads(self, params: Params, cache: Any, dy: Any) -> Params:
-        x = cache
-        grads = {"W": x.T @ dy}                            # dL/dW = x^T dy
+        rows = cache
+        xp = backend_of(rows, dy).xp
+        dy = _rows(xp, dy)
+        grads = {"W": rows.T @ dy}                         # dL/dW = x^T dy, over all rows
         if self.use_bias:
-            grads["b"] = backend_of(x, dy).xp.sum(dy, axis=0)  # dL/db = Σ_batch dy
+            grads["b"] = xp.sum(dy, axis=0)                # dL/db = Σ_rows dy
         return grads
 
     @classmethod
     def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:
         yield cls(int(rng.integers(1, 6))), (int(rng.integers(1, 6)),)
         yield cls(int(rng.integers(1, 6)), use_bias=False), (int(rng.integers(1, 6)),)
+        yield cls(int(rng.integers(1, 5))), (int(rng.integers(1, 4)), int(rng.integers(1, 5)))
+
+
+def _rows(xp: Any, a: Any) -> Any:
+    """`a: (..., F)` as a matrix `(M, F)` of its last-axis vectors (a view when contiguous)."""
+    return a if len(a.shape) == 2 else xp.reshape(a, (-1, a.shape[-1]))
+
+
+def _unrows(xp: Any, rows: Any, shape: tuple) -> Any:
+    """`rows: (M, F')` back to the leading axes of `shape`: `(..., F')`."""
+    return rows if len(shape) == 2 else xp.reshape(rows, (*shape[:-1], rows.shape[-1]))
 
 
 def _check_weights(layer: Dense, params: Params, x: Any) -> None:
     """W must be (F_in, units) for x: (N, F_in); say which of the two is wrong, and that W is
     transposed when it is (units, F_in), the other common orientation (PyTorch's)."""
     w = tuple(params["W"].shape)
-    features = tuple(x.shape[1:])
+    if len(x.shape) < 2:
+        raise ValueError(f"{describe(layer)} takes inputs of shape (N, features) (or (..., "
+                         f"features)), not {tuple(x.shape)}: one sample? Use x[None]; one "
+                         "number per sample? Use x[:, None]")
+    features = tuple(x.shape[-1:])
     if len(w) == 2 and w[1] == layer.units and features == (w[0],):
         return
     if len(w) != 2 or w[1] != layer.units:
@@ -86,14 +109,13 @@ def _check_weights(layer: Dense, params: Params, x: Any) -> None:
             f"{describe(layer)}: W has shape {w}, but this layer has {layer.units} outputs, so "
             f"W is (in_features, {layer.units}): parameters of another architecture? Make "
             "them with xbackprop.init_params(model, seed, input_shape).")
-    check_input(layer, x, (w[0],))
+    lead = "N" if len(x.shape) == 2 else "..."
+    raise ValueError(f"{describe(layer)} expects inputs of shape ({lead}, {w[0]}), got "
+                     f"{tuple(x.shape)}")
 
 
 def _features(layer: Layer, in_shape: Shape) -> Shape:
     if len(in_shape) == 0:
         raise ValueError(f"{describe(layer)} takes inputs of shape (N, features); these have no "
                          "feature axis (one number per sample? reshape x to (N, 1))")
-    if len(in_shape) != 1:
-        raise ValueError(f"{describe(layer)} takes inputs of shape (N, features), not (N, "
-                         f"{', '.join(map(str, in_shape))}); put a Flatten() before it.")
-    return tuple(in_shape)
+    return tuple(in_shape[-1:])

@@ -1,4 +1,5 @@
-"""Batch normalisation (Ioffe & Szegedy, 2015) for `(N, F)` and `(N, C, H, W)` inputs."""
+"""Normalisation layers: BatchNorm (Ioffe & Szegedy, 2015) over the batch, for `(N, F)` and
+`(N, C, H, W)` inputs, and LayerNorm (Ba et al., 2016) over each sample's last axis."""
 
 from __future__ import annotations
 
@@ -127,3 +128,80 @@ class BatchNorm(Layer):
         yield cls(), (int(rng.integers(1, 5)),)
         yield cls(momentum=0.5), (int(rng.integers(1, 4)), int(rng.integers(1, 4)),
                                   int(rng.integers(1, 4)))
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerNorm(Layer):
+    """Normalise each sample's last axis (each token's features), then scale by γ and
+    shift by β (Ba et al., 2016): with μ, σ² the mean and variance over the last axis,
+
+        x̂ = (x - μ) / √(σ² + ε),   y = γ ⊙ x̂ + β
+
+    Unlike BatchNorm it never mixes samples, so train and eval mode are the same and it
+    needs no running statistics. Backward, with g = dy ⊙ γ and means over the last axis:
+
+        dx = (g - mean(g) - x̂ ⊙ mean(g ⊙ x̂)) / √(σ² + ε),   dγ = Σ dy ⊙ x̂,   dβ = Σ dy
+
+    (the sums over every leading axis). `scale=False` / `shift=False` leave out γ / β.
+    """
+
+    eps: float = 1e-5
+    scale: bool = True
+    shift: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.eps > 0:
+            raise ValueError(f"LayerNorm: eps must be positive, not {self.eps!r}")
+
+    def init(self, rng: np.random.Generator, in_shape: Shape) -> Params:
+        c = self._features(in_shape)
+        params = {}
+        if self.scale:
+            params["gamma"] = np.ones(c)
+        if self.shift:
+            params["beta"] = np.zeros(c)
+        return params
+
+    def _features(self, in_shape: Shape) -> int:
+        if len(in_shape) == 0:
+            raise ValueError(f"{describe(self)} normalises the last axis of (N, ..., features) "
+                             "inputs; these have one number per sample")
+        return in_shape[-1]
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        self._features(in_shape)
+        return tuple(in_shape)
+
+    def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
+        xp = backend_of(x, *params.values()).xp
+        mean = xp.mean(x, axis=-1, keepdims=True)
+        centred = x - mean
+        var = xp.mean(centred * centred, axis=-1, keepdims=True)
+        inv_std = 1.0 / xp.sqrt(var + self.eps)                  # 1 / √(σ² + ε)
+        x_hat = centred * inv_std
+        y = x_hat
+        if self.scale:
+            y = y * params["gamma"]
+        if self.shift:
+            y = y + params["beta"]
+        return y, (x_hat, inv_std)
+
+    def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
+        x_hat, inv_std = cache
+        xp = backend_of(x_hat, dy).xp
+        leading = tuple(range(len(dy.shape) - 1))                # every axis but the last
+        grads = {}
+        if self.scale:
+            grads["gamma"] = xp.sum(dy * x_hat, axis=leading)   # dγ = Σ dy ⊙ x̂
+        if self.shift:
+            grads["beta"] = xp.sum(dy, axis=leading)            # dβ = Σ dy
+        g = dy * params["gamma"] if self.scale else dy
+        dx = (g - xp.mean(g, axis=-1, keepdims=True)
+              - x_hat * xp.mean(g * x_hat, axis=-1, keepdims=True)) * inv_std
+        return dx, grads
+
+    @classmethod
+    def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:
+        yield cls(), (int(rng.integers(2, 6)),)
+        yield cls(eps=1e-3), (int(rng.integers(1, 4)), int(rng.integers(2, 5)))
+        yield cls(scale=False, shift=False), (int(rng.integers(2, 5)),)

@@ -74,11 +74,11 @@ class _Pool2D(Layer):
 
     @staticmethod
     def _from_output(backend: Backend, dy: Any, geometry: tuple) -> Any:
-        """The adjoint layout: dy `(N, C, OH, OW)` as `(1, M)`, zero in junk columns."""
+        """The adjoint layout: dy `(N, C, OH, OW)` as `(M,)`, zero in junk columns."""
         width = geometry[-1]
         if width > dy.shape[3]:
             dy = backend.pad(dy, ((0, 0), (0, 0), (0, 0), (0, width - dy.shape[3])))
-        return backend.xp.reshape(dy, (1, -1))
+        return backend.xp.reshape(dy, (-1,))
 
     def _unwindow(self, backend: Backend, dcols: Any, geometry: tuple) -> Any:
         """The adjoint of `_windows`: window gradients summed back into dL/dx."""
@@ -112,10 +112,8 @@ class MaxPool2D(_Pool2D):
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
         arg, window, geometry = cache
         backend = backend_of(arg, dy)
-        xp = backend.xp
-        hit = xp.arange(window, dtype=arg.dtype)[:, None] == arg[None, :]
-        routed = xp.astype(hit, dy.dtype)                          # one-hot (KK, M)
-        dcols = routed * self._from_output(backend, dy, geometry)
+        # each window's dy goes to its arg-max row, zero to the rest: (KH·KW, M)
+        dcols = backend.scatter_rows(arg, self._from_output(backend, dy, geometry), window)
         return self._unwindow(backend, dcols, geometry), {}
 
 
@@ -134,7 +132,7 @@ class AvgPool2D(_Pool2D):
         backend = backend_of(dy)
         xp = backend.xp
         share = self._from_output(backend, dy, geometry) / window
-        dcols = xp.ones((window, 1), dtype=dy.dtype) * share
+        dcols = xp.ones((window, 1), dtype=dy.dtype) * share[None, :]
         return self._unwindow(backend, dcols, geometry), {}
 
 

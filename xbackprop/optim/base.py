@@ -102,8 +102,10 @@ class InPlaceOps:
 
     @staticmethod
     def fused(p: Any, name: str) -> Callable | None:
-        """The backend's one-kernel form of update rule `name`, if it has one (CuPy)."""
-        return backend_of(p).fused_update(name)
+        """The backend's fused, in-place form of update rule `name`, if it has one (NumPy,
+        CuPy and PyTorch for Adam), for a parameter that is an array (not a Python float)."""
+        backend = backend_of(p)
+        return backend.fused_update(name) if backend.is_array(p) else None
 
 
 # A rule: (p, g, slots, hyper, ops) -> (new p, new slots), for one array; `hyper` holds the

@@ -64,7 +64,7 @@ def _adam(lr: float | Schedule, b1: float, b2: float, eps: float, weight_decay: 
 
     def rule(p, g, slots, h, ops):
         kernel = ops.fused(p, "adam")
-        if kernel is not None:  # the arithmetic below, in one pass, bit for bit (CuPy)
+        if kernel is not None:  # the arithmetic below, in place, bit for bit (by backend)
             kernel(g, b1, 1 - b1, b2, 1 - b2, h["step"], h["inv_sqrt_bc2"], eps,
                    h["lr"] * h["wd"], p, slots[0], slots[1])
             return p, slots
