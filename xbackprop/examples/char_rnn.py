@@ -152,14 +152,14 @@ class Result:
             (f"char-rnn: min-char-rnn's network and recipe on Tiny Shakespeare "
              f"({self.train_chars:,} training characters, {self.vocab} distinct), on "
              f"{self.backend}"),
-            (f"one-hot characters -> {self.cell.upper()}({s['hidden']}) -> Dense({self.vocab}); "
-             f"loss: the sum of {SEQ_LENGTH} cross-entropies per chunk; Adagrad lr "
-             f"{LEARNING_RATE:g}, gradients clipped to [-{CLIP:g}, {CLIP:g}], weights "
-             f"N(0, 0.01²); {s['steps']:,} steps of {SEQ_LENGTH} characters, the hidden state "
-             "carried from chunk to chunk"),
+            (f"one-hot characters -> {self.cell.upper()}({s['hidden']}) -> "
+             f"Dense({self.vocab}); loss: the sum of {SEQ_LENGTH} cross-entropies per "
+             f"chunk; Adagrad lr {LEARNING_RATE:g}, gradients clipped to [-{CLIP:g}, "
+             f"{CLIP:g}], weights N(0, 0.01²); {s['steps']:,} steps of {SEQ_LENGTH} "
+             "characters, the hidden state carried from chunk to chunk"),
             "",
-            (f"learning to spell ({self.cell.upper()}): a sample every {s['every']:,} steps, from "
-             "the hidden state at that point"),
+            (f"learning to spell ({self.cell.upper()}): a sample every {s['every']:,} "
+             "steps, from the hidden state at that point"),
             *log,
             "",
             f"the three cells, same text, same recipe, {s['steps']:,} steps each:",

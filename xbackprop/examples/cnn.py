@@ -86,8 +86,8 @@ class Result:
             side_by_side(("x", POOL_X), ("dy = ∂L/∂y (2x2)", POOL_DY)),
             side_by_side(("max-pool y", p["max y"]), ("max-pool ∂L/∂x", p["max dx"])),
             side_by_side(("avg-pool y", p["avg y"]), ("avg-pool ∂L/∂x", p["avg dx"])),
-            ("max-pool: each window's dy goes to the one input that won the max, 0 elsewhere; "
-             "avg-pool: dy / 4 to each of the four"),
+            ("max-pool: each window's dy goes to the one input that won the max, 0 "
+             "elsewhere; avg-pool: dy / 4 to each of the four"),
             f"the network, trained {len(self.history['loss'])} epochs on {self.backend}:\n"
             + summary,
             (f"accuracy: training {self.history['accuracy'][-1]:.4f}, test "

@@ -75,8 +75,8 @@ class Result:
         trained = (f"trained {int(self.history['step'][-1])} steps on {self.backend} in "
                    f"{self.seconds:.1f} s" if self.seconds else "trained before (--model)")
         return "\n\n".join([
-            (f"shakespeare-char: a GPT of {o.layers} blocks, {o.heads} heads, width {o.width}, "
-             f"context {o.context}, on {len(self.characters)} distinct characters"),
+            (f"shakespeare-char: a GPT of {o.layers} blocks, {o.heads} heads, width "
+             f"{o.width}, context {o.context}, on {len(self.characters)} distinct characters"),
             (f"one training window (x) and its targets (y: the next character at every "
              f"position):\n  x = {x!r}\n  y = {y!r}"),
             f"the model, layer by layer ({self.parameters:,} parameters):\n{self.summary}",

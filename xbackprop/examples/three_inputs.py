@@ -58,10 +58,10 @@ class Result:
                                        numeric=lambda c: c > 0),
             "training set\n" + format_table(["x1 x2 x3", "target", "output"], rows,
                                             numeric=lambda c: c > 0),
-            (f"E = ½ Σ (t − y)²: {self.losses[0]:.4f} at the start, {self.losses[-1]:.6f} at "
-             "the end"),
-            (f"new situation (1, 0, 0) -> {self.unseen:.8f}  (the rule says 1; the weight of "
-             f"largest size is w{int(np.abs(w).argmax()) + 1})"),
+            (f"E = ½ Σ (t − y)²: {self.losses[0]:.4f} at the start, {self.losses[-1]:.6f} "
+             "at the end"),
+            (f"new situation (1, 0, 0) -> {self.unseen:.8f}  (the rule says 1; the weight "
+             f"of largest size is w{int(np.abs(w).argmax()) + 1})"),
         ])
 
 

@@ -61,8 +61,8 @@ class Result:
     def __str__(self) -> str:
         r = self.record
         return "\n\n".join([
-            (f"worked-221: the 2-2-1 sigmoid network, one step of backprop (lr {LEARNING_RATE:g}; "
-             f"{r.backend}, {r.dtype})"),
+            (f"worked-221: the 2-2-1 sigmoid network, one step of backprop (lr "
+             f"{LEARNING_RATE:g}; {r.backend}, {r.dtype})"),
             r.format(precision=6),
             f"the error  t − y5 = {r.target[0, 0]:g} − {self.output:.6f} = {self.error:.6f}",
             r.chain_rule(precision=6),
