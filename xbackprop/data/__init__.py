@@ -16,13 +16,13 @@ from .sources import ArraySource
 from .split import Dataset, train_test_split
 from .tables import Standardizer, Table, load_csv
 from .text import (
-                   CharTokenizer,
-                   TextData,
-                   TokenizerError,
-                   TokenWindows,
-                   load_text,
-                   load_tiny_shakespeare,
-                   split_text,
+    CharTokenizer,
+    TextData,
+    TokenizerError,
+    TokenWindows,
+    load_text,
+    load_tiny_shakespeare,
+    split_text,
 )
 
 __all__ = ["Dataset", "load_digits", "train_test_split", "xor", "moons", "spiral",
