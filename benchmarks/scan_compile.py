@@ -20,6 +20,7 @@ import sys
 import time
 from typing import Any
 
+import jax
 import numpy as np
 
 import xbackprop as xb
@@ -38,7 +39,9 @@ def measure(steps: int, unrolled: bool = False, hidden: int = HIDDEN) -> dict[st
     rng = np.random.default_rng(0)
     batch = (rng.normal(size=(BATCH, steps, FEATURES)).astype(np.float32),
              rng.integers(0, CLASSES, BATCH).astype(np.int32))
-    step = xb.make_train_step(model, "cross_entropy", optimizer, backend=backend)
+    # the step uncompiled, jitted here whole (state in, state out) to lower and compile apart
+    step = jax.jit(xb.make_train_step(model, "cross_entropy", optimizer, backend=backend,
+                                      jit=False))
     original = type(backend).scan
     if unrolled:  # the generic Python loop: every step written into the program
         type(backend).scan = Backend.scan

@@ -124,10 +124,7 @@ class Sequential(Layer):
         self.integer_inputs = bool(layers) and getattr(layers[0], "integer_inputs", False)
 
     def __repr__(self) -> str:
-        parts = [describe(layer) for layer in self.layers]
-        line = f"Sequential([{', '.join(parts)}])"
-        if len(line) <= 100 and "\n" not in line:
-            return line
+        parts = [describe(layer) for layer in self.layers]  # a layer a line, nested indented
         inner = ",\n".join(textwrap.indent(p, "    ") for p in parts)
         return f"Sequential([\n{inner},\n])"
 
