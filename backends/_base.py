@@ -82,7 +82,11 @@ class ShardingError(BackendError, ValueError):
 
 def check_float_dtype(dtype: Any) -> np.dtype:
     """Return `dtype` as a NumPy dtype, or raise if it is not float32/float64."""
-    dt = np.dtype(dtype)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:  # NumPy's "data type 'bogus' not understood" names no argument
+        raise DtypeError(f"xbackprop models compute in float32 or float64; {dtype!r} is not a "
+                         "dtype.") from None
     if dt.name not in FLOAT_DTYPES:
         raise DtypeError(f"xbackprop models compute in float32 or float64, not {dt.name!r}.")
     return dt

@@ -93,7 +93,8 @@ def test_an_int_is_a_patience_on_val_loss_and_a_missing_metric_fails_before_trai
 def test_early_stopping_keeps_its_counters_in_plain_sight():
     stopper = xb.EarlyStopping(patience=3)
     feed(stopper, [5.0, 4.0, 4.5, 4.2])
-    assert stopper.state() == {"best": 4.0, "best_epoch": 1, "wait": 2}
+    assert stopper.state() == {"best": 4.0, "best_epoch": 1, "wait": 2, "monitor": "val_loss",
+                              "maximise": False}
     other = xb.EarlyStopping(patience=3)
     other.restore(stopper.state())
     assert (other.best, other.best_epoch, other.wait) == (4.0, 1, 2)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +22,11 @@ import safetensors.numpy as st
 import xbackprop as xb
 from xbackprop import checkpoint as ck
 from xbackprop.atomic import TMP_SUFFIX
+from xbackprop.checkpoint.lock import LOCK_NAME
 from xbackprop.tree import tree_paths
+
+#: files written by earlier versions (format 1), kept by tests/recorded
+RECORDED_FILES = Path(__file__).parent / "recorded" / "files"
 
 INPUT = (6,)
 
@@ -283,7 +288,7 @@ def rewritten(raw: bytes, change) -> bytes:
 
 
 def bump_version(h):
-    h["__metadata__"]["format_version"] = "2"
+    h["__metadata__"]["format_version"] = str(ck.FORMAT_VERSION + 1)
     h["__metadata__"]["xbackprop_version"] = "9.0"
 
 
@@ -321,9 +326,9 @@ BAD_FILES = {
     "flipped data byte": (lambda raw: raw[:-3] + bytes([raw[-3] ^ 1]) + raw[-2:],
                           ck.CorruptCheckpointError, "do not match the checksum"),
     "damaged tree": (lambda raw: rewritten(raw, break_tree), ck.CorruptCheckpointError,
-                     "tree record is damaged"),
+                     "header or its tensor bytes do not match the checksum"),
     "newer format": (lambda raw: rewritten(raw, bump_version), ck.CheckpointVersionError,
-                     "written by xbackprop 9.0 in checkpoint format 2.*Upgrade xbackprop"),
+                     "written by xbackprop 9.0 in checkpoint format 3.*Upgrade xbackprop"),
     "no xbackprop metadata": (
         lambda raw: rewritten(raw, lambda h: h.pop("__metadata__")),
         ck.NotACheckpointError, r"a safetensors file \(\d+ tensors\) but not an xbackprop"),
@@ -505,7 +510,7 @@ def test_manager_keeps_the_newest_and_the_best_and_nothing_else_of_its_own(tmp_p
     save_steps(manager, state, {10: 0.9, 20: 0.3, 30: 0.5, 40: 0.6, 50: 0.7})
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(others + ["ckpt-000000020.safetensors", "ckpt-000000040.safetensors",
-                                     "ckpt-000000050.safetensors"])
+                                     "ckpt-000000050.safetensors", LOCK_NAME])
     assert manager.latest().name == "ckpt-000000050.safetensors"
     assert manager.best().name == "ckpt-000000020.safetensors"
     # a restart: the best score is read back from the files' headers
@@ -558,12 +563,18 @@ def test_manager_loads_the_newest_file_that_loads(tmp_path):
             manager.load_latest()
 
 
-def test_manager_removes_temporaries_of_killed_saves_only(tmp_path):
+def test_the_writer_removes_temporaries_of_killed_saves_only(tmp_path):
+    """A manager made to read removes nothing; the writer, once it holds the folder's lock
+    (no one else can be saving then), removes the temporaries of saves that were killed."""
     stale = tmp_path / f".ckpt-000000005.safetensors.abc123{TMP_SUFFIX}"
     foreign = tmp_path / f".other.safetensors.abc123{TMP_SUFFIX}"
     stale.write_bytes(b"half")
     foreign.write_bytes(b"someone else's")
-    xb.CheckpointManager(tmp_path)
+    manager = xb.CheckpointManager(tmp_path)
+    assert manager.latest() is None and manager.load_latest() is None
+    assert stale.exists() and foreign.exists()
+    _, state, _ = trained(xb.get_backend("numpy"), steps=1)
+    manager.save(state)
     assert not stale.exists() and foreign.exists()
 
 
@@ -596,3 +607,104 @@ def test_a_full_disk_is_the_os_error_it_is_and_the_earlier_file_stays(small_disk
         "write elsewhere; an earlier file of that name is unchanged)")
     assert xb.load_checkpoint(path).step == 1
     assert sorted(p.name for p in disk.iterdir()) == ["ckpt.safetensors"]  # no .tmp left
+
+
+# -- the integrity check (issue 20, class 3) ------------------------------------------------
+
+def retyped(h, name="params.0.W", dtype="I32"):
+    h[name]["dtype"] = dtype  # F32 -> I32: the same byte count, so the package accepts it
+
+
+def test_the_checksum_covers_the_tensor_table_and_the_metadata(good, tmp_path):
+    """Format 2's checksum covers every byte of the header that describes the data (dtype,
+    shape, offsets, names) and every metadata entry, not only the data: a dtype changed from
+    F32 to I32, a renamed tensor or an edited step is caught, whichever loader reads it."""
+    def renamed(h):
+        h["params.0.Z"] = h.pop("params.0.W")
+
+    def restepped(h):
+        h["__metadata__"]["step"] = "999"
+
+    def reshaped(h):
+        h["params.0.W"]["shape"] = list(reversed(h["params.0.W"]["shape"]))
+
+    for change in (retyped, renamed, restepped, reshaped):
+        bad = tmp_path / f"{change.__name__}.safetensors"
+        bad.write_bytes(rewritten(good[1], change))
+        for load in (xb.load_checkpoint, xb.load_model):
+            with pytest.raises(ck.CorruptCheckpointError,
+                               match="its header or its tensor bytes do not match the "
+                                     "checksum written with them"):
+                load(bad)
+
+
+def test_a_format_1_file_whose_dtype_was_changed_is_refused(tmp_path):
+    """Files of format 1 check the data alone (`data_crc32`); a parameter's dtype changed from
+    F32 to I32 keeps that checksum, and is refused because parameters are floating point."""
+    raw = (RECORDED_FILES / "checkpoint.safetensors").read_bytes()
+    header, _ = header_of(raw)
+    assert header["__metadata__"]["format_version"] == "1"
+    bad = tmp_path / "old.safetensors"
+    bad.write_bytes(rewritten(raw, retyped))
+    with pytest.raises(ck.CorruptCheckpointError,
+                       match=r"parameter params.0.W is int32, but parameters"):
+        xb.load_checkpoint(bad)
+
+
+def test_a_file_without_its_checksum_loads_only_unchecked_with_a_warning(good, tmp_path):
+    def unsealed(h):
+        del h["__metadata__"]["crc32"]
+
+    bad = tmp_path / "unsealed.safetensors"
+    bad.write_bytes(rewritten(good[1], unsealed))
+    for load in (xb.load_checkpoint, xb.load_model):
+        with pytest.raises(ck.CorruptCheckpointError,
+                           match="has no integrity check.*To load it anyway, unchecked: "
+                                 r"verify=False \(xbackprop predict --no-verify\)"):
+            load(bad)
+    with pytest.warns(UserWarning, match="loaded without an integrity check.*has no integrity "
+                                         "check"):
+        ckpt = xb.load_checkpoint(bad, verify=False)
+    assert_same_state(ckpt.state, xb.load_checkpoint(good[0]).state)
+
+
+@pytest.mark.parametrize("where", ["metadata", "tree", "header"])
+def test_a_header_nested_100000_deep_is_a_clear_error(good, tmp_path, where):
+    """Python's JSON parser recurses: a record nested 100,000 deep would end in a
+    RecursionError (or a crash). Nesting is bounded before parsing (codec.MAX_DEPTH)."""
+    deep = "[" * 100_000 + "]" * 100_000
+    bad = tmp_path / "deep.safetensors"
+    if where == "header":  # the header itself: the package refuses it, explain() must too
+        header, data = header_of(good[1])
+        text = json.dumps(header).encode()[:-1] + b', "x": ' + deep.encode() + b"}"
+        bad.write_bytes(struct.pack("<Q", len(text)) + text + data)
+        message = "nests more than 200 levels deep|cannot read it"
+    else:
+        def nest(h):
+            h["__metadata__"][where] = deep
+        bad.write_bytes(rewritten(good[1], nest))
+        message = f"is corrupt: its {where} record nests more than 200 levels deep"
+    for load in (xb.load_checkpoint, xb.checkpoint_info, xb.load_model):
+        with pytest.raises(ck.CorruptCheckpointError, match=message):
+            load(bad)
+
+
+def test_non_finite_weights_are_refused_at_saving_unless_asked_and_reported_at_loading(
+        tmp_path):
+    model, state, _ = trained(xb.get_backend("numpy"), steps=1)
+    W = np.array(state.params[0]["W"])
+    W[0, 0], W[1, 1] = np.nan, np.inf
+    bad = state._replace(params=[{"W": W}, *state.params[1:]])
+    path = tmp_path / "diverged.safetensors"
+    with pytest.raises(ValueError, match=r"refusing to save .*diverged.safetensors: "
+                                         r"params.0.W holds 1 NaN and 1 infinite values.*"
+                                         r"allow_nonfinite=True"):
+        xb.save_checkpoint(path, bad, model=model)
+    with pytest.raises(ValueError, match="params.0.W holds 1 NaN"):
+        xb.save_model(path, model, bad.params, bad.model_state)
+    assert not path.exists()
+    xb.save_checkpoint(path, bad, model=model, allow_nonfinite=True)
+    with pytest.warns(UserWarning, match=r"diverged.safetensors.*params.0.W holds 1 NaN and "
+                                         r"1 infinite values"):
+        ckpt = xb.load_checkpoint(path)
+    assert np.isnan(ckpt.state.params[0]["W"][0, 0])

@@ -38,6 +38,24 @@ Issue 20 (part A), each with its message asserted:
     forest-fires --csv with a constant target               tests/examples/test_forest_fires.py
     negative counts and seeds, --save checked               tests/test_cli.py, tests/cli/test_train.py
     settings of layers and losses, seeds in the library     CASES below
+
+Issue 20 (part B), each with its message asserted:
+
+    a second writer on a checkpoint folder (the command,    tests/test_checkpoint_lock.py
+      fit, a manager), named; kill -9 then resume at once;    (real processes)
+      readers during writes; stale temporaries
+    resume with another optimizer (momentum -> Adam or      tests/test_fit_checkpoints.py
+      RMSprop, Adam -> SGD), another dtype, nothing left        (fit), tests/cli/
+      to train; a folder holding a run without --resume;       test_checkpoints.py
+      where --resume goes on from; another --batch-size;        (the command)
+      --resume in an empty folder; --checkpoint ''
+    --checkpoint a file, under a file, read-only, on a      tests/cli/test_checkpoints.py
+      full disk (the earlier checkpoint whole)
+    a header retyped (F32 -> I32), renamed, reshaped or     tests/test_checkpoint.py
+      re-stepped; a format 1 file retyped; no checksum
+      (verify=False warns); nested 100,000 deep; NaN or
+      infinite weights at saving and loading
+    hostile inputs around checkpoints, resume, sources      tests/test_checkpoint_hostile.py
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ def test_checkpoints_rotate_keeping_the_newest_and_the_best(tmp_path):
     assert ckpt.history["loss"] == result.history["loss"]
     assert ckpt.metrics["val_loss"] == result.history["val_loss"][-1]
     assert ckpt.metadata["fit"] == {"samples": 70, "batch_size": 32, "seed": 3,
-                                    "shuffle": True, "epochs": 6}
+                                    "shuffle": True, "epochs": 6, "validation": True}
     train("numpy", epochs=7, checkpoint_dir=tmp_path, resume=True, checkpoint_every=2)
     assert int(manager.latest().stem.split("-")[1]) == 21  # the end, though not due
 
@@ -237,3 +237,71 @@ def test_ctrl_c_always_ends_the_command_with_status_130(jax_backend, tmp_path, d
         assert "xbackprop: interrupted" in err
     if "training interrupted after step" in err:
         assert "saved " in err and xb.CheckpointManager(folder).latest() is not None
+
+
+# -- settings a resume cannot honour (issue 20, class 2) -------------------------------------
+
+def fit_with(optimizer, folder, **kwargs):
+    return xb.fit(namespace["model"], namespace["x"], namespace["y"], loss="cross_entropy",
+                  optimizer=optimizer, batch_size=32, seed=3, backend="numpy", progress=False,
+                  checkpoint_dir=folder, **kwargs)
+
+
+@pytest.mark.parametrize("saved, asked, slots", [
+    ("momentum", "adam", r"holds trace \(as momentum and nesterov keep\), but the optimizer "
+                         r"asked for keeps mu, nu \(as adam and adamw keep\)"),
+    ("adam", "sgd", r"holds mu, nu \(as adam and adamw keep\), but the optimizer asked for "
+                    r"keeps no slots \(as sgd keeps\)"),
+    ("momentum", "rmsprop", r"holds trace .*keeps nu \(as rmsprop keeps\)")])
+def test_a_resume_with_another_kind_of_optimizer_is_refused(tmp_path, saved, asked, slots):
+    """A momentum run resumed with Adam or RMSprop died with KeyError 'mu'; an Adam run
+    resumed with SGD silently dropped its moments. Now both name the saved and the asked
+    optimizer's state and what to do; another learning rate of the same rule goes on."""
+    fit_with(xb.optim.get_optimizer(saved, 0.01), tmp_path, epochs=1)
+    with pytest.raises(xb.checkpoint.ResumeMismatchError,
+                       match=rf"cannot resume from .*ckpt-000000003.safetensors: its optimizer "
+                             rf"state {slots}, so it cannot go on from that state \(resume "
+                             r"with the run's kind of optimizer, at any learning rate") as info:
+        fit_with(xb.optim.get_optimizer(asked, 0.01), tmp_path, epochs=2, resume=True)
+    assert [k for k, *_ in info.value.differences] == ["optimizer"]
+    assert info.value.path.name == "ckpt-000000003.safetensors"
+    more = fit_with(xb.optim.get_optimizer(saved, 0.001), tmp_path, epochs=2, resume=True)
+    assert int(more.state.step) == 6
+
+
+def test_a_resume_keeps_the_runs_dtype_or_refuses_another(tmp_path):
+    """A float64 run resumed with dtype float32 printed float32 and trained float64. Now a
+    resume without dtype goes on in the run's dtype; another dtype is refused, naming both
+    and the two ways on."""
+    first = fit_with(xb.optim.adam(0.01), tmp_path, epochs=1, dtype="float64")
+    assert first.state.params[0]["W"].dtype == np.float64
+    with pytest.raises(xb.checkpoint.ResumeMismatchError,
+                       match=r"the run trains in float64, this call asks for float32 \(leave "
+                             r"dtype out to go on in float64: a resume keeps the run's dtype; "
+                             r"to go on in float32, start a new run in another folder from "
+                             r"its state, fit\(\.\.\., state=load_checkpoint\(path, "
+                             r"dtype='float32'\)\.state\)\)"):
+        fit_with(xb.optim.adam(0.01), tmp_path, epochs=2, dtype="float32", resume=True)
+    more = fit_with(xb.optim.adam(0.01), tmp_path, epochs=2, resume=True)
+    assert more.state.params[0]["W"].dtype == np.float64 and int(more.state.step) == 6
+    with pytest.raises(ValueError, match=r"fit\(state=\.\.\.\): the state's parameters are "
+                                         r"float64, but dtype='float32' was asked for"):
+        fit_with(xb.optim.adam(0.01), None, epochs=1, dtype="float32", state=more.state)
+
+
+def test_a_resume_with_nothing_left_to_train_says_so(tmp_path):
+    """`epochs=2, resume=True` on a run at epoch 4 returned the old state as if it had
+    trained. Fewer epochs than done: an error; exactly as many: a warning."""
+    fit_with(xb.optim.adam(0.01), tmp_path, epochs=4)
+    with pytest.raises(xb.checkpoint.NothingToTrainError,
+                       match=r"fit\(resume=True\): the run in .* is at epoch 4 \(step 12\) "
+                             r"already, past the epochs=2 in all asked for; a resume counts "
+                             r"the whole run, so pass epochs > 4 to train on") as info:
+        fit_with(xb.optim.adam(0.01), tmp_path, epochs=2, resume=True)
+    assert (info.value.step, info.value.done, info.value.asked, info.value.unit) == \
+        (12, 4, 2, "epochs")
+    with pytest.warns(UserWarning, match=r"nothing left to train: the run in .* is at epoch 4 "
+                                         r"\(step 12\), the end of the epochs=4 in all asked "
+                                         r"for; returning its state and history"):
+        same = fit_with(xb.optim.adam(0.01), tmp_path, epochs=4, resume=True)
+    assert int(same.state.step) == 12 and len(same.history["loss"]) == 4

@@ -132,7 +132,8 @@ def test_a_run_from_a_source_function_resumes_bit_for_bit(tmp_path, cut):
     assert (resumed.best, resumed.best_epoch, resumed.wait) == (straight.best,
                                                                straight.best_epoch, straight.wait)
     ckpt = xb.CheckpointManager(tmp_path).load_latest()
-    assert ckpt.metadata["fit"] == {"source": "callable", "steps": 90, "eval_every": 15}
+    assert ckpt.metadata["fit"] == {"source": "callable", "steps": 90, "eval_every": 15,
+                                    "validation": True}
     assert ckpt.metadata["callbacks"][0] == {"class": "StepCounter",
                                              "state": {"steps": 90, "rows": 6}}
 

@@ -29,8 +29,10 @@ compile, so one compiled step serves every batch.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -38,7 +40,8 @@ import numpy as np
 from .backends import Backend, backend_of, get_backend, tree_to_backend
 from .batching import BatchLayout, batch_size_for
 from .callbacks import Callback, EarlyStopping, History, as_callbacks
-from .checkpoint.resume import Rows, RunCheckpoints
+from .checkpoint.lock import FolderLock
+from .checkpoint.resume import FolderHoldsRunError, NothingToTrainError, Rows, RunCheckpoints
 from .feeds import ArrayFeed, ProcessFeed, SourceFeed
 from .inputs import check_model_params, check_targets, prepare_data
 from .interrupt import deferred_interrupts
@@ -78,7 +81,7 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
         seed: int = 0, params: Any = None, state: TrainState | None = None,
         validation_data: Any = None, eval_every: int | None = None,
         eval_batches: int | None = None, backend: str | Backend | None = None,
-        dtype: Any = "float32", shuffle: bool = True, progress: bool | str = True,
+        dtype: Any = None, shuffle: bool = True, progress: bool | str = True,
         log_every: int | None = None, jit: bool = True,
         callbacks: Sequence[Callback | Callable[[int, dict, TrainState], Any]] = (),
         early_stopping: EarlyStopping | int | None = None, max_steps: int | None = None,
@@ -106,7 +109,9 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
     with its default rate. Parameters come from `state` (training continues where it left
     off: step count, data order, optimizer state), else `params`, else `init_params(model,
     seed, ...)`. Your `params` and `state` are copied, never changed. `max_steps` stops at
-    that total step count.
+    that total step count. dtype: the parameters' and inputs' floating dtype, float32 by
+    default; training from `state=` or a resume goes on in the state's own dtype (a dtype
+    given that differs is an error saying how to convert).
 
     validation_data: (x_val, y_val) arrays, evaluated whole after each row of the history
     (in eval mode); or a validation source: `val(i)` for i in range(eval_batches), or the
@@ -146,7 +151,13 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
     checkpoint there: the same run, to `epochs` (or `steps`) in all, not that many more,
     bit for bit on NumPy — state, data order, dropout masks, history, callbacks (an
     iterable source starts again from its beginning: its position cannot be restored, and
-    fit warns). Without resume, a folder that already holds checkpoints is an error.
+    fit warns). A resume with other data, model, loss, kind of optimizer, dtype, batch size,
+    seed or shuffling, or counting in steps where the run counted epochs, is a
+    `ResumeMismatchError` naming each; one with nothing left to train warns (or, asked for
+    fewer steps than the run has done, is an error). Without resume, a folder that already
+    holds checkpoints is an error. A folder has one writer: fit holds its lock
+    (`xbackprop.checkpoint.FolderLock`) from start to end, so a second run writing there is
+    refused (`FolderInUseError`, naming the first), and a run killed any way leaves no lock.
 
     devices: split every batch over this many devices ("all": every one) with the
     parameters replicated (data parallelism, JAX): the same as `backend=xb.get_backend(
@@ -190,13 +201,17 @@ def fit(model: Layer, x: Any, y: Any = None, *, loss: Loss | str, optimizer: Opt
                 f"for: continue on {held.name} (leave backend out), or move the state through "
                 "a checkpoint (xb.save_checkpoint, then xb.load_checkpoint(path, "
                 f"backend={target.name!r}))")
-        dtype = target.numpy_dtype(tree_leaves(state.params)[0].dtype)
+        dtype = _state_dtype(target, state, dtype)
         state = copy_state(state)  # the steps below consume their state; keep yours
     if devices is not None:
         target = target.with_devices(devices)
     if state is not None and backend_of(*tree_leaves(state.params)) is not target:
         state = target.put(state)  # replicated over the devices, where there are several
-    with target.scope():  # a configured backend value (a device, a mesh) is what layers see
+    # one writer per checkpoint folder (checkpoint/lock.py), from before the resume reads it
+    # to the last save; of several processes, the first writes for all
+    lock = FolderLock(checkpoint_dir) if checkpoint_dir is not None and \
+        target.process_index == 0 else contextlib.nullcontext()
+    with lock, target.scope():  # layers see a configured backend value (a device, a mesh)
         return _fit(model, x, y, loss, optimizer, target, source=source, epochs=epochs,
                     steps=steps, batch_size=batch_size, seed=seed, params=params, state=state,
                     validation_data=validation_data, eval_every=eval_every,
@@ -216,8 +231,8 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
          early_stopping: Any, max_steps: int | None, on_nonfinite: str, checkpoint_dir: Any,
          checkpoint_every: int, keep_checkpoints: int, resume: bool, pad_batches: bool
          ) -> FitResult:
-    """fit's body, on `target` and inside its scope."""
-    dt = target.check_dtype(dtype)
+    """fit's body, on `target` and inside its scope (and the checkpoint folder's lock)."""
+    asked_dtype = None if dtype is None else target.check_dtype(dtype)
     integers = bool(getattr(model, "integer_inputs", False))  # token ids stay integers
     counting_steps = source or steps is not None
     cbs = as_callbacks(callbacks)
@@ -228,6 +243,18 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
         cbs.append(stopper)
     if target.process_index != 0:  # one process reports for all
         progress, log_every = False, None
+    checkpoints = None
+    if checkpoint_dir is not None:
+        monitor = (stopper.monitor if stopper is not None else
+                   "val_loss" if validation_data is not None else "loss")
+        mode = "max" if stopper is not None and stopper.maximise else "min"
+        checkpoints = RunCheckpoints(checkpoint_dir, every=checkpoint_every,
+                                     keep=keep_checkpoints, monitor=monitor, mode=mode,
+                                     model=model, loss=loss, input_shape=None, callbacks=cbs,
+                                     writer=target.process_index == 0)
+        if resume and dtype is None:  # a resume goes on in the run's dtype
+            dtype = checkpoints.saved_dtype()
+    dt = target.check_dtype("float32" if dtype is None else dtype)
 
     # the data: arrays checked and laid out now; a source's first batch once the start is known
     if source:
@@ -259,28 +286,24 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
                         else {"epochs": int(epochs if epochs is not None else EPOCHS)})
         if target.process_count > 1:  # each process's slice has its own order
             settings["processes"] = target.process_count
+    settings["validation"] = validation_data is not None  # the history's columns
 
     history, rows = History(), Rows()  # rows: the unfinished epoch's, when resumed
-    checkpoints = None
-    if checkpoint_dir is not None:
-        monitor = (stopper.monitor if stopper is not None else
-                   "val_loss" if validation_data is not None else "loss")
-        mode = "max" if stopper is not None and stopper.maximise else "min"
-        checkpoints = RunCheckpoints(checkpoint_dir, every=checkpoint_every,
-                                     keep=keep_checkpoints, monitor=monitor, mode=mode,
-                                     model=model, loss=loss,
-                                     input_shape=None if source else input_shape,
-                                     settings=settings, callbacks=cbs,
-                                     writer=target.process_index == 0)
-        resumed = checkpoints.resume(target) if resume else None
+    resumed_from = None
+    if checkpoints is not None:
+        checkpoints.settings = settings
+        checkpoints.input_shape = None if source else input_shape
+        resumed = checkpoints.resume(target, optimizer, asked_dtype) if resume else None
         if resumed is not None:
-            state, history, rows = resumed
+            found, history, rows = resumed
+            state, resumed_from = found.state, found.path
             if stopper is not None and stopper.restore_best and stopper.best is not None:
                 stopper.best_state = checkpoints.best_state(target)
-        elif (latest := checkpoints.latest()) is not None:
-            raise ValueError(f"{checkpoint_dir} already holds checkpoints (the newest: "
-                             f"{latest.name}); pass resume=True to "
-                             "continue that run, or choose an empty folder for a new one")
+        elif (newest := checkpoints.latest()) is not None:
+            raise FolderHoldsRunError(f"{checkpoint_dir} already holds checkpoints (the "
+                                      f"newest: {newest.name}); pass resume=True to continue "
+                                      "that run, or choose an empty folder for a new one",
+                                      Path(checkpoint_dir), newest)
     start = 0 if state is None else int(state.step)
 
     if source:
@@ -333,6 +356,8 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
         epochs = EPOCHS if epochs is None else epochs
         planned = epochs * spe if resume else (start // spe + epochs) * spe
     end = planned if max_steps is None else min(planned, max_steps)
+    if resumed_from is not None and end <= start:
+        _nothing_left(resumed_from, start, planned, end, spe, counting_steps)
     if end <= start:
         return FitResult(state, history)
     shown = FitProgress(progress, log_every, period, steps=counting_steps,
@@ -351,6 +376,47 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
                       "or gradients were not finite (on_nonfinite='skip'); see "
                       "history['skipped'].", RuntimeWarning, stacklevel=3)
     return FitResult(state, history)
+
+
+def _state_dtype(target: Backend, state: TrainState, asked: Any) -> np.dtype:
+    """The dtype training from `state` runs in: its parameters' (a given `asked` dtype must
+    be it)."""
+    floats = [target.numpy_dtype(a.dtype) for a in tree_leaves(state.params)]
+    have = next((d for d in floats if d.kind == "f"), None)
+    if have is None:
+        return target.check_dtype("float32" if asked is None else asked)
+    if asked is not None and target.check_dtype(asked) != have:
+        want = target.check_dtype(asked).name
+        raise ValueError(
+            f"fit(state=...): the state's parameters are {have.name}, but dtype={want!r} was "
+            f"asked for; leave dtype out to train on in {have.name}, or convert the state "
+            f"first: state = xb.tree_to_backend(state, backend, dtype={want!r})")
+    return have
+
+
+def _nothing_left(path: Any, start: int, planned: int, end: int, spe: int | None,
+                  counting_steps: bool) -> None:
+    """A resume with nothing left to train: an error if fewer steps were asked for in all
+    than the run has done (the run cannot go back), else a warning that says so."""
+    if counting_steps or spe is None:
+        where, asked = f"step {start}", f"steps={planned} in all"
+        more, unit, done, count = f"steps > {start}", "steps", start, planned
+    else:
+        done, part = divmod(start, spe)
+        where = f"step {start}, in epoch {done + 1}" if part else f"epoch {done} (step {start})"
+        asked, more = f"epochs={planned // spe} in all", f"epochs > {done}"
+        unit, count = "epochs", planned // spe
+    if planned < start:
+        raise NothingToTrainError(
+            f"fit(resume=True): the run in {Path(path).parent} is at {where} already, past "
+            f"the {asked} asked for; a resume counts the whole run, so pass {more} to train "
+            "on (or start a new run in an empty folder)",
+            path=Path(path), step=start, asked=count, unit=unit, done=done)
+    cut = f" (max_steps={end})" if end < planned else ""
+    warnings.warn(f"fit: nothing left to train: the run in {Path(path).parent} is at {where}, "
+                  f"the end of the {asked} asked for{cut}; returning its state and history. "
+                  f"A resume counts the whole run: pass {more} to train on.", UserWarning,
+                  stacklevel=3)
 
 
 def _check_settings(x: Any, y: Any, source: bool, epochs: int | None, steps: int | None,

@@ -258,3 +258,27 @@ def test_as_a_user_from_another_folder_with_their_own_layer_and_head(classifier,
                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert piped.returncode == 0 and len(piped.stdout.splitlines()) == 2
     assert (tmp_path / "err.txt").read_text() == ""
+
+
+def test_a_model_without_its_checksum_predicts_only_with_no_verify(classifier, digits,
+                                                                   tmp_path, capsys):
+    """The refusal pointed at `xbackprop predict --no-verify`, which did not exist; with it
+    the file loads, and the warning is one line of the command's, not Python's."""
+    path, probs = classifier
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = raw[8:8 + n].decode()
+    unsealed = re.sub(r'"crc32":"[0-9a-f]{8}",?', "", header).replace(",}", "}")
+    bad = tmp_path / "unsealed.safetensors"
+    bad.write_bytes(len(unsealed).to_bytes(8, "little") + unsealed.encode() + raw[8 + n:])
+    np.save(tmp_path / "x.npy", digits.x_test[:20])
+    assert main(["predict", str(bad), str(tmp_path / "x.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "has no integrity check" in err and "xbackprop predict --no-verify" in err
+    assert main(["predict", str(bad), str(tmp_path / "x.npy"), "--no-verify"]) == 0
+    out, err = capsys.readouterr()
+    assert err == (f"xbackprop: warning: {bad} was loaded without an integrity check "
+                   "(verify=False): it has no integrity check (no checksum in its header): "
+                   "xbackprop writes one into every file, so this one was damaged or edited\n")
+    _, table = rows(out)
+    np.testing.assert_allclose(table[:, 1:], probs, rtol=1e-4, atol=1e-6)

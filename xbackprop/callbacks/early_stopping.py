@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Any
 
 from ..backends import owner_of
@@ -76,9 +77,19 @@ class EarlyStopping(Callback):
                              f"report{hint}; choose one of {available}")
 
     def state(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
+                "monitor": self.monitor, "maximise": self.maximise}
 
     def restore(self, saved: dict[str, Any]) -> None:
+        """Go on counting from `saved` — if it counted the same metric the same way: a best
+        loss restored as a best accuracy would stop the run at the wrong epoch."""
+        was = (saved.get("monitor", self.monitor), saved.get("maximise", self.maximise))
+        if was != (self.monitor, self.maximise):
+            warnings.warn(f"EarlyStopping monitors {self.monitor!r} "
+                          f"({'max' if self.maximise else 'min'}) now, but the run's monitored "
+                          f"{was[0]!r} ({'max' if was[1] else 'min'}): its count starts afresh "
+                          "from this resume", UserWarning, stacklevel=2)
+            return
         self.best, self.best_epoch, self.wait = saved["best"], saved["best_epoch"], saved["wait"]
 
     def on_logs(self, epoch: int, logs: dict[str, float], state: Any) -> bool:

@@ -14,6 +14,7 @@ The rooms, each a layer over the one before (none imports `fit`):
                 and its tree (lists, dicts, NamedTuples, step counts) as a JSON record
     files.py    save/load/info of checkpoints and saved models: the header's fields, the
                 format version, the model rebuilt from its configuration and checked
+    lock.py     one writer per folder: the writer's lock (flock), stale temporaries
     manager.py  a folder of numbered checkpoints: keep the newest and the best
     resume.py   what `fit(resume=True)` needs besides the state: its settings, the
                 statistics of an unfinished epoch, the callbacks' states
@@ -42,12 +43,15 @@ from .files import (
     save_checkpoint,
     save_model,
 )
+from .lock import FolderInUseError, FolderLock
 from .manager import CheckpointManager
 from .records import forget_namedtuple, register_namedtuple, registered_namedtuples
+from .resume import FolderHoldsRunError, NothingToTrainError, ResumeMismatchError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_info", "save_model", "load_model",
            "Checkpoint", "CheckpointInfo", "SavedModel", "CheckpointManager",
            "CheckpointError", "NotACheckpointError", "CorruptCheckpointError",
            "CheckpointVersionError", "ArchitectureMismatchError", "register_namedtuple",
            "forget_namedtuple", "registered_namedtuples", "read_safetensors",
-           "write_safetensors", "FORMAT_VERSION"]
+           "write_safetensors", "FORMAT_VERSION", "FolderLock", "FolderInUseError",
+           "ResumeMismatchError", "FolderHoldsRunError", "NothingToTrainError"]

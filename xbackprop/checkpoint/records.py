@@ -8,7 +8,8 @@ registered here by name (`register_namedtuple`), never imported by a name read f
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -16,9 +17,10 @@ import numpy as np
 from ..backends import owner_of
 from ..optim import OptState
 from ..train import TrainState
+from .codec import MAX_DEPTH, check_depth
 
 __all__ = ["register_namedtuple", "registered_namedtuples", "forget_namedtuple",
-           "encode_tree", "decode_tree", "to_json"]
+           "encode_tree", "decode_tree", "to_json", "check_record"]
 
 _NAMEDTUPLES: dict[str, Any] = {}  # name -> NamedTuple class (typing has no type for one)
 
@@ -147,9 +149,40 @@ def decode_tree(node: Any, arrays: dict[str, Any], counter: Callable[[int], Any]
     raise ValueError(f"not a tree record: {str(node)[:100]}")
 
 
+def check_record(key: str, value: Any) -> Any:
+    """`value`, checked to be what a reader accepts as the header record `key` (a file that
+    saves but cannot be read back is refused now, not when the run needs it): history —
+    lists of numbers by name; metrics, metadata — JSON objects; input_shape — sizes >= 0
+    (returned as a tuple). TypeError or ValueError naming the argument otherwise."""
+    if value is None:
+        return value
+    if key == "input_shape":
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise TypeError(f"input_shape is one sample's shape, a tuple of sizes such as "
+                            f"(64,) or (1, 28, 28), not {value!r}")
+        shape = tuple(value)
+        if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and int(n) >= 0
+                   for n in shape):
+            raise ValueError(f"input_shape is one sample's shape, sizes >= 0 without the batch "
+                             f"axis, such as (64,) or (1, 28, 28); not {value!r}")
+        return tuple(int(n) for n in shape)
+    if key in ("history", "metrics", "metadata") and not isinstance(value, Mapping):
+        raise TypeError(f"{key} must be a dict (of names to values), not a "
+                        f"{type(value).__name__}")
+    if key == "history":
+        for name, values in value.items():
+            if not isinstance(name, str) or isinstance(values, (str, bytes)) or not all(
+                    isinstance(v, numbers.Real) and not isinstance(v, bool)
+                    for v in np.ravel(np.asarray(values, dtype=object))):
+                raise TypeError(f"history must be lists of numbers by name (as fit's "
+                                f"History); {name!r} holds {str(values)[:60]}")
+    return value
+
+
 def to_json(value: Any, what: str) -> str:
     """`value` as JSON; NumPy scalars and one-element arrays as numbers; a TypeError naming
-    `what` for anything else that is not JSON-able."""
+    `what` for anything else that is not JSON-able, a ValueError for a value nested deeper
+    than a reader accepts (codec.MAX_DEPTH)."""
     def default(x: Any) -> Any:
         if isinstance(x, np.generic):
             return x.item()
@@ -159,7 +192,11 @@ def to_json(value: Any, what: str) -> str:
         raise TypeError(f"a {type(x).__name__} is not JSON-able")
 
     try:
-        return json.dumps(value, default=default)
+        text = json.dumps(value, default=default)
     except (TypeError, ValueError) as e:
         raise TypeError(f"{what} must be JSON-able (numbers, strings, lists, dicts): {e}"
                         ) from e
+    except RecursionError:  # nested past Python's stack
+        text = "[" * (MAX_DEPTH + 1)
+    check_depth(text, what, "deeper than a checkpoint can be read back; flatten it")
+    return text

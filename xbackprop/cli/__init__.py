@@ -22,8 +22,10 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy
 
@@ -164,7 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, modules = _parser()
     args = parser.parse_args(argv)
     try:
-        code = modules[args.command].run(args)
+        with warnings.catch_warnings():  # a warning is one line too, as the errors are
+            warnings.showwarning = _show_warning
+            code = modules[args.command].run(args)
         sys.stdout.flush()  # a reader that went away shows here, not in the exit's flush
         return code
     except BrokenPipeError:
@@ -185,6 +189,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nxbackprop: interrupted{f' ({e})' if str(e) else ''}", file=sys.stderr)
         return INTERRUPTED
 
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """xbackprop's warnings (UserWarning: a skipped checkpoint, a file loaded unchecked) as
+    `xbackprop: warning: ...`, without the source line of the library that warned; others
+    as Python shows them."""
+    if issubclass(category, UserWarning):
+        print(f"xbackprop: warning: {message}", file=file or sys.stderr)
+    else:
+        _PYTHON_SHOWWARNING(message, category, filename, lineno, file, line)
+
+
+_PYTHON_SHOWWARNING = warnings.showwarning
 
 #: the exit status of a command stopped by Ctrl-C (128 + SIGINT, as shells report it)
 INTERRUPTED = 130

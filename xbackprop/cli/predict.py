@@ -44,6 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="write the predictions as CSV to PATH ('-': stdout, the default)")
     p.add_argument("--module", metavar="FILE.py",
                    help="import this file first: it defines the model's own layer classes")
+    p.add_argument("--no-verify", action="store_true",
+                   help="load a file that fails its integrity check or has none, with a "
+                   "warning (to rescue what can be rescued)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     backend = backends.get_backend(args.backend)
     info = checkpoint_info(args.model)
     with backend.dtype_scope(info.saved_dtype or "float32"):  # JAX: float64 if saved so
-        model, params, model_state = load_model(args.model, backend)
+        model, params, model_state = load_model(args.model, backend,
+                                                verify=not args.no_verify)
         x = read_inputs(args.file)
         x = fit_to_model(x, info.input_shape, args.model, args.file)
         dtypes = [backend.numpy_dtype(leaf.dtype) for leaf in tree_leaves(params)]

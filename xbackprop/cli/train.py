@@ -9,6 +9,7 @@ slice of the data, and only process 0 prints.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import time
@@ -18,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from .. import backends, optim
-from ..checkpoint import save_model
+from ..checkpoint import FolderLock, save_model
 from ..evaluate import evaluate
 from ..fit import fit
 from ..language import TEXT_JOBS, TextJob
 from ..recipes import RECIPES, Recipe, get_recipe
-from . import add_backend_option, count, output_file, seed, train_text
+from . import add_backend_option, checkpoints, count, output_file, seed, train_text
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--optimizer", choices=["sgd", "momentum", "nesterov", "adam", "adamw",
                                                "rmsprop", "adagrad"], help="update rule")
     train.add_argument("--seed", type=seed, default=0, help="seed for weights, split, shuffling")
-    train.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    train.add_argument("--dtype", choices=["float32", "float64"],
+                       help="floating dtype (default: float32; with --resume, the run's)")
     train.add_argument("--save", metavar="PATH",
                        help="save the trained model for `xbackprop predict` and "
                        "xbackprop.load_model (a text job's with its tokenizer, for `xbackprop "
@@ -55,7 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--checkpoint-every", metavar="N", type=count(1), default=1,
                        help="epochs between checkpoints (default 1)")
     train.add_argument("--resume", action="store_true",
-                       help="continue the run whose checkpoints are in --checkpoint DIR")
+                       help="continue the run whose checkpoints are in --checkpoint DIR "
+                       "(--epochs counts the whole run)")
     train_text.add_options(train)
     par = train.add_argument_group(
         "data parallel (JAX)", "split each batch (--batch-size is the global batch) over "
@@ -74,9 +77,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.checkpoint is not None and not args.checkpoint.strip():  # it was ignored
+        raise ValueError("--checkpoint needs a folder name, not an empty string")
+    if args.resume and not args.checkpoint:
+        raise ValueError("--resume continues the run in --checkpoint DIR; give the folder")
     if args.job in TEXT_JOBS:
         return train_text.run(args)
     train_text.refuse_text_options(args)
+    with contextlib.ExitStack() as held:  # the checkpoint folder's lock, once taken
+        return _run(args, held)
+
+
+def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     recipe = get_recipe(args.job)
     rank, processes = 0, 1
     place = (args.coordinator, args.num_processes, args.process_id)
@@ -86,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
     backend = backends.get_backend(args.backend)
     plot = plot_path(args.plot) if args.plot is not None else None  # before training
     save = model_path(args.save) if args.save is not None else None
+    if args.checkpoint and rank == 0:
+        # one writer per checkpoint folder (checkpoint/lock.py), held from before the checks
+        # of --resume to the last save: a second run on the folder is refused before any work
+        held.enter_context(FolderLock(args.checkpoint))
     devices = args.devices if args.devices is not None else "all" if processes > 1 else None
     if devices is not None:
         backend = backend.with_devices(devices)
@@ -106,22 +122,31 @@ def run(args: argparse.Namespace) -> int:
     batch_size = args.batch_size if args.batch_size is not None else recipe.batch_size
     n_train, n_test = (int(backend.process_values(len(a)).sum())
                        for a in (data.x_train, data.x_test))
+    resumed = checkpoints.plan(args.checkpoint, args.resume, epochs=epochs, n_train=n_train,
+                               batch_size=batch_size, dtype=args.dtype, exact=processes == 1)
+    dtype = args.dtype or (resumed.dtype if resumed and resumed.dtype else "float32")
+    dtype_note = " (the run's)" if resumed and not args.dtype else ""
     say(f"xbackprop train {recipe.name}: {recipe.description}")
     say(f"backend {backend.name} ({backend.device}"
-        f"{f', {processes} processes' if processes > 1 else ''}), {args.dtype}, {name} "
-        f"lr={lr}{lr_note}, {epochs} epochs, batch {batch_size}, seed {args.seed}; "
+        f"{f', {processes} processes' if processes > 1 else ''}), {dtype}{dtype_note}, "
+        f"{name} lr={lr}{lr_note}, {epochs} epochs, batch {batch_size}, seed {args.seed}; "
         f"{n_train} train / {n_test} test samples")
     say(model.summary(data.x_train.shape[1:]))
-    if args.resume and not args.checkpoint:
-        raise ValueError("--resume continues the run in --checkpoint DIR; give the folder")
-    with backend.dtype_scope(args.dtype), backend.scope():  # JAX: 64-bit mode for this run
+    if resumed is not None:
+        say(f"resuming from {resumed.path}: {resumed.where()}, to epoch {epochs}")
+    elif args.resume:
+        say(f"--resume: {args.checkpoint} holds no checkpoint yet; starting a new run there")
+    with backend.dtype_scope(dtype), backend.scope():  # JAX: 64-bit mode for this run
         t0 = time.perf_counter()
-        result = fit(model, data.x_train, data.y_train, loss=loss, optimizer=optimizer,
-                     epochs=epochs, batch_size=batch_size, seed=args.seed,
-                     validation_data=(data.x_test, data.y_test), backend=backend,
-                     dtype=args.dtype, progress=not args.quiet, jit=not args.no_jit,
-                     checkpoint_dir=args.checkpoint, checkpoint_every=args.checkpoint_every,
-                     resume=args.resume)
+        try:
+            result = fit(model, data.x_train, data.y_train, loss=loss, optimizer=optimizer,
+                         epochs=epochs, batch_size=batch_size, seed=args.seed,
+                         validation_data=(data.x_test, data.y_test), backend=backend,
+                         dtype=dtype, progress=not args.quiet, jit=not args.no_jit,
+                         checkpoint_dir=args.checkpoint,
+                         checkpoint_every=args.checkpoint_every, resume=args.resume)
+        except ValueError as e:  # a resume's refusal, in the command's words
+            raise checkpoints.reworded(e, optimizer=name) from e
         seconds = time.perf_counter() - t0
         state = result.state
         train = evaluate(model, state.params, data.x_train, data.y_train, loss,
@@ -140,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         save_model(save, model, state.params, state.model_state, loss=loss,
                    input_shape=tuple(data.x_train.shape[1:]),
                    metadata={"job": recipe.name, "epochs": epochs, "seed": args.seed,
-                             "dtype": args.dtype, "test": test})
+                             "dtype": dtype, "test": test})
         say(f"saved the model to {save} (xbackprop predict {save} FILE)")
     if plot and rank == 0:
         say(f"saved {result.history.plot(plot, title=f'xbackprop {recipe.name}')}")
