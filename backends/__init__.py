@@ -30,9 +30,9 @@ from ._base import (
 )
 from ._select import (
     BACKEND_NAMES,
-    backend_class,
     ENV_VAR,
     available_backends,
+    backend_class,
     backend_of,
     get_backend,
     is_trusted,

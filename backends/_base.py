@@ -36,6 +36,7 @@ import contextvars
 import functools
 import math
 from collections.abc import Callable, Sequence
+from types import TracebackType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,9 +45,10 @@ from xbackprop.tree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 from . import _bits
 from ._patches import Array, PatchPrimitives
-from ._steps import StepPrimitives
-from ._patches import Pair as Pair  # (re-exported: the backends name kernel sizes so)
 
+# `Pair as Pair`: the explicit re-export (PEP 484) of the kernel sizes the backends name
+from ._patches import Pair as Pair  # noqa: PLC0414
+from ._steps import StepPrimitives
 
 FLOAT_DTYPES = ("float32", "float64")
 #: placements every backend understands (see `Backend.put`)
@@ -123,8 +125,9 @@ class Backend(PatchPrimitives, StepPrimitives):
     #: themselves (cheaper than moving them first). True for JAX.
     compiles: ClassVar[bool] = False
     #: arrays live in host memory and compute eagerly, so reading a value (a loss, a flag)
-    #: costs nothing: no transfer and no wait for a device. True for NumPy.
-    host_arrays: ClassVar[bool] = False
+    #: costs nothing: no transfer and no wait for a device. True for NumPy; for torch, per
+    #: instance (CPU tensors only), so not a ClassVar.
+    host_arrays: bool = False
     #: `strided_view` gives views with any strides over an array's memory, so `im2col`
     #: copies patches once from a view instead of slicing and stacking. NumPy, PyTorch.
     strided_views: ClassVar[bool] = False
@@ -449,9 +452,10 @@ class _Scope:
         self.token = current.set(self.backend)
         return self.backend
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         current.reset(self.token)
-        self.device.__exit__(*exc)
+        self.device.__exit__(exc_type, exc, tb)
 
 
 def scan_length(leaves: Sequence[Array]) -> int:
@@ -460,7 +464,7 @@ def scan_length(leaves: Sequence[Array]) -> int:
     if not leaves:
         raise ValueError("scan: xs has no arrays to loop over")
     length = leaves[0].shape[0] if len(leaves[0].shape) else None
-    if any(len(a.shape) == 0 or a.shape[0] != length for a in leaves):
+    if length is None or any(len(a.shape) == 0 or a.shape[0] != length for a in leaves):
         raise ValueError(f"scan: every array in xs needs the same leading (time) axis; got "
                          f"shapes {', '.join(str(tuple(a.shape)) for a in leaves)}")
     if length == 0:

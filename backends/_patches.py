@@ -23,9 +23,10 @@ __all__ = ["PatchPrimitives", "library_pad", "Array", "Pair"]
 
 
 class PatchPrimitives:
-    """The patch primitives of `Backend` (backends/_base.py), which supplies `xp`,
+    """The patch primitives of `Backend` (backends/_base.py), which supplies `name`, `xp`,
     `strided_views` and `slice_add`."""
 
+    name: ClassVar[str]
     xp: Any
     strided_views: ClassVar[bool] = False
 

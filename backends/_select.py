@@ -25,10 +25,17 @@ import inspect
 import os
 import sys
 import threading
+from types import TracebackType
 from typing import Any
 
-from ._base import Backend, BackendUnavailableError, MixedBackendError, UnknownBackendError, \
-    checked, current
+from ._base import (
+    Backend,
+    BackendUnavailableError,
+    MixedBackendError,
+    UnknownBackendError,
+    checked,
+    current,
+)
 from ._registry import BACKENDS
 
 ENV_VAR = "XBACKPROP_BACKEND"
@@ -288,7 +295,8 @@ class trusted:
         self.token = checked.set(self.backend)
         return self.backend
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         checked.reset(self.token)
 
 

@@ -49,8 +49,18 @@ import numpy as np
 from xbackprop.tree import tree_leaves, tree_map
 
 from ._base import HOST_TYPES as _HOST
-from ._base import SHARDINGS, Array, Backend, BackendUnavailableError, DtypeError, \
-    ShardingError, check_float_dtype, is_array_leaf, scan_length, to_host
+from ._base import (
+    SHARDINGS,
+    Array,
+    Backend,
+    BackendUnavailableError,
+    DtypeError,
+    ShardingError,
+    check_float_dtype,
+    is_array_leaf,
+    scan_length,
+    to_host,
+)
 from ._patches import library_pad
 
 
@@ -96,24 +106,25 @@ class JaxBackend(Backend):
                     f"backend 'jax': the mesh has axes {mesh.axis_names}, not the data axis "
                     f"{data_axis!r}; pass data_axis=... or name a mesh axis {data_axis!r}.")
             self.mesh = mesh = _auto_axes(jax, mesh)
-            devices = list(mesh.devices.flat)
+            found = list(mesh.devices.flat)
             self._placement = self._named()
             shape = ", ".join(f"{k}={v}" for k, v in mesh.shape.items())
-            self.device = f"mesh({shape}) of {devices[0].platform}"
+            self.device = f"mesh({shape}) of {found[0].platform}"
             self.batch_shards = int(mesh.shape[data_axis])
-            self.process_count = len({d.process_index for d in devices})
+            self.process_count = len({d.process_index for d in found})
             self.process_index = jax.process_index()
         else:
-            devices = [_find_device(jax, device)]
+            found = [_find_device(jax, device)]
             if device is not None:
-                self._placement = jax.sharding.SingleDeviceSharding(devices[0])
-            self.device = f"{devices[0].platform}:{devices[0].id}"
-        self._devices = devices
+                self._placement = jax.sharding.SingleDeviceSharding(found[0])
+            self.device = f"{found[0].platform}:{found[0].id}"
+        #: the devices it computes on: the mesh's, or the one device
+        self._devices: list[Any] = found
         self._by_name: dict[str, Any] = {}  # "batch", "replicated": made once, here
         for name in SHARDINGS:
             self._by_name[name] = self._sharding(name)
         # XLA:CPU cannot reuse donated buffers, and always multiplies in full float32
-        self._cpu = devices[0].platform == "cpu"
+        self._cpu = found[0].platform == "cpu"
 
     @classmethod
     def initialize_distributed(cls, coordinator_address: str | None = None,
@@ -131,7 +142,8 @@ class JaxBackend(Backend):
                 "a multi-process run needs all of the coordinator address (HOST:PORT of "
                 "process 0), the number of processes and this process's id, or none of them "
                 "(to detect them from SLURM, Open MPI or Kubernetes)")
-        if num_processes is not None and not 0 <= process_id < num_processes:
+        if num_processes is not None and process_id is not None \
+                and not 0 <= process_id < num_processes:
             raise ShardingError(f"process id {process_id} is not in [0, {num_processes}): "
                                 "processes are numbered from 0")
         if not jax.distributed.is_initialized():

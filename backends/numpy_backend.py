@@ -11,13 +11,16 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import _threads
-from ._malloc import keep_freed_buffers
 from ._base import Array, Backend, BackendUnavailableError, Pair
+from ._malloc import keep_freed_buffers
 from ._patches import library_pad
 
 
 def _sum(x: Any, /, *, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Any:
-    return np.add.reduce(x, axis=axis, dtype=dtype, keepdims=keepdims)
+    # numpy's stubs overload reduce on keepdims' Literal value: a bool variable matches none
+    # (unused-ignore: stubs of other numpy versions may accept it)
+    return np.add.reduce(x, axis=axis, dtype=dtype,  # type: ignore[call-overload, unused-ignore]
+                         keepdims=keepdims)
 
 
 def _mean(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Any:
@@ -25,7 +28,10 @@ def _mean(x: Any, /, *, axis: Any = None, keepdims: bool = False) -> Any:
         return np.mean(x, axis=axis, keepdims=keepdims)
     axes = range(x.ndim) if axis is None else (axis,) if isinstance(axis, int) else axis
     count = math.prod(x.shape[a] for a in axes)
-    return np.divide(np.add.reduce(x, axis=axis, keepdims=keepdims), count, dtype=x.dtype)
+    # the keepdims overloads, as in _sum
+    total = np.add.reduce(x, axis=axis,  # type: ignore[call-overload, unused-ignore]
+                          keepdims=keepdims)
+    return np.divide(total, count, dtype=x.dtype)
 
 
 def _namespace() -> types.ModuleType:
@@ -34,7 +40,7 @@ def _namespace() -> types.ModuleType:
     the arithmetic of a small network's bias gradient). Same results, same dtypes."""
     xp = types.ModuleType("numpy", np.__doc__)
     xp.__dict__.update({k: v for k, v in vars(np).items() if not k.startswith("__")})
-    xp.sum, xp.mean = _sum, _mean
+    xp.__dict__.update(sum=_sum, mean=_mean)
     return xp
 
 

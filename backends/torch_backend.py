@@ -26,8 +26,16 @@ from typing import Any
 import numpy as np
 
 from . import _bits
-from ._base import HOST_TYPES, Array, Backend, BackendUnavailableError, DtypeError, Pair, \
-    check_float_dtype, to_host
+from ._base import (
+    HOST_TYPES,
+    Array,
+    Backend,
+    BackendUnavailableError,
+    DtypeError,
+    Pair,
+    check_float_dtype,
+    to_host,
+)
 from ._malloc import keep_freed_buffers
 
 INSTALL = ("Install the CPU build with: pip install torch --index-url "
@@ -44,8 +52,8 @@ class TorchBackend(Backend):
         """device: None (CUDA's current GPU, else the CPU), "cpu", "cuda", "cuda:1", "1"
         (CUDA GPU 1) or "mps"."""
         try:
-            import torch  # deferred: torch is heavy and optional; imported when chosen
             import array_api_compat.torch as xp  # (torch's namespace: array_api_compat)
+            import torch  # deferred: torch is heavy and optional; imported when chosen
         except ImportError as e:
             raise BackendUnavailableError(
                 f"backend 'torch' needs PyTorch and array-api-compat ({e}). {INSTALL}.") from e

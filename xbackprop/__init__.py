@@ -16,7 +16,7 @@ import os as _os
 import sys as _sys
 
 # First: as the `xbackprop` command, a Ctrl-C while the rest imports exits quietly (130).
-from .interrupt import quiet_interrupts_if_command as _quiet_interrupts  # noqa: E402
+from .interrupt import quiet_interrupts_if_command as _quiet_interrupts
 
 _quiet_interrupts()
 
@@ -53,7 +53,7 @@ def _find_backends() -> None:
 
 _find_backends()
 
-from . import config, data, initializers, metrics, optim, plot, random, schedules, tree  # noqa: E402
+from . import config, data, initializers, metrics, optim, plot, random, schedules, tree
 from .backends import (
     Backend,
     BackendError,
@@ -73,7 +73,20 @@ from .backends import (
     use_backend,
 )
 from .callbacks import Callback, EarlyStopping, History
+from .checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointManager,
+    SavedModel,
+    checkpoint_info,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+    save_model,
+)
+from .evaluate import evaluate, predict
 from .explain import LayerStep, StepRecord, explain
+from .fit import FitResult, fit
 from .generate import generate
 from .gradcheck import (
     GradientCheckError,
@@ -89,6 +102,9 @@ from .gradcheck import (
 from .layers import (
     EVAL,
     GELU,
+    GRU,
+    LSTM,
+    RNN,
     AvgPool2D,
     BatchNorm,
     CausalSelfAttention,
@@ -99,18 +115,15 @@ from .layers import (
     Embedding,
     Flatten,
     GlobalAvgPool2D,
-    GRU,
     Identity,
     Layer,
     LayerNorm,
     LeakyReLU,
-    LSTM,
     MaxPool2D,
     Parallel,
     PositionEmbedding,
     ReLU,
     Residual,
-    RNN,
     Sigmoid,
     Softmax,
     Tanh,
@@ -123,23 +136,11 @@ from .losses import (
     SoftmaxCrossEntropy,
 )
 from .model import Sequential, count_params, init_params, init_state
-from .evaluate import evaluate, predict
-from .fit import FitResult, fit
 from .sources import SourceError
 from .train import TrainingDivergedError, TrainState, loss_and_grads, make_train_step
-from .checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    CheckpointManager,
-    SavedModel,
-    checkpoint_info,
-    load_checkpoint,
-    load_model,
-    save_checkpoint,
-    save_model,
-)
 
-from . import language  # noqa: E402  (after the checkpoints it saves with)
+# isort: split
+from . import language  # (after the checkpoints it saves with)
 from .version import __version__ as __version__  # (re-exported: xbackprop.__version__)
 
 __all__ = [

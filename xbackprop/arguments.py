@@ -20,7 +20,8 @@ def integer(owner: str, name: str, value: Any, minimum: int | None = None) -> in
     """`value` as a Python int: any integral number but a bool, at least `minimum`; else a
     ValueError naming `owner` (the class) and `name` (the argument)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{owner}: {name} must be an int, not {value!r}")
+        # ValueError, not TypeError: callers and the tests expect one type for every bad setting
+        raise ValueError(f"{owner}: {name} must be an int, not {value!r}")  # noqa: TRY004
     if minimum is not None and value < minimum:
         raise ValueError(f"{owner}: {name} must be at least {minimum}, not {value!r}")
     return int(value)

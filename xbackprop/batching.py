@@ -190,8 +190,9 @@ class BatchLayout:
             last = 0 if n is None else n % batch_size
             if batch_size % shards or last % shards:
                 bad, what = ((batch_size, f"batch_size {batch_size}") if batch_size % shards
-                             else (last, f"the last batch of each epoch ({n} samples = "
-                                         f"{n // batch_size} x {batch_size} + {last})"))
+                             else (last, (f"the last batch of each epoch ({n} samples = "
+                                          f"{(n or 0) // batch_size} x {batch_size} + "
+                                          f"{last})")))
                 raise ValueError(
                     f"pad_batches=False: {what} does not divide by the {shards} devices "
                     f"that each batch is split over ({bad} = {bad // shards} x {shards} + "

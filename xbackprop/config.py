@@ -91,7 +91,7 @@ def _find_class(name: str, module: str) -> type:
     """The Layer or Loss class `name` from `module` among the classes defined so far; another
     module's class of that name if it is the only one (a class moved, or a script's layer
     run as __main__); never an import."""
-    registries = [layer_classes(""), loss_classes("")]
+    registries: list[dict[str, type]] = [layer_classes(""), loss_classes("")]
     exact = [r[name] for r in (layer_classes(module), loss_classes(module))
              if name in r and r[name].__module__ == module]
     if exact:

@@ -107,9 +107,8 @@ class StepRecord:
     @property
     def new_params(self) -> list[dict[str, np.ndarray]] | None:
         """Every layer's parameters after the update (None without an optimizer)."""
-        if self.layers[0].new_params is None:
-            return None
-        return [step.new_params for step in self.layers]
+        new = [step.new_params for step in self.layers if step.new_params is not None]
+        return new if len(new) == len(self.layers) else None  # (all, or none: no optimizer)
 
     def label(self, key: str, index: tuple[int, ...]) -> str:
         """The name of entry `index` of "input", layer output "i" or parameter "i.W"."""
@@ -206,7 +205,7 @@ class StepRecord:
             for pname in sorted(step.params):
                 value, grad = step.params[pname], step.grads[pname]
                 columns = [value, grad]
-                if with_update:
+                if step.new_params is not None:  # (for every layer when with_update)
                     columns += [step.new_params[pname] - value, step.new_params[pname]]
                 key = f"{step.index}.{pname}"
                 for count, index in enumerate(_entries(value.shape)):
@@ -291,7 +290,9 @@ def _step_fn(model: Layer, loss: Loss, optimizer: Optimizer | None, train: bool,
         dloss = loss.backward(loss_cache)
 
         n = len(layers)
-        upstream, downstream, grads = [None] * n, [None] * n, [{}] * n
+        upstream: list[Any] = [None] * n
+        downstream: list[Any] = [None] * n
+        grads: list[Any] = [{}] * n
         dy = dloss
         for i in range(n - 1, -1, -1):
             upstream[i] = dy
@@ -353,9 +354,10 @@ def _unit_rows(names: Names, title: str, key: str, values: np.ndarray,
         if count == max_rows:
             rows.append(["", f"… {int(np.prod(unit_shape)) - max_rows} more"])
             break
-        cells = [_number(v, precision) for v in values[(slice(None), *index)]]
+        column = (slice(None), *index)  # (a name: mypy misreads the star inside [...] on 3.10)
+        cells = [_number(v, precision) for v in values[column]]
         if grads is not None:
-            cells += [_number(g, precision) for g in grads[(slice(None), *index)]]
+            cells += [_number(g, precision) for g in grads[column]]
         rows.append([title if count == 0 else "", _label(names, key, index), *cells])
     return rows
 

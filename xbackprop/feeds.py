@@ -54,8 +54,8 @@ class ArrayFeed:
         # would be one more call (on JAX about 16 µs against 2)
         self.host_indices = backend.compiles and jit and not self.sharded
         #: the placements of the step's (state, data, indices, real rows) and its outputs
-        self.shardings = dict(in_shardings=("replicated", "replicated", "batch", "replicated"),
-                              out_shardings="replicated") if self.sharded else {}
+        self.shardings = {"in_shardings": ("replicated", "replicated", "batch", "replicated"),
+                          "out_shardings": "replicated"} if self.sharded else {}
 
     def wrap(self, core: Step) -> Step:
         mask_dtype = self.mask_dtype
@@ -104,8 +104,8 @@ class ProcessFeed:
                  rows: int, mask_dtype: Any = None) -> None:
         self.backend, self.order, self.rows, self.host = backend, order, rows, (x, y)
         self.mask_dtype = mask_dtype
-        self.shardings = dict(in_shardings=("replicated", "batch"),
-                              out_shardings="replicated")
+        self.shardings = {"in_shardings": ("replicated", "batch"),
+                          "out_shardings": "replicated"}
 
     def wrap(self, core: Step) -> Step:
         return core
@@ -130,8 +130,8 @@ class SourceFeed:
         self.mask_dtype = mask_dtype
         self.sharded = backend.batch_shards > 1
         self.pass_host = backend.compiles and jit and not self.sharded  # jit moves them
-        self.shardings = dict(in_shardings=("replicated", "batch", "replicated"),
-                              out_shardings="replicated") if self.sharded else {}
+        self.shardings = {"in_shardings": ("replicated", "batch", "replicated"),
+                          "out_shardings": "replicated"} if self.sharded else {}
         #: an iterable's batches are kept for a replay; a function gives them again
         self.keeps_batches = not source.callable
 

@@ -44,6 +44,7 @@ from .checkpoint.lock import FolderLock
 from .checkpoint.resume import (
     FolderHoldsRunError,
     NothingToTrainError,
+    Rows,
     RunCheckpoints,
     check_user_metadata,
 )
@@ -309,7 +310,7 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
     if metrics is not None:  # they fix the rows' keys (and the sums a checkpoint keeps)
         settings["metrics"] = sorted(metrics)
 
-    history, rows = History(), []
+    history, rows = History(), Rows()  # rows: the unfinished epoch's, when resumed
     resumed_from = None
     if checkpoints is not None:
         checkpoints.settings = settings
@@ -334,6 +335,7 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
     if source:
         batches.start(start)
         y_host = batches.batch(start)[1]  # the first batch sets the shapes (or a SourceError)
+        assert batches.sample_shape is not None and batches.batch_size is not None  # (set now)
         input_shape, batch_size = batches.sample_shape, batches.batch_size
         layout = BatchLayout(target, None, batch_size, pad_batches)
         if checkpoints is not None:
@@ -368,9 +370,10 @@ def _fit(model: Layer, x: Any, y: Any, loss: Loss, optimizer: Optimizer, target:
     elif target.process_count == 1:
         feed = ArrayFeed(target, x_host, y_host, order, layout.rows, jit, mask_dtype=mask_dtype)
     else:
+        assert layout.rows is not None  # (set for several processes: each one's part)
         feed = ProcessFeed(target, x_host, y_host, order, layout.rows, mask_dtype=mask_dtype)
     loop = Loop(model, loss, optimizer, target, feed, jit=jit, skip=on_nonfinite == "skip",
-                val=val, val_batch_size=batch_size if source else VAL_BATCH_SIZE,
+                val=val, val_batch_size=layout.batch_size if source else VAL_BATCH_SIZE,
                 period=period, spe=spe, counting_steps=counting_steps, metrics=metrics)
     if counting_steps:
         planned = int(steps or 0) if resume else start + int(steps or 0)

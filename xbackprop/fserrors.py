@@ -79,7 +79,8 @@ def mark(error: OSError, verb: str, path: str | os.PathLike) -> OSError:
         return error
     named = error.filename
     if named is None or _same(named, path) or _is_temporary_of(named, path):
-        error.xbackprop_operation = (verb, os.fspath(path))
+        # a mark of xbackprop's own on the library's exception (read back by getattr)
+        error.xbackprop_operation = (verb, os.fspath(path))  # type: ignore[attr-defined]
     return error
 
 
@@ -106,7 +107,7 @@ def describe(error: OSError) -> str:
     own = error.errno is None or reason != os.strerror(error.errno).rstrip(".")
     if not own:  # the C library's "No such file or directory", mid-sentence
         reason = reason[:1].lower() + reason[1:]
-    hint = None if own else _HINTS.get(error.errno)
+    hint = None if own or error.errno is None else _HINTS.get(error.errno)
     if hint and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS) and \
             verb.split()[0] in _WRITES:
         hint += "; an earlier file of that name is unchanged"

@@ -97,7 +97,7 @@ def sample_logits(logits: np.ndarray, temperature: float = 1.0, top_k: int | Non
         z = np.where(z < kth, -np.inf, z)
     p = np.exp(z - z.max(axis=-1, keepdims=True))
     cdf = np.cumsum(p, axis=-1)
-    u = rng.random(z.shape[0])[:, None] * cdf[:, -1:]                # inverse CDF
+    u = rng.random(len(z))[:, None] * cdf[:, -1:]                    # inverse CDF
     return np.minimum((cdf <= u).sum(axis=-1), z.shape[-1] - 1).astype(np.int64)
 
 

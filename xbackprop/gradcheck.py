@@ -39,8 +39,15 @@ from typing import Any
 
 import numpy as np
 
-from .backends import (Backend, BackendUnavailableError, available_backends, get_backend,
-                       owner_of, to_numpy, tree_to_backend)
+from .backends import (
+    Backend,
+    BackendUnavailableError,
+    available_backends,
+    get_backend,
+    owner_of,
+    to_numpy,
+    tree_to_backend,
+)
 from .layers.base import Context, Layer, describe, layer_classes, run_backward, run_forward
 from .losses import Loss, get_loss, loss_classes
 from .model import sample_shape
@@ -499,8 +506,8 @@ def check_loss(loss: Loss | str, pred_shape: Sequence[int], target: np.ndarray |
     `target`, the loss's first example target maker draws one."""
     loss = get_loss(loss)
     rng = np.random.default_rng(seed)
-    low, high = loss.pred_range or (None, None)
-    pred = (rng.uniform(low, high, size=tuple(pred_shape)) if low is not None
+    bounds = loss.pred_range
+    pred = (rng.uniform(*bounds, size=tuple(pred_shape)) if bounds is not None
             else 2.0 * rng.normal(size=tuple(pred_shape)))
     if target is None:
         maker = next(iter(type(loss).examples(np.random.default_rng(seed))), None)
@@ -540,7 +547,8 @@ def check_function(forward: Callable[..., tuple[Any, Any]],
         return dict(backward(forward(**d)[1], v))
 
     host = {k: np.asarray(x, dtype=np.float64) for k, x in inputs.items()}
-    problem = _Problem(name or getattr(forward, "__name__", "function"), host, apply, vjp)
+    label = name if name else str(getattr(forward, "__name__", "function"))
+    problem = _Problem(label, host, apply, vjp)
     return _run(problem, backend=backend, dtype=dtype, oracle=oracle, seed=seed, rtol=rtol,
                 atol=atol, jit=jit)
 
@@ -600,7 +608,8 @@ class Case:
     def run(self, *, backend: str | Backend | None, dtype: str = "float64",
             oracle: str = "auto", seed: int = 0, jit: bool | None = None) -> GradReport:
         if self.kind == "loss":
-            target = self.target_maker(np.random.default_rng(seed), self.shape)
+            make = self.target_maker  # (None: check_loss draws a target itself)
+            target = None if make is None else make(np.random.default_rng(seed), self.shape)
             return check_loss(self.subject, self.shape, target, backend=backend, dtype=dtype,
                               oracle=oracle, seed=seed, jit=jit)
         return check_layer(self.subject, self.shape, backend=backend, dtype=dtype,
@@ -611,7 +620,7 @@ def layer_cases(classes: dict[str, type[Layer]], seed: int = 0, batch: int = 2
                 ) -> list[Case]:
     """Each class's `examples()`, with `batch` samples, in eval mode and (for layers that
     behave differently when training) in train mode."""
-    cases = []
+    cases: list[Case] = []
     rng = np.random.default_rng(seed)
     for name, cls in sorted(classes.items()):
         for layer, shape in cls.examples(rng):

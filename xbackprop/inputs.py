@@ -143,7 +143,7 @@ def check_validation_arrays(model: Layer, loss: Loss, input_shape: Shape, data: 
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise ValueError(f"validation_data is a pair (x_val, y_val), not a {type(data).__name__}"
                          f"{f' of {len(data)}' if isinstance(data, (tuple, list)) else ''}")
-    x_val, y_val = prepare_data(*data, dtype, "validation data", integers=integers)
+    x_val, y_val = prepare_data(data[0], data[1], dtype, "validation data", integers=integers)
     if tuple(x_val.shape[1:]) != tuple(input_shape):
         raise ValueError(f"validation data: samples of shape {tuple(x_val.shape[1:])}, but the "
                          f"training samples have shape {tuple(input_shape)}")

@@ -72,6 +72,7 @@ class Loop:
         stats = stats_for(loss.task, metrics)
         self.metrics = None if metrics is None else frozenset(metrics)
         self.skipped = 0
+        guard: str | None
         if backend.host_arrays:  # reading a value costs nothing: check before updating
             guard = "check-skip" if skip else "check"
         elif backend.compiles:  # check in the compiled step; read the flags in bulk
@@ -165,7 +166,8 @@ class Loop:
             s += 1
             progress.step(pending, self.loss_of)
             stopping = interrupt.requested
-            if per_step and any([cb.on_step(s, state) for cb in per_step]):  # all run
+            # a list, not a generator: every callback runs, not only up to the first True
+            if per_step and any([cb.on_step(s, state) for cb in per_step]):  # noqa: C419
                 end = planned = s  # stop here; the steps since the last row make a row
             at_row = s % period == 0 or s == planned
             if not (at_row or s == end or stopping or len(pending) >= MAX_PENDING
@@ -260,7 +262,8 @@ class Loop:
             if progress is not None:
                 progress.row(int(row), logs)
             if last and state is not None:
-                stop = any([cb.on_logs(int(row), logs, state) for cb in callbacks])  # all run
+                # a list, not a generator: every callback runs, not only up to the first True
+                stop = any([cb.on_logs(int(row), logs, state) for cb in callbacks])  # noqa: C419
         return stop
 
     def wanted(self, key: str) -> bool:

@@ -22,6 +22,7 @@ import contextvars
 import dataclasses
 import math
 from collections.abc import Callable, Iterator
+from types import TracebackType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -149,7 +150,8 @@ class targets_checked:
     def __enter__(self) -> None:
         self.token = _CHECKED.set(True)
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         _CHECKED.reset(self.token)
 
 

@@ -28,8 +28,8 @@ import numpy as np
 from .backends import backend_of, to_numpy
 from .losses import Loss
 
-__all__ = ["correct_count", "positions", "batch_stats", "reduce_stats", "scores", "regression_scores",
-           "classification_scores", "TASKS", "METRICS", "stats_for",
+__all__ = ["correct_count", "positions", "batch_stats", "reduce_stats", "scores",
+           "regression_scores", "classification_scores", "TASKS", "METRICS", "stats_for",
            "metric_names", "log_names", "lacks_metrics"]
 
 TASKS = ("classification", "regression")
@@ -184,7 +184,8 @@ def scores(totals: dict[str, np.ndarray], task: str) -> dict[str, Any]:
     else:
         if any(v.ndim == 1 for k, v in t.items() if k != "count"):  # unstacked, one run:
             t = {k: v[None] if k != "count" else v for k, v in t.items()}  # outputs last
-        per_output = {}  # the metrics whose sums are there (`batch_stats`' stats)
+        # the metrics whose sums are there (`batch_stats`' stats)
+        per_output: dict[str, np.ndarray] = {}
         if "sq" in t:
             mse = t["sq"] / n[:, None]
             per_output.update(mse=mse, rmse=np.sqrt(mse))

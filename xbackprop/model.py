@@ -16,8 +16,17 @@ from typing import Any
 import numpy as np
 
 from .backends import Array, Backend, get_backend, tree_to_backend
-from .layers.base import EVAL, Context, Layer, Params, Shape, describe, min_positions, \
-    run_backward, run_forward
+from .layers.base import (
+    EVAL,
+    Context,
+    Layer,
+    Params,
+    Shape,
+    describe,
+    min_positions,
+    run_backward,
+    run_forward,
+)
 from .random import host_generator
 from .tree import tree_leaves, tree_map, tree_paths
 
@@ -122,7 +131,7 @@ class Sequential(Layer):
     def __eq__(self, other: object) -> bool:
         """Equal layers in the same order (so a model rebuilt from its configuration, or a
         Residual holding one, compares equal)."""
-        return type(other) is type(self) and other.layers == self.layers  # type: ignore
+        return type(other) is type(self) and other.layers == self.layers
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.layers))

@@ -24,6 +24,8 @@ __all__ = ["plot_history", "plot_curves", "plot_histories", "plot_fit", "plot_de
            "plot_misclassified", "plot_predicted_vs_true", "plot_attention", "plot_embeddings",
            "plot_through_time", "plot_text_activations"]
 
+Numbers = Sequence[float] | np.ndarray  # a curve's values: a list (a History's) or an array
+
 DPI = 120
 
 
@@ -61,7 +63,7 @@ def _save(fig: Any, path: str | Path, **options: Any) -> Path:
     return path
 
 
-def plot_history(history: Mapping[str, Sequence[float]], path: str | Path,
+def plot_history(history: Mapping[str, Numbers], path: str | Path,
                  title: str = "training history", xlabel: str | None = None) -> Path:
     """Loss curves (and accuracy curves, if any) per epoch — or, for a history counted in
     steps (it has "step"), against the step — saved as a PNG at `path`."""
@@ -128,7 +130,7 @@ def plot_misclassified(images: Any, true: Any, pred: Any, path: str | Path, *,
     plt = _pyplot()
     images, true, pred = np.asarray(images), np.asarray(true), np.asarray(pred)
     if images.ndim == 2:
-        side = int(round(images.shape[1] ** 0.5))
+        side = round(images.shape[1] ** 0.5)
         images = images.reshape(len(images), side, side)
     wrong = np.flatnonzero(true != pred)[:limit]
     columns = max(1, min(columns, len(wrong)))
@@ -201,7 +203,7 @@ def _whole_numbers(ax: Any) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _loss_panel(ax: Any, history: Sequence[float]) -> None:
+def _loss_panel(ax: Any, history: Numbers) -> None:
     """A training-loss curve per epoch on a log scale, beside a picture of the model."""
     ax.plot(range(1, len(history) + 1), _host(history), label="training loss")
     ax.set_xlabel("epoch")
@@ -212,9 +214,9 @@ def _loss_panel(ax: Any, history: Sequence[float]) -> None:
     ax.legend()
 
 
-def plot_curves(curves: Mapping[str, Sequence[float]], path: str | Path, *,
+def plot_curves(curves: Mapping[str, Numbers], path: str | Path, *,
                 title: str = "training", xlabel: str = "step", ylabel: str = "loss",
-                log: bool = False, logx: bool = False, x: Sequence[float] | None = None
+                log: bool = False, logx: bool = False, x: Numbers | None = None
                 ) -> Path:
     """Line series by name (learning curves, weights over training), on one set of axes;
     `x` gives the positions (default 1, 2, ...); `log`, `logx`: logarithmic y, x axes."""
@@ -235,7 +237,7 @@ def plot_curves(curves: Mapping[str, Sequence[float]], path: str | Path, *,
     return _finish(fig, path, title)
 
 
-def plot_through_time(norms: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path, *,
+def plot_through_time(norms: Mapping[str, Mapping[str, Numbers]], path: str | Path, *,
                       title: str = "the gradient through time",
                       ylabel: str = "‖∂L/∂h_t‖, loss at the last step",
                       floor: float | None = None) -> Path:
@@ -250,9 +252,9 @@ def plot_through_time(norms: Mapping[str, Mapping[str, Sequence[float]]], path: 
     top = 0.0
     for i, (model, stages) in enumerate(norms.items()):
         for j, (stage, values) in enumerate(stages.items()):
-            values = np.asarray(_host(values), dtype=np.float64)[::-1]   # k = 0: the last step
-            top = max(top, float(np.max(values)))
-            ax.plot(np.arange(len(values)), np.where(values > 0, values, np.nan),
+            curve = np.asarray(_host(values), dtype=np.float64)[::-1]   # k = 0: the last step
+            top = max(top, float(np.max(curve)))
+            ax.plot(np.arange(len(curve)), np.where(curve > 0, curve, np.nan),
                     styles[j % 4], color=_class_colour(i), label=f"{model}, {stage}")
     ax.set_yscale("log")
     if floor is not None:
@@ -290,7 +292,7 @@ def plot_text_activations(text: str, activations: Any, path: str | Path, *,
     return _finish(fig, path, title)
 
 
-def plot_histories(histories: Mapping[str, Mapping[str, Sequence[float]]], path: str | Path, *,
+def plot_histories(histories: Mapping[str, Mapping[str, Numbers]], path: str | Path, *,
                    title: str = "training histories",
                    metrics: Sequence[str] = ("loss", "val_accuracy")) -> Path:
     """Several training runs overlaid, one panel per metric (e.g. the loss and the validation
@@ -315,7 +317,7 @@ def plot_histories(histories: Mapping[str, Mapping[str, Sequence[float]]], path:
 
 def plot_fit(x: Any, y: Any, prediction: Any, path: str | Path, *, title: str = "fit",
              curve_x: Any = None, truth: Any = None, train_range: Sequence[float] | None = None,
-             history: Sequence[float] | None = None, xlabel: str = "x", ylabel: str = "y"
+             history: Numbers | None = None, xlabel: str = "x", ylabel: str = "y"
              ) -> Path:
     """A 1-D regression: the data (x, y) as points, the model's `prediction` as a line at
     `curve_x` (default: at x), the true function `truth` (at the same places) dashed, the
@@ -350,7 +352,7 @@ def plot_fit(x: Any, y: Any, prediction: Any, path: str | Path, *, title: str = 
 
 def plot_decision_regions(predict: Any, x: Any, y: Any, path: str | Path, *,
                           title: str = "decision regions", bounds: Sequence[float] | None = None,
-                          resolution: int = 200, history: Sequence[float] | None = None,
+                          resolution: int = 200, history: Numbers | None = None,
                           annotate: bool = False, class_names: Sequence[str] | None = None
                           ) -> Path:
     """The plane coloured by what the model says, with the points on top (as TensorFlow
@@ -706,7 +708,7 @@ def plot_network(record: Any, path: str | Path, *, title: str = "one step of bac
 def _network_columns(record: Any) -> list[dict]:
     """The diagram's columns from an explain record: the input, then one per Dense layer
     (merged with the elementwise activation after it), for sample 0."""
-    columns = [{"title": "input", "edges": {},
+    columns: list[dict[str, Any]] = [{"title": "input", "edges": {},
                 "units": [{"name": record.label("input", (i,)), "value": float(v)}
                           for i, v in enumerate(record.input[0].ravel())]}]
     for step in record.layers:

@@ -64,7 +64,7 @@ class ProgressBar:
         self._last_draw = now
         elapsed = now - self.start
         done = self.count / self.total if self.total else 1.0
-        filled = int(round(self.width * done))
+        filled = round(self.width * done)
         bar = "█" * filled + "·" * (self.width - filled)
         rate = (self.count - self.initial) / elapsed if elapsed > 0 else 0.0
         timing = (f"{_clock(elapsed)}, {rate:.0f} it/s" if final else

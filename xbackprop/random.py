@@ -23,7 +23,7 @@ def check_seed(seed: Any) -> int:
     """`seed` as a Python int, or a ValueError if it is not a whole number in [0, 2**64)
     (NumPy's own message for -1, "expected non-negative integer", names no seed)."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or \
-            not 0 <= seed < 2**64:
+            not 0 <= int(seed) < 2**64:
         raise ValueError(f"a random seed is an int in [0, 2**64), not {seed!r}")
     return int(seed)
 

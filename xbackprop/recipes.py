@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 from .data import Dataset, load_digits, xor
 from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU, Sigmoid
-from .layers.base import Layer
 from .losses import MSE, Loss, SoftmaxCrossEntropy
 from .model import Sequential
 
@@ -19,7 +18,7 @@ __all__ = ["Recipe", "RECIPES", "get_recipe"]
 class Recipe:
     name: str
     description: str
-    build: Callable[[], Layer]
+    build: Callable[[], Sequential]  # (the command prints its summary())
     data: Callable[[int], Dataset]  # seed -> train/test split
     loss: Callable[[], Loss]
     optimizer: str = "adam"

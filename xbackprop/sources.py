@@ -180,7 +180,7 @@ class BatchSource:
                 f"the first batch's samples were x {self.sample_shape} and y "
                 f"{self.target_shape}: every batch must have samples of one shape (pad or cut "
                 "sequences to one length)", step)
-        elif len(x) > self.batch_size:
+        elif self.batch_size is not None and len(x) > self.batch_size:  # (set with the shapes)
             raise SourceError(f"{where}: the batch has {len(x)} samples, more than the first "
                               f"batch's {self.batch_size}: the first batch sets the batch size "
                               "(a later one may be smaller, and is padded)", step)

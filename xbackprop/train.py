@@ -33,6 +33,12 @@ Batch = Sequence[Array]  # (x, y) or (x, y, mask)
 class TrainingDivergedError(FloatingPointError):
     """The loss or a gradient became NaN or infinite."""
 
+    #: set where fit raises it (diagnose.diverged): the TrainState from before the step, the
+    #: history so far and the step's index
+    state: TrainState
+    history: Any
+    step: int
+
 
 class TrainState(NamedTuple):
     """Everything a train step reads and replaces; a pytree, so JAX can compile over it
@@ -128,7 +134,7 @@ def _compile_keeping_key(backend: Backend, step: Callable, donate_argnums: tuple
     a copy and 1.5 µs (a tenth of a tiny network's step); and the key stays out of the
     donated state, so it remains valid for the state the step returns."""
     def without_key(head: tuple, key: Array | None, batch: Batch) -> tuple[tuple, Any]:
-        new, out = step(TrainState(*head, key), batch)
+        new, out = step(TrainState._make((*head, key)), batch)
         return tuple(new[:4]), out
 
     fn = compile_step(backend, without_key, True, donate_argnums=donate_argnums)
@@ -136,7 +142,7 @@ def _compile_keeping_key(backend: Backend, step: Callable, donate_argnums: tuple
     @functools.wraps(step)
     def run(state: TrainState, batch: Batch) -> tuple[TrainState, Any]:
         head, out = fn(state[:4], state.key if stochastic else None, batch)
-        return TrainState(*head, state.key), out
+        return TrainState._make((*head, state.key)), out
     return run
 
 
@@ -146,12 +152,16 @@ def step_function(model: Layer, loss: Loss, optimizer: Optimizer, *, donate: boo
 
     aux=True returns `(state, {"loss", "finite", <metric statistics>})` instead of
     `(state, loss)`: what `fit` records; `stats` limits the metric statistics to those
-    (`metrics.stats_for`; None: all the loss's task has, "count" always). guard, for a loss or gradient that is not finite:
+    (`metrics.stats_for`; None: all the loss's task has, "count" always). guard, for a loss
+    or gradient that is not finite:
     None (update anyway), "check" (test first and skip the update, for backends whose
     values are on the host: NumPy), "select" (compute the update and keep the old state
     where it is not finite: compiled backends). "check-skip" and "select" advance the step
     count past a skipped batch; "check" leaves the state as it was, to be reported.
     """
+    if guard is not None and not aux:
+        raise ValueError(f"step_function: guard={guard!r} reads the statistics of aux=True; "
+                         "pass aux=True with a guard")
     stochastic = getattr(model, "stochastic", False)
 
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, Any]:
@@ -162,7 +172,7 @@ def step_function(model: Layer, loss: Loss, optimizer: Optimizer, *, donate: boo
         with targets_checked():  # by fit, once; a step never reads its targets back
             value, loss_cache = loss.forward(out, y, mask)
         grads = model.param_grads(state.params, caches, loss.backward(loss_cache))
-        info = None
+        info: dict[str, Any] = {}  # (guard needs aux: checked above)
         if aux:
             info = {"loss": value, "finite": all_finite(value, grads),
                     **batch_stats(out, y, loss.task, threshold=loss.threshold, mask=mask,

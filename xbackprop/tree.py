@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["tree_map", "tree_map_n", "first_leaf", "tree_leaves", "tree_paths", "tree_structure_equal",
-           "tree_flatten", "tree_unflatten"]
+__all__ = ["tree_map", "tree_map_n", "first_leaf", "tree_leaves", "tree_paths",
+           "tree_structure_equal", "tree_flatten", "tree_unflatten"]
 
 
 def _is_namedtuple(x: Any) -> bool:

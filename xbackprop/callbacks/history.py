@@ -3,6 +3,8 @@ is counted in steps."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..plot import plot_history
 
 __all__ = ["History"]
@@ -16,6 +18,6 @@ class History(dict):
         for name, value in logs.items():
             self.setdefault(name, []).append(value)
 
-    def plot(self, path: str, title: str = "training history") -> str:
+    def plot(self, path: str | Path, title: str = "training history") -> Path:
         """Save loss (and accuracy) curves to `path` (PNG, needs matplotlib); returns path."""
         return plot_history(self, path, title=title)

@@ -45,8 +45,8 @@ from .files import (
 )
 from .lock import FolderInUseError, FolderLock
 from .manager import CheckpointManager
-from .resume import FolderHoldsRunError, NothingToTrainError, ResumeMismatchError
 from .records import forget_namedtuple, register_namedtuple, registered_namedtuples
+from .resume import FolderHoldsRunError, NothingToTrainError, ResumeMismatchError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_info", "save_model", "load_model",
            "Checkpoint", "CheckpointInfo", "SavedModel", "CheckpointManager",

@@ -119,7 +119,9 @@ def _table(header: dict[str, Any]) -> dict[str, tuple[str, list[int], list[int]]
 
 
 def _le_bytes(a: np.ndarray) -> np.ndarray:
-    """The bytes of `a` as the file holds them: little-endian, C order."""
+    """The bytes of `a` as the file holds them: little-endian, C order. (A buffer for
+    zlib.crc32; numpy's stubs declare an ndarray's buffer protocol for Python 3.12+ only,
+    hence the ignores where it is passed.)"""
     a = np.asarray(a, order="C")
     return a.astype(a.dtype.newbyteorder("<"), copy=False).reshape(-1).view(np.uint8)
 
@@ -139,7 +141,7 @@ def file_checksum(table: dict[str, tuple[str, list[int], list[int]]],
         if key != CHECKSUM:
             crc = zlib.crc32(json.dumps([key, metadata[key]]).encode(), crc)
     for name in order:
-        crc = zlib.crc32(_le_bytes(arrays[name]), crc)
+        crc = zlib.crc32(_le_bytes(arrays[name]), crc)  # type: ignore[arg-type, unused-ignore]
     return f"{crc:08x}"
 
 
@@ -150,7 +152,7 @@ def tensors_checksum(tensors: dict[str, np.ndarray]) -> str:
     files written then still hold."""
     crc = 0
     for name in sorted(tensors, key=lambda n: (-tensors[n].dtype.itemsize, n)):
-        crc = zlib.crc32(_le_bytes(tensors[name]), crc)
+        crc = zlib.crc32(_le_bytes(tensors[name]), crc)  # type: ignore[arg-type, unused-ignore]
     return f"{crc:08x}"
 
 
@@ -208,7 +210,8 @@ class SafetensorsFile:
         try:
             with safe_open(str(self.path), framework="numpy") as f:
                 self.metadata: dict[str, str] = dict(f.metadata() or {})
-                self.entries = {name: self._entry(f, name) for name in f.keys()}
+                # f is no dict, and f.keys() is how it lists its tensors
+                self.entries = {name: self._entry(f, name) for name in f.keys()}  # noqa: SIM118
         except SafetensorError as e:
             raise explain(self.path, e) from None
         self.table, metadata = self._header()
@@ -242,7 +245,7 @@ class SafetensorsFile:
         try:
             with safe_open(str(self.path), framework="numpy") as f:
                 metadata = dict(f.metadata() or {})
-                arrays = {name: f.get_tensor(name) for name in f.keys()}
+                arrays = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (as above)
         except SafetensorError as e:
             raise explain(self.path, e) from None
         if set(arrays) != set(self.entries) or metadata != self.metadata:

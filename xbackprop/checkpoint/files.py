@@ -40,8 +40,13 @@ from ..train import TrainState
 from ..tree import tree_paths
 from ..version import __version__
 from .codec import SafetensorsFile, parse_json, write_safetensors
-from .errors import (ArchitectureMismatchError, CheckpointError, CheckpointVersionError,
-                     CorruptCheckpointError, NotACheckpointError)
+from .errors import (
+    ArchitectureMismatchError,
+    CheckpointError,
+    CheckpointVersionError,
+    CorruptCheckpointError,
+    NotACheckpointError,
+)
 from .records import check_record, decode_tree, encode_tree, to_json
 
 __all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_info", "save_model", "load_model",
@@ -384,6 +389,7 @@ def load_model(path: str | os.PathLike, backend: str | Backend | None = None, *,
     except (AttributeError, KeyError, TypeError):
         raise file.corrupt("is corrupt: it holds no parameters") from None
     model = _resolve_model(file.path, None, info, params, model_state)
+    assert model is not None  # (rebuilt from info.model, which is there: checked above)
     return SavedModel(model, params, model_state)
 
 

@@ -122,7 +122,7 @@ class FolderLock:
     def held(self) -> bool:
         return self._key is not None
 
-    def __enter__(self) -> FolderLock:
+    def __enter__(self) -> FolderLock:  # noqa: PYI034 (typing.Self is Python 3.11+)
         self.acquire()
         return self
 

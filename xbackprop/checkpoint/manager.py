@@ -62,7 +62,7 @@ class CheckpointManager:
         return (f"CheckpointManager({str(self.directory)!r}, keep={self.keep}, "
                 f"monitor={self.monitor!r}, mode={self.mode!r})")
 
-    def __enter__(self) -> CheckpointManager:
+    def __enter__(self) -> CheckpointManager:  # noqa: PYI034 (typing.Self: Python 3.11+)
         """Hold the folder's writer's lock until the block ends (FolderInUseError if
         another process writes there)."""
         self.lock.acquire()

@@ -22,7 +22,7 @@ from .codec import MAX_DEPTH, check_depth
 __all__ = ["register_namedtuple", "registered_namedtuples", "forget_namedtuple",
            "encode_tree", "decode_tree", "to_json", "check_record"]
 
-_NAMEDTUPLES: dict[str, type] = {}
+_NAMEDTUPLES: dict[str, Any] = {}  # name -> NamedTuple class (typing has no type for one)
 
 
 def register_namedtuple(cls: type) -> type:

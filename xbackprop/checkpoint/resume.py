@@ -13,9 +13,10 @@ metadata, to go on with the same run:
 A resume goes on with the run only where it can honour every setting: the same kind of
 data and way of counting, the same model, loss, dtype and kind of optimizer state, the same
 batch size, seed and shuffling. Anything else is a `ResumeMismatchError` naming the saved
-and the asked value of each and what to do (`differences`). Your own records (`fit(checkpoint_metadata={...})`, a language model's tokenizer) sit
-beside these under names of their own. Nothing here knows the loop: it
-is given the state, the history and the unfinished rows.
+and the asked value of each and what to do (`differences`). Your own records
+(`fit(checkpoint_metadata={...})`, a language model's tokenizer) sit beside these under
+names of their own. Nothing here knows the loop: it is given the state, the history and the
+unfinished rows.
 """
 
 from __future__ import annotations
@@ -165,6 +166,7 @@ class RunCheckpoints:
 
     def _restore_callbacks(self, metadata: dict[str, Any], path: Path) -> None:
         saved = metadata.get("callbacks")
+        pairs: list[tuple[Callback, Any]]
         if saved is None:  # written before callbacks kept states: early stopping's alone
             old = metadata.get("early_stopping")
             saved = [] if not old else [{"class": "EarlyStopping", "state": old}]
@@ -202,8 +204,9 @@ def differences(found: Checkpoint, settings: dict[str, Any], *, model: Layer, lo
         return [("data", was, now, f"the run trained from {was}, this call gives {now}")]
     if "source" not in saved and ("epochs" in saved) != ("epochs" in asked):
         was, now = (("epochs", "steps") if "epochs" in saved else ("steps", "epochs"))
-        out.append(("counting", was, now, f"the run counted in {was} ({was}=...), this call "
-                    f"counts in {now} ({now}=...); count as the run did"))
+        out.append(("counting", was, now,
+                    (f"the run counted in {was} ({was}=...), this call counts in {now} "
+                     f"({now}=...); count as the run did")))
     try:
         info = checkpoint_info(found.path)
     except (ValueError, OSError):  # it loaded a moment ago: compare what can be
@@ -224,22 +227,22 @@ def differences(found: Checkpoint, settings: dict[str, Any], *, model: Layer, lo
     want = None if dtype is None else np.dtype(dtype).name
     if want is not None and have and want != have:
         out.append(("dtype", have, want,
-                    f"the run trains in {have}, this call asks for {want} (leave dtype out "
-                    f"to go on in {have}: a resume keeps the run's dtype; to go on in {want}, "
-                    f"start a new run in another folder from its state, fit(..., state="
-                    f"load_checkpoint(path, dtype={want!r}).state))"))
+                    (f"the run trains in {have}, this call asks for {want} (leave dtype out "
+                     f"to go on in {have}: a resume keeps the run's dtype; to go on in {want}, "
+                     f"start a new run in another folder from its state, fit(..., state="
+                     f"load_checkpoint(path, dtype={want!r}).state))")))
     if "validation" in saved and saved["validation"] != asked.get("validation"):
         was, now = (("with", "without") if saved["validation"] else ("without", "with"))
         out.append(("validation", saved["validation"], asked.get("validation"),
-                    f"the run trained {was} validation_data, this call {now}, so its "
-                    "history's columns would not line up; give validation_data as the run "
-                    "did"))
+                    (f"the run trained {was} validation_data, this call {now}, so its "
+                     "history's columns would not line up; give validation_data as the run "
+                     "did")))
     if "metrics" in asked and saved.get("metrics") != asked["metrics"]:
         # (asked for all where the run kept fewer: fit says so with its own advice)
-        was = "all" if "metrics" not in saved else saved["metrics"]
+        was = saved.get("metrics", "all")
         out.append(("metrics", was, asked["metrics"],
-                    f"metrics {was!r} then, {asked['metrics']!r} now: they fix the history's "
-                    "columns; pass metrics= as the run did"))
+                    (f"metrics {was!r} then, {asked['metrics']!r} now: they fix the history's "
+                     "columns; pass metrics= as the run did")))
     for key in sorted(set(saved) | set(asked)):
         if key not in _SETTINGS or saved.get(key) == asked.get(key):
             continue

@@ -17,8 +17,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..checkpoint import CheckpointError, CheckpointManager, checkpoint_info
-from ..checkpoint.resume import (FolderHoldsRunError, NothingToTrainError,
-                                 ResumeMismatchError, optimizer_kinds, slots_in_words)
+from ..checkpoint.resume import (
+    FolderHoldsRunError,
+    NothingToTrainError,
+    ResumeMismatchError,
+    optimizer_kinds,
+    slots_in_words,
+)
 
 __all__ = ["Resumption", "plan", "reworded"]
 

@@ -10,11 +10,11 @@ import traceback
 from pathlib import Path
 
 from .. import backends
-from . import BACKEND_METAVAR, MODULE_FAILED, backend_choice, seed
-from .user_module import load_user_module
 from ..gradcheck import Case, GradReport, builtin_cases, layer_cases, loss_cases
 from ..layers.base import layer_classes
 from ..losses import loss_classes
+from . import BACKEND_METAVAR, MODULE_FAILED, backend_choice, seed
+from .user_module import load_user_module
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
                                   seed=args.seed)
             except backends.BackendError:  # the oracle or the backend cannot run: exit 2
                 raise
-            except Exception as e:  # the layer itself failed: that check fails, the rest run
+            # any other error is the layer's own: that check fails, the rest run
+            except Exception as e:  # noqa: BLE001
                 print(f"FAIL  {backend.name:5s}  {case.describe()}  raised "
                       f"{type(e).__name__}: {e}{_where_in_user_code(e)}")
                 failed += 1

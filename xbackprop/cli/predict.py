@@ -14,6 +14,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -162,7 +163,7 @@ def _parse_csv(text: str, name: str) -> np.ndarray:
     first = cells(lines[0][1])
     if not all(is_number(c) for c in first):  # a header row
         columns, lines = first, lines[1:]
-    rows = []
+    rows: list[list[float]] = []
     for number, line in lines:
         row = cells(line)
         if columns is not None and len(row) != len(columns):
@@ -246,7 +247,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _write_csv(stream: io.TextIOBase, header: list[str], rows: list[list[str]]) -> None:
+def _write_csv(stream: TextIO, header: list[str], rows: list[list[str]]) -> None:
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)

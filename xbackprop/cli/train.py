@@ -22,18 +22,18 @@ from .. import backends, optim
 from ..checkpoint import FolderLock, save_model
 from ..evaluate import evaluate
 from ..fit import fit
-from ..language import TEXT_JOBS
-from ..recipes import RECIPES, get_recipe
+from ..language import TEXT_JOBS, TextJob
+from ..recipes import RECIPES, Recipe, get_recipe
 from . import add_backend_option, checkpoints, count, output_file, seed, train_text
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    jobs: list[Recipe | TextJob] = [*RECIPES.values(), *TEXT_JOBS.values()]
     train = sub.add_parser(
         "train", help="train a model on data that ships with xbackprop",
         description="Train a built-in model and print its train and test accuracy (a language "
         "model: its validation loss and a sample). Jobs: " +
-        "; ".join(f"{r.name}: {r.description}" for r in [*RECIPES.values(),
-                                                         *TEXT_JOBS.values()]))
+        "; ".join(f"{r.name}: {r.description}" for r in jobs))
     train.add_argument("job", choices=sorted([*RECIPES, *TEXT_JOBS]), help="what to train")
     add_backend_option(train)
     train.add_argument("--epochs", type=count(0), help="passes over the training data")

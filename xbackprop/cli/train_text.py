@@ -16,8 +16,14 @@ from typing import Any
 
 from .. import backends
 from ..generate import generate
-from ..language import TEXT_JOBS, TextJob, TextOptions, get_text_job, save_language_model, \
-    train_language_model
+from ..language import (
+    TEXT_JOBS,
+    TextJob,
+    TextOptions,
+    get_text_job,
+    save_language_model,
+    train_language_model,
+)
 from ..model import count_params, init_params
 from ..plot import plot_curves
 from . import count

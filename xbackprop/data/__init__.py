@@ -6,17 +6,24 @@ Nothing here ever unpickles. See README.md in this folder for sources and licenc
 
 from __future__ import annotations
 
-from .remote import REMOTE_SETS, DownloadError, download
 from .files import DATA_ENV_VAR, DataFileError, data_home
+from .generators import moons, spiral
 from .idx import IdxError, load_idx, save_idx
 from .mnist import FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist
+from .remote import REMOTE_SETS, DownloadError, download
 from .shipped import load_digits, load_energy, load_forest_fires, xor
-from .generators import moons, spiral
+from .sources import ArraySource
 from .split import Dataset, train_test_split
 from .tables import Standardizer, Table, load_csv
-from .sources import ArraySource
-from .text import (CharTokenizer, TextData, TokenizerError, TokenWindows, load_text,
-                   load_tiny_shakespeare, split_text)
+from .text import (
+    CharTokenizer,
+    TextData,
+    TokenizerError,
+    TokenWindows,
+    load_text,
+    load_tiny_shakespeare,
+    split_text,
+)
 
 __all__ = ["Dataset", "load_digits", "train_test_split", "xor", "moons", "spiral",
            # files in standard formats, downloads

@@ -56,7 +56,8 @@ def load_mnist(path: str | Path | None = None, *, download: bool = False,
         if images is None and labels is None:
             continue
         if images is None or labels is None:
-            have, lack = (images, labels_name) if labels is None else (labels, images_name)
+            have = next(found for found in (images, labels) if found is not None)
+            lack = labels_name if labels is None else images_name
             raise DataFileError(f"{folder}: found {have.name} but not {lack}[.gz]: the {split} "
                                 f"images and labels come as a pair; {_how_to_get(name, folder)}")
         splits[split] = _read_pair(images, labels, dtype, flatten)

@@ -31,10 +31,10 @@ def train_test_split(x: np.ndarray, y: np.ndarray, *, test_fraction: float = 0.2
     rng = host_generator(seed)
     if stratify and y.ndim == 1 and y.dtype.kind in "iu":
         test = np.concatenate([
-            idx[:int(round(len(idx) * test_fraction))]
+            idx[:round(len(idx) * test_fraction)]
             for idx in (rng.permutation(np.flatnonzero(y == c)) for c in np.unique(y))])
     else:
-        test = rng.permutation(len(x))[:int(round(len(x) * test_fraction))]
+        test = rng.permutation(len(x))[:round(len(x) * test_fraction)]
     mask = np.zeros(len(x), dtype=bool)
     mask[test] = True
     train_idx, test_idx = rng.permutation(np.flatnonzero(~mask)), rng.permutation(test)

@@ -81,8 +81,8 @@ class Standardizer:
             raise ValueError(f"Standardizer was fitted on rows of shape {self.mean.shape}, "
                              f"got rows of shape {tuple(x.shape[1:])}")
         backend = backend_of(x, default="numpy")
-        dtype = backend.numpy_dtype(x.dtype)
-        dtype = dtype if dtype.kind == "f" else np.float64
+        given = backend.numpy_dtype(x.dtype)
+        dtype = given if given.kind == "f" else np.float64
         return (backend.asarray(self.mean, dtype=dtype), backend.asarray(self.scale, dtype=dtype))
 
 
@@ -122,8 +122,8 @@ class Table:
     def __str__(self) -> str:
         kind = (f"classification, {len(self.categories[self.targets[0]])} classes"
                 if self.classification else "regression")
-        lines = [f"{self.source}: {self.rows} rows x {self.columns} columns; target "
-                 f"{', '.join(self.targets)} ({kind})",
+        lines = [(f"{self.source}: {self.rows} rows x {self.columns} columns; target "
+                  f"{', '.join(self.targets)} ({kind})"),
                  f"features ({len(self.features)}): {', '.join(self.features)}"]
         for column, values in self.categories.items():
             if column in self.targets:

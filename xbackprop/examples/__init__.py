@@ -88,7 +88,7 @@ def write_gallery(folder: str | Path, names: tuple[str, ...] | None = None,
     its module names in `GALLERY` as `folder/NAME.png`, shrunk to at most `max_bytes`.
     For maintainers (it takes a few minutes):
 
-        python -c "from xbackprop import examples; examples.write_gallery('xbackprop/examples/gallery')"
+        python -c "import xbackprop.examples as e; e.write_gallery('xbackprop/examples/gallery')"
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -54,8 +54,9 @@ class RegressionResult:
         stopped = (f"stopped after epoch {stop.stopped_epoch + 1}" if stop.stopped_epoch
                    is not None else f"ran all {len(self.history['loss'])} epochs")
         lines = [f"{self.name}: {self.title}", str(self.table), self.settings,
-                 f"early stopping on the validation loss (patience {stop.patience}): {stopped};"
-                 f" best epoch {stop.best_epoch + 1}, whose weights are kept", "",
+                 (f"early stopping on the validation loss (patience {stop.patience}): {stopped};"
+                  f" best epoch {'?' if stop.best_epoch is None else stop.best_epoch + 1}, "
+                  "whose weights are kept"), "",
                  f"test rows ({len(self.y_test)}):"]
         width = max(14, *map(len, self.outputs))
         lines.append(f"  {'output':{width}s}  {'model':14s}  {'RMSE':>8s}  {'MAE':>8s}  "

@@ -149,33 +149,33 @@ class Result:
                 ratios = [norms[-1 - k] / max(norms[-1], 1e-300) for k in steps_back]
                 grad_rows.append([f"{model}, {stage}"] + [f"{r:.1e}" for r in ratios])
         return "\n".join([
-            f"char-rnn: min-char-rnn's network and recipe on Tiny Shakespeare "
-            f"({self.train_chars:,} training characters, {self.vocab} distinct), on "
-            f"{self.backend}",
-            f"one-hot characters -> {self.cell.upper()}({s['hidden']}) -> Dense({self.vocab}); "
-            f"loss: the sum of {SEQ_LENGTH} cross-entropies per chunk; Adagrad lr "
-            f"{LEARNING_RATE:g}, gradients clipped to [-{CLIP:g}, {CLIP:g}], weights "
-            f"N(0, 0.01²); {s['steps']:,} steps of {SEQ_LENGTH} characters, the hidden state "
-            "carried from chunk to chunk",
+            (f"char-rnn: min-char-rnn's network and recipe on Tiny Shakespeare "
+             f"({self.train_chars:,} training characters, {self.vocab} distinct), on "
+             f"{self.backend}"),
+            (f"one-hot characters -> {self.cell.upper()}({s['hidden']}) -> "
+             f"Dense({self.vocab}); loss: the sum of {SEQ_LENGTH} cross-entropies per "
+             f"chunk; Adagrad lr {LEARNING_RATE:g}, gradients clipped to [-{CLIP:g}, "
+             f"{CLIP:g}], weights N(0, 0.01²); {s['steps']:,} steps of {SEQ_LENGTH} "
+             "characters, the hidden state carried from chunk to chunk"),
             "",
-            f"learning to spell ({self.cell.upper()}): a sample every {s['every']:,} steps, from "
-            "the hidden state at that point",
+            (f"learning to spell ({self.cell.upper()}): a sample every {s['every']:,} "
+             "steps, from the hidden state at that point"),
             *log,
             "",
             f"the three cells, same text, same recipe, {s['steps']:,} steps each:",
             format_table(["cell", "smoothed loss", "per character", "seconds", "ms / step"],
                          rows, numeric=lambda c: c > 0),
-            f"(per character: the mean cross-entropy in nats; guessing uniformly among "
-            f"{self.vocab} is ln {self.vocab} = {uniform:.2f})",
+            (f"(per character: the mean cross-entropy in nats; guessing uniformly among "
+             f"{self.vocab} is ln {self.vocab} = {uniform:.2f})"),
             "",
-            f"vanishing gradients: ‖∂L/∂h_t‖ for a loss at the last of {s['through_time']} "
-            f"steps, relative to ‖∂L/∂h_T‖, k steps back (mean over {s['sequences']} "
-            "sequences of the validation text):",
+            (f"vanishing gradients: ‖∂L/∂h_t‖ for a loss at the last of {s['through_time']} "
+             f"steps, relative to ‖∂L/∂h_T‖, k steps back (mean over {s['sequences']} "
+             "sequences of the validation text):"),
             format_table(["", *[f"k = {k}" for k in steps_back]], grad_rows,
                          numeric=lambda c: c > 0),
             "",
-            f"what some of the {self.cell.upper()}'s hidden units follow, over "
-            f"{s['stretch']:,} characters of the validation text:",
+            (f"what some of the {self.cell.upper()}'s hidden units follow, over "
+             f"{s['stretch']:,} characters of the validation text:"),
             *tracking,
         ])
 
@@ -284,7 +284,7 @@ class Sampler:
             return scores, model.next_state(state, caches)
 
         self.step = backend.compile(one_step)
-        self.vocab = model.layers[-1].units
+        self.vocab = _layers(model)[1].units
 
     def __call__(self, params: Any, state: Any, first: int, length: int,
                  rng: np.random.Generator) -> np.ndarray:
@@ -298,6 +298,15 @@ class Sampler:
         return np.array(ids[1:])
 
 
+def _layers(model: xb.Sequential) -> tuple[xb.layers.Recurrent, xb.Dense]:
+    """The lesson's network, [cell, Dense]: the recurrent cell and the layer that scores
+    the characters."""
+    cell, head = model.layers
+    if not isinstance(cell, xb.layers.Recurrent) or not isinstance(head, xb.Dense):
+        raise TypeError(f"char-rnn takes its own network, [RNN/LSTM/GRU, Dense], not {model}")
+    return cell, head
+
+
 def gradient_through_time(model: xb.Sequential, params: Any, windows: np.ndarray,
                           labels: np.ndarray, backend: xb.Backend) -> np.ndarray:
     """‖∂L/∂h_t‖ for t = 1 .. T, mean over the sequences, for L the cross-entropy of the
@@ -305,8 +314,9 @@ def gradient_through_time(model: xb.Sequential, params: Any, windows: np.ndarray
     backward pass: the loss's gradient, the Dense layer's backward, the cell's backward
     through time (`state_gradients`). In float64: in float32 a vanishing gradient reaches
     0 (below 1e-45) within a few dozen steps, and the picture would end there."""
-    plain = xb.Sequential([dataclasses.replace(model.layers[0], stateful=False,
-                                               batch_size=None), model.layers[1]])
+    cell, head = _layers(model)
+    unrolled = dataclasses.replace(cell, stateful=False, batch_size=None)
+    plain = xb.Sequential([unrolled, head])
     loss = xb.SoftmaxCrossEntropy("sum")
     with xb.use_backend(backend), backend.dtype_scope("float64"):
         params = xb.tree_to_backend(params, backend, dtype="float64")
@@ -318,9 +328,8 @@ def gradient_through_time(model: xb.Sequential, params: Any, windows: np.ndarray
         last = xp.expand_dims(loss.backward(loss_cache), axis=1)         # (S, 1, vocab)
         before = xp.zeros((scores.shape[0], scores.shape[1] - 1, scores.shape[2]),
                           dtype=scores.dtype)
-        dh_out, _ = plain.layers[1].backward(params[1], caches[1],
-                                             xp.concat([before, last], axis=1))
-        dh = plain.layers[0].state_gradients(params[0], caches[0], dh_out)  # (S, T, hidden)
+        dh_out, _ = head.backward(params[1], caches[1], xp.concat([before, last], axis=1))
+        dh = unrolled.state_gradients(params[0], caches[0], dh_out)  # (S, T, hidden)
     return np.linalg.norm(np.asarray(xb.to_numpy(dh), dtype=np.float64), axis=2).mean(axis=0)
 
 
@@ -328,7 +337,7 @@ def hidden_states(model: xb.Sequential, params: Any, x: np.ndarray, backend: xb.
                   ) -> np.ndarray:
     """The cell's hidden state after each character of one sequence `x: (T, vocab)`,
     starting from zeros: (T, hidden)."""
-    cell = dataclasses.replace(model.layers[0], stateful=False, batch_size=None)
+    cell = dataclasses.replace(_layers(model)[0], stateful=False, batch_size=None)
     with xb.use_backend(backend):
         h = cell(xb.tree_to_backend(params[0], backend), backend.asarray(x[None]))
     return np.asarray(xb.to_numpy(h), dtype=np.float64)[0]
@@ -350,7 +359,7 @@ def tracking_units(text: str, activations: np.ndarray) -> list[tuple[int, str, f
     each unit once: [(unit, feature, correlation)], strongest first."""
     h = activations - activations.mean(axis=0)
     h_norm = np.sqrt((h * h).sum(axis=0))
-    found = []
+    found: list[tuple[int, str, float]] = []
     for what, feature in FEATURES.items():
         f = feature(text).astype(np.float64)
         f -= f.mean()

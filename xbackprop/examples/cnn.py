@@ -81,18 +81,18 @@ class Result:
         summary = self.model.summary((1, 8, 8), self.params)
         label, prediction = self.digit
         return "\n\n".join([
-            "cnn: where pooling sends the gradient, on a 4x4 input x with 2x2 windows and "
-            "upstream gradient dy",
+            ("cnn: where pooling sends the gradient, on a 4x4 input x with 2x2 windows and "
+             "upstream gradient dy"),
             side_by_side(("x", POOL_X), ("dy = ∂L/∂y (2x2)", POOL_DY)),
             side_by_side(("max-pool y", p["max y"]), ("max-pool ∂L/∂x", p["max dx"])),
             side_by_side(("avg-pool y", p["avg y"]), ("avg-pool ∂L/∂x", p["avg dx"])),
-            "max-pool: each window's dy goes to the one input that won the max, 0 elsewhere; "
-            "avg-pool: dy / 4 to each of the four",
+            ("max-pool: each window's dy goes to the one input that won the max, 0 "
+             "elsewhere; avg-pool: dy / 4 to each of the four"),
             f"the network, trained {len(self.history['loss'])} epochs on {self.backend}:\n"
             + summary,
-            f"accuracy: training {self.history['accuracy'][-1]:.4f}, test "
-            f"{self.test_accuracy:.4f}; the digit in the feature-map picture is a {label}, "
-            f"predicted {prediction}",
+            (f"accuracy: training {self.history['accuracy'][-1]:.4f}, test "
+             f"{self.test_accuracy:.4f}; the digit in the feature-map picture is a {label}, "
+             f"predicted {prediction}"),
         ])
 
 

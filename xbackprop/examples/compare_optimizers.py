@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import xbackprop as xb
 from xbackprop.explain import format_table
@@ -54,6 +56,13 @@ class Result:
                      "seconds"], rows, numeric=lambda c: c >= 2))
 
 
+def _shown_on(bar: ProgressBar) -> Callable[[int, dict, Any], None]:
+    """A fit callback that shows each epoch's loss and validation accuracy on `bar`."""
+    def show(epoch: int, logs: dict, state: Any) -> None:
+        bar.update(loss=logs["loss"], val_accuracy=logs["val_accuracy"])
+    return show
+
+
 def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
         progress: bool = False) -> Result:
     epochs = 3 if quick else 20
@@ -69,8 +78,7 @@ def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
                         epochs=epochs, batch_size=32, seed=seed, params=start,
                         backend=backend, progress=False,
                         validation_data=(data.x_test, data.y_test),
-                        callbacks=[lambda epoch, logs, state, bar=bar: bar.update(
-                            loss=logs["loss"], val_accuracy=logs["val_accuracy"])])
+                        callbacks=[_shown_on(bar)])
         seconds[label] = time.perf_counter() - t0
         histories[label] = {k: list(map(float, v)) for k, v in fitted.history.items()}
         bar.close(loss=histories[label]["loss"][-1],

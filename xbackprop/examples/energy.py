@@ -29,8 +29,8 @@ def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
     return train_regressor(
         table, name="energy",
         title="energy efficiency, the heating and cooling load of buildings (kWh/m²)",
-        hidden=(64, 64), epochs=(60 if quick else 400) if epochs is None else epochs, patience=30, lr=3e-3,
-        batch_size=32, seed=seed, backend=backend, progress=progress)
+        hidden=(64, 64), epochs=(60 if quick else 400) if epochs is None else epochs, patience=30,
+        lr=3e-3, batch_size=32, seed=seed, backend=backend, progress=progress)
 
 
 def draw(result: RegressionResult, out: Path) -> list[Path]:

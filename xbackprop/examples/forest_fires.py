@@ -74,7 +74,7 @@ def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
         title = f"{Path(csv).name}: {', '.join(target)} from {len(table.features)} features"
         caveat = ""
     return train_regressor(
-        table, name="forest-fires", title=title, hidden=[int(h) for h in hidden or [16]],
+        table, name="forest-fires", title=title, hidden=[int(h) for h in hidden or ["16"]],
         log_target=bool(log_target), epochs=(30 if quick else 200) if epochs is None else epochs,
         patience=patience, lr=1e-2, seed=seed, backend=backend, caveat=caveat,
         progress=progress)

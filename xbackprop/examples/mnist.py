@@ -93,8 +93,8 @@ class Result:
             f"test   loss {self.test['loss']:.4f}  accuracy {self.test['accuracy']:.4f}",
             f"trained in {self.seconds:.1f} s",
             "",
-            f"gradient check of the trained network at its weights, on {CHECK_BATCH} training "
-            "images (central finite differences, float64):",
+            (f"gradient check of the trained network at its weights, on {CHECK_BATCH} "
+             "training images (central finite differences, float64):"),
             str(self.gradcheck),
             "",
             "test accuracy per class:",

@@ -55,9 +55,9 @@ class Result:
         rows = [[name, str(a.shape[1]), f"{probe:.3f}"]
                 for (name, a), probe in zip(self.layers, self.probes)]
         return "\n\n".join([
-            f"network-view: 2 → {' → '.join(f'{h} tanh' for h in HIDDEN)} → {CLASSES} on the "
-            f"{t.name} ({len(self.labels)} points), trained {len(t.losses)} epochs on "
-            f"{t.backend}; test accuracy {t.test_accuracy:.3f}",
+            (f"network-view: 2 → {' → '.join(f'{h} tanh' for h in HIDDEN)} → {CLASSES} "
+             f"on the {t.name} ({len(self.labels)} points), trained {len(t.losses)} epochs "
+             f"on {t.backend}; test accuracy {t.test_accuracy:.3f}"),
             "how well one straight cut per class separates the colours, layer by layer (the "
             "accuracy of a\nlinear classifier fitted to that layer's activations)\n"
             + format_table(["layer", "units", "linear probe"], rows),

@@ -72,8 +72,9 @@ SURFACES = {
                           {"sgd": 1.5e-3, "momentum": 1e-3, "nesterov": 1e-3, "adam": 0.05,
                            "rmsprop": 3e-3, "adagrad": 0.5}),
 }
-RULES = {"sgd": xb.optim.sgd, "momentum": xb.optim.momentum, "nesterov": xb.optim.nesterov,
-         "adam": xb.optim.adam, "rmsprop": xb.optim.rmsprop, "adagrad": xb.optim.adagrad}
+RULES: dict[str, Callable[..., xb.optim.Optimizer]] = {
+    "sgd": xb.optim.sgd, "momentum": xb.optim.momentum, "nesterov": xb.optim.nesterov,
+    "adam": xb.optim.adam, "rmsprop": xb.optim.rmsprop, "adagrad": xb.optim.adagrad}
 
 
 def _gradient_check(surface: Surface, backend: xb.Backend) -> xb.GradReport:
@@ -104,8 +105,8 @@ class Result:
         checked = ", ".join(f"{name} {'ok' if report.ok else 'WRONG'} ({report.rows[0].oracle}, "
                             f"max rel err {max(row.max_rel for row in report.rows):.1e})"
                             for name, report in self.checks.items())
-        parts = [f"optimizers: six update rules from {START}, {self.steps:,} steps each, on "
-                 f"{self.backend}", f"hand-written gradients at the start: {checked}"]
+        parts = [(f"optimizers: six update rules from {START}, {self.steps:,} steps each, on "
+                  f"{self.backend}"), f"hand-written gradients at the start: {checked}"]
         for name, paths in self.paths.items():
             surface = SURFACES[name]
             rows = [[rule, f"{surface.rates[rule]:g}", *(f"{path.values[k]:.3g}" for k in marks),
@@ -118,7 +119,7 @@ class Result:
         return "\n\n".join(parts)
 
 
-def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
+def run(*, backend: str | xb.Backend | None = None, seed: int = 0, quick: bool = False,
         progress: bool = False, steps: int | None = None) -> Result:
     """Every rule on every surface; no randomness (`seed` changes nothing)."""
     steps = (300 if quick else 2000) if steps is None else steps

@@ -82,11 +82,12 @@ class Result:
         t = self.trained
         d = t.data
         return "\n".join([
-            f"points: {t.name}, {CLASSES} classes, {len(d.x_train)} training and "
-            f"{len(d.x_test)} test points",
-            f"network {' → '.join(_shape(t.model))}, trained {len(t.losses)} epochs on "
-            f"{t.backend} (Adam lr 0.01, batches of 32)",
-            f"cross-entropy {t.losses[0]:.4f} in the first epoch, {t.losses[-1]:.4f} in the last",
+            (f"points: {t.name}, {CLASSES} classes, {len(d.x_train)} training and "
+             f"{len(d.x_test)} test points"),
+            (f"network {' → '.join(_shape(t.model))}, trained {len(t.losses)} epochs on "
+             f"{t.backend} (Adam lr 0.01, batches of 32)"),
+            (f"cross-entropy {t.losses[0]:.4f} in the first epoch, {t.losses[-1]:.4f} in "
+             "the last"),
             f"accuracy: training {t.train_accuracy:.3f}, test {t.test_accuracy:.3f}",
         ])
 

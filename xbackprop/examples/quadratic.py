@@ -54,12 +54,12 @@ class Result:
 
     def __str__(self) -> str:
         return "\n".join([
-            f"quadratic: y = x² + 2x − 3 on [{LOW:g}, {HIGH:g}) step {STEP:g} "
-            f"({len(self.x)} points), 1-100-100-100-1 ReLU",
-            f"trained {len(self.losses):,} epochs on {self.backend}: ½ Σ (y − ŷ)² per batch of "
-            f"{BATCH_SIZE}, plain SGD, lr {LEARNING_RATE:g} with cosine decay",
-            f"loss (mean over the epoch's batches): {self.losses[0]:.4g} in the first epoch, "
-            f"{self.losses[-1]:.4g} in the last",
+            (f"quadratic: y = x² + 2x − 3 on [{LOW:g}, {HIGH:g}) step {STEP:g} "
+             f"({len(self.x)} points), 1-100-100-100-1 ReLU"),
+            (f"trained {len(self.losses):,} epochs on {self.backend}: ½ Σ (y − ŷ)² per "
+             f"batch of {BATCH_SIZE}, plain SGD, lr {LEARNING_RATE:g} with cosine decay"),
+            (f"loss (mean over the epoch's batches): {self.losses[0]:.4g} in the first "
+             f"epoch, {self.losses[-1]:.4g} in the last"),
             "",
             "                          RMSE      R²",
             f"  the training points   {self.train['rmse']:7.4f}  {self.train['r2']:.5f}",

@@ -3,7 +3,8 @@ like Tiny Shakespeare (nanoGPT's "baby" configuration: 4 blocks of 4 heads, widt
 context 64; a smaller one for --quick).
 
     ids (B, T) → Embedding + PositionEmbedding → 4 × [ x + Attention(LN(x)),
-                                                        x + MLP(LN(x)) ] → LN → Dense → logits (B, T, 65)
+                                                        x + MLP(LN(x)) ]
+               → LN → Dense → logits (B, T, 65)
 
 Every position predicts the next character; the loss is the cross-entropy of that
 prediction, averaged over the positions (4.17 = ln 65 for a model that knows nothing).
@@ -74,14 +75,14 @@ class Result:
         trained = (f"trained {int(self.history['step'][-1])} steps on {self.backend} in "
                    f"{self.seconds:.1f} s" if self.seconds else "trained before (--model)")
         return "\n\n".join([
-            f"shakespeare-char: a GPT of {o.layers} blocks, {o.heads} heads, width {o.width}, "
-            f"context {o.context}, on {len(self.characters)} distinct characters",
-            f"one training window (x) and its targets (y: the next character at every "
-            f"position):\n  x = {x!r}\n  y = {y!r}",
+            (f"shakespeare-char: a GPT of {o.layers} blocks, {o.heads} heads, width "
+             f"{o.width}, context {o.context}, on {len(self.characters)} distinct characters"),
+            (f"one training window (x) and its targets (y: the next character at every "
+             f"position):\n  x = {x!r}\n  y = {y!r}"),
             f"the model, layer by layer ({self.parameters:,} parameters):\n{self.summary}",
             f"before training (random weights: any character, in any order):\n{self.before}",
-            f"learning curves (cross-entropy per character; ln {len(self.characters)} = "
-            f"{np.log(len(self.characters)):.2f} knows nothing):\n{curve}",
+            (f"learning curves (cross-entropy per character; ln {len(self.characters)} = "
+             f"{np.log(len(self.characters)):.2f} knows nothing):\n{curve}"),
             f"{trained}; val loss {self.val_loss:.4f}",
             f"after training:\n{self.after}",
         ])
@@ -92,7 +93,7 @@ def attention_maps(model: xb.Sequential, params: Any, ids: np.ndarray
     """Every CausalSelfAttention's weights for `ids: (1, T)`, `(heads, T, T)` each, from the
     model's own forward pass: the input each block's attention sees is LN(x) of that block's
     x, so the blocks are walked as the model runs them."""
-    maps = []
+    maps: list[tuple[str, np.ndarray]] = []
     for i, layer, x, _, _ in model.forward_layers(params, ids):
         block = layer.layer if isinstance(layer, xb.Residual) else None
         if isinstance(block, xb.Sequential):
@@ -130,6 +131,9 @@ def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
     seconds = 0.0
     if model is not None:
         saved = language.load_language_model(model, target)
+        if not isinstance(saved.model, xb.Sequential):
+            raise ValueError(f"{model} holds a {type(saved.model).__name__}; the lesson shows a "
+                             "GPT, a Sequential (xbackprop train shakespeare-char --save FILE)")
         net, params = saved.model, saved.params
         o = saved.metadata.get("options", {})
         known = {f.name for f in dataclasses.fields(language.TextOptions)}

@@ -52,16 +52,16 @@ class Result:
                 for x, t, y in zip(X, Y[:, 0], self.outputs)]
         weights = [[f"w{i + 1}", f"{a:+.4f}", f"{b:+.4f}"] for i, (a, b) in enumerate(zip(w0, w))]
         return "\n\n".join([
-            f"three-inputs: y = σ(w1 x1 + w2 x2 + w3 x3), rule 'y = x1', SGD lr "
-            f"{LEARNING_RATE:g}, {len(self.losses):,} epochs on {self.backend}",
+            (f"three-inputs: y = σ(w1 x1 + w2 x2 + w3 x3), rule 'y = x1', SGD lr "
+             f"{LEARNING_RATE:g}, {len(self.losses):,} epochs on {self.backend}"),
             "weights\n" + format_table(["", "start", "learned"], weights,
                                        numeric=lambda c: c > 0),
             "training set\n" + format_table(["x1 x2 x3", "target", "output"], rows,
                                             numeric=lambda c: c > 0),
-            f"E = ½ Σ (t − y)²: {self.losses[0]:.4f} at the start, {self.losses[-1]:.6f} at "
-            "the end",
-            f"new situation (1, 0, 0) -> {self.unseen:.8f}  (the rule says 1; the weight of "
-            f"largest size is w{int(np.abs(w).argmax()) + 1})",
+            (f"E = ½ Σ (t − y)²: {self.losses[0]:.4f} at the start, {self.losses[-1]:.6f} "
+             "at the end"),
+            (f"new situation (1, 0, 0) -> {self.unseen:.8f}  (the rule says 1; the weight "
+             f"of largest size is w{int(np.abs(w).argmax()) + 1})"),
         ])
 
 

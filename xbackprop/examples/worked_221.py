@@ -61,17 +61,17 @@ class Result:
     def __str__(self) -> str:
         r = self.record
         return "\n\n".join([
-            f"worked-221: the 2-2-1 sigmoid network, one step of backprop (lr {LEARNING_RATE:g}; "
-            f"{r.backend}, {r.dtype})",
+            (f"worked-221: the 2-2-1 sigmoid network, one step of backprop (lr "
+             f"{LEARNING_RATE:g}; {r.backend}, {r.dtype})"),
             r.format(precision=6),
             f"the error  t − y5 = {r.target[0, 0]:g} − {self.output:.6f} = {self.error:.6f}",
             r.chain_rule(precision=6),
-            f"after the update: y5 = {self.output_after:.6f} (was {self.output:.6f}), "
-            f"E = {self.error_after:.6f} (was {r.loss:.6f})",
+            (f"after the update: y5 = {self.output_after:.6f} (was {self.output:.6f}), "
+             f"E = {self.error_after:.6f} (was {r.loss:.6f})"),
         ])
 
 
-def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
+def run(*, backend: str | xb.Backend | None = None, seed: int = 0, quick: bool = False,
         progress: bool = False) -> Result:
     """The step in float64 (on JAX inside its 64-bit mode). No randomness: `seed` and
     `quick` change nothing."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,10 +36,11 @@ TARGET = [[0.01, 0.99]]
 W = [0.15, 0.20, 0.25, 0.30, 0.40, 0.45, 0.50, 0.55]  # w1..w8
 B1, B2 = 0.35, 0.60
 LEARNING_RATE = 0.5
-NAMES = {"input": ["i1", "i2"], "0": ["net_h1", "net_h2"], "1": ["h1", "h2"],
-         "2": ["net_o1", "net_o2"], "3": ["o1", "o2"],
-         "0.W": [["w1", "w3"], ["w2", "w4"]], "2.W": [["w5", "w7"], ["w6", "w8"]],
-         "0.b": ["b1", "b1"], "2.b": ["b2", "b2"], "loss": "E"}
+NAMES: dict[str, Any] = {
+    "input": ["i1", "i2"], "0": ["net_h1", "net_h2"], "1": ["h1", "h2"],
+    "2": ["net_o1", "net_o2"], "3": ["o1", "o2"],
+    "0.W": [["w1", "w3"], ["w2", "w4"]], "2.W": [["w5", "w7"], ["w6", "w8"]],
+    "0.b": ["b1", "b1"], "2.b": ["b2", "b2"], "loss": "E"}
 
 
 def network() -> tuple[xb.Sequential, list[dict[str, np.ndarray]]]:
@@ -69,8 +71,8 @@ class Result:
         outputs = ", ".join(f"{n} {v:.9f} (target {t:g})" for n, v, t in
                             zip(NAMES["3"], self.final_output, r.target[0]))
         return "\n\n".join([
-            f"worked-222: Mazur's 2-2-2 network, biases fixed, lr {LEARNING_RATE:g} "
-            f"({r.backend}, {r.dtype})",
+            (f"worked-222: Mazur's 2-2-2 network, biases fixed, lr {LEARNING_RATE:g} "
+             f"({r.backend}, {r.dtype})"),
             r.format(precision=9),
             r.chain_rule(precision=9),
             training,
@@ -83,7 +85,7 @@ def _milestones(steps: int) -> list[int]:
     return marks + [steps] if steps else []
 
 
-def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
+def run(*, backend: str | xb.Backend | None = None, seed: int = 0, quick: bool = False,
         progress: bool = False, steps: int | None = None) -> Result:
     """One explained step, then `steps` training steps (default 10,000; 1,000 if `quick`),
     in float64 (JAX: in 64-bit mode). No randomness: `seed` changes nothing."""
@@ -100,16 +102,16 @@ def run(*, backend: str | None = None, seed: int = 0, quick: bool = False,
         x, t = backend.asarray(X, dtype="float64"), backend.asarray(TARGET, dtype="float64")
         step = xb.make_train_step(model, loss, optimizer, backend=backend)
         state = xb.TrainState.create(params, optimizer)
-        errors = []
+        per_step = []
         bar = ProgressBar(steps, "training", enabled=progress)
         for _ in range(steps):
             state, error = step(state, (x, t))
-            errors.append(error)
-            bar.update(**({"E": float(error)} if bar.needs_refresh() else {}))
+            per_step.append(error)
+            bar.update(1, **({"E": float(error)} if bar.needs_refresh() else {}))
         out = model(state.params, x)
         final_error = float(loss(out, t))
         bar.close(E=final_error)
-        errors = np.array(xb.to_numpy(errors))  # (stacking 10,000 JAX arrays compiles slowly)
+        errors = np.array(xb.to_numpy(per_step))  # (stacking 10,000 JAX arrays compiles slowly)
         final_output = xb.to_numpy(out)[0]
     return Result(record, errors, final_error, final_output)
 

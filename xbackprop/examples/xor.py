@@ -51,8 +51,8 @@ class Result:
                 for (a, b), t, y in zip(self.x, self.target[:, 0], self.output[:, 0])]
         curve = [[f"{k:,}", f"{self.losses[k - 1]:.6f}"] for k in _milestones(len(self.losses))]
         return "\n\n".join([
-            f"xor: 2-4-1 sigmoid network, ½ Σ (t − y)², SGD lr {LEARNING_RATE:g}, "
-            f"{len(self.losses):,} epochs on {self.backend}",
+            (f"xor: 2-4-1 sigmoid network, ½ Σ (t − y)², SGD lr {LEARNING_RATE:g}, "
+             f"{len(self.losses):,} epochs on {self.backend}"),
             "learning curve\n" + format_table(["epoch", "E"], curve, numeric=lambda c: True),
             "the four points\n" + format_table(["x1", "x2", "target", "output", "class"], rows,
                                                numeric=lambda c: True),
@@ -98,7 +98,8 @@ def draw(result: Result, out: Path) -> list[Path]:
                             log=True, xlabel="epoch", ylabel="error E",
                             title="xor: the learning curve"),
         xb.plot.plot_decision_regions(predict, result.x, result.target,
-                                      out / "decision_surface.png", bounds=(-0.15, 1.15, -0.15, 1.15),
+                                      out / "decision_surface.png",
+                                      bounds=(-0.15, 1.15, -0.15, 1.15),
                                       annotate=True, class_names=["XOR = 0", "XOR = 1"],
                                       title="xor: what the network outputs over [0, 1]²"),
     ]

@@ -14,8 +14,17 @@ tree, not shared objects): 65 · width more parameters for Tiny Shakespeare.
 
 from __future__ import annotations
 
-from ..layers import (GELU, CausalSelfAttention, Dense, Dropout, Embedding, Layer, LayerNorm,
-                      PositionEmbedding, Residual)
+from ..layers import (
+    GELU,
+    CausalSelfAttention,
+    Dense,
+    Dropout,
+    Embedding,
+    Layer,
+    LayerNorm,
+    PositionEmbedding,
+    Residual,
+)
 from ..model import Sequential
 from ..optim import Optimizer, adamw, clip_by_global_norm
 from ..schedules import warmup_cosine

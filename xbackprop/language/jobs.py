@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Callable
 
 from ..data.text import TextData, load_tiny_shakespeare
-from ..layers.base import Layer
+from ..model import Sequential
 from ..optim import Optimizer
 from .gpt import gpt, gpt_optimizer
 from .rnn import char_rnn, check_cell, rnn_optimizer
@@ -72,7 +72,7 @@ class TextJob:
 
     name: str
     description: str
-    build: Callable[[int, TextOptions], Layer]
+    build: Callable[[int, TextOptions], Sequential]  # (the command prints its summary())
     optimizer: Callable[[TextOptions], Optimizer]
     describe: Callable[[TextOptions], str]
     model_options: tuple[str, ...]
@@ -82,7 +82,7 @@ class TextJob:
     target_val_loss: float | None = None
 
 
-def _gpt(vocab_size: int, o: TextOptions) -> Layer:
+def _gpt(vocab_size: int, o: TextOptions) -> Sequential:
     return gpt(vocab_size, o.context, layers=o.layers, heads=o.heads, width=o.width,
                dropout=o.dropout)
 
@@ -98,7 +98,7 @@ def _gpt_settings(o: TextOptions) -> str:
             f"{o.warmup}), weight decay {o.weight_decay:g}, clip {o.clip:g}")
 
 
-def _rnn(vocab_size: int, o: TextOptions) -> Layer:
+def _rnn(vocab_size: int, o: TextOptions) -> Sequential:
     return char_rnn(vocab_size, o.cell, layers=o.layers, width=o.width, dropout=o.dropout)
 
 

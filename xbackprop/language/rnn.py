@@ -15,6 +15,8 @@ embedding and so no limit of its own on the length it reads (`max_positions` is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..layers import GRU, LSTM, RNN, Dense, Dropout, Embedding, Layer
 from ..model import Sequential
 from ..optim import Optimizer, adam, clip_by_global_norm
@@ -22,8 +24,8 @@ from ..schedules import warmup_cosine
 
 __all__ = ["CELLS", "char_rnn", "rnn_optimizer"]
 
-#: the recurrent cells by the name the command takes (`--cell`)
-CELLS: dict[str, type[Layer]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+#: the recurrent cells by the name the command takes (`--cell`): hidden units -> a layer
+CELLS: dict[str, Callable[[int], Layer]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
 
 
 def check_cell(cell: str) -> str:

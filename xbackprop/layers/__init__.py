@@ -12,8 +12,8 @@ from .gru import GRU
 from .lstm import LSTM
 from .normalization import BatchNorm, LayerNorm
 from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
-from .reshape import Flatten
 from .recurrent import Recurrent
+from .reshape import Flatten
 from .rnn import RNN
 
 __all__ = ["Context", "EVAL", "Layer", "layer_classes", "Dense", "Identity", "Sigmoid", "Tanh",

@@ -25,7 +25,10 @@ import numpy as np
 from ..backends import Array, is_trusted, owner_of
 from ..random import fold_in
 
-Params = dict[str, Any]
+Params = dict[str, Any]  # a layer's parameters (and their gradients) by name
+#: what the Layer interface passes as parameters: `Params` for a layer, a list of its layers'
+#: for a container (Sequential); leaf layers annotate their own methods with `Params`
+ParamTree = Any
 Shape = tuple[int, ...]
 
 _LAYER_CLASSES: list[type[Layer]] = []
@@ -70,22 +73,23 @@ class Layer:
 
     #: Set on containers (Sequential) so the gradient checker does not list them as layers.
     abstract: ClassVar[bool] = False
-    #: True for layers that draw random numbers in train mode (they need `ctx.key`).
-    stochastic: ClassVar[bool] = False
+    #: True for layers that draw random numbers in train mode (they need `ctx.key`). Not a
+    #: ClassVar, as the next one: a container sets it per instance, from its layers.
+    stochastic: bool = False
     #: True for activations that act on each unit alone, y_i = f(x_i) (Sigmoid, ReLU, ...;
     #: not Softmax): `explain`'s chain-rule table and `plot_network` split their
     #: derivative into ∂out/∂net per unit.
     elementwise: ClassVar[bool] = False
     #: True for layers whose inputs are integer ids (an embedding's token ids): `fit`,
     #: `evaluate` and `predict` keep such inputs integers instead of casting them to floats.
-    integer_inputs: ClassVar[bool] = False
+    integer_inputs: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not cls.__dict__.get("abstract", False):
             _LAYER_CLASSES.append(cls)
 
-    def init(self, rng: np.random.Generator, in_shape: Shape) -> Params:
+    def init(self, rng: np.random.Generator, in_shape: Shape) -> ParamTree:
         """Initial parameters as float64 NumPy arrays (the model casts and moves them)."""
         return {}
 
@@ -100,18 +104,18 @@ class Layer:
     def output_shape(self, in_shape: Shape) -> Shape:
         return tuple(in_shape)
 
-    def forward(self, params: Params, x: Array, ctx: Context = EVAL) -> tuple[Array, Any]:
+    def forward(self, params: ParamTree, x: Array, ctx: Context = EVAL) -> tuple[Array, Any]:
         raise NotImplementedError
 
-    def backward(self, params: Params, cache: Any, dy: Array) -> tuple[Array, Params]:
+    def backward(self, params: ParamTree, cache: Any, dy: Array) -> tuple[Array, ParamTree]:
         raise NotImplementedError
 
-    def param_grads(self, params: Params, cache: Any, dy: Array) -> Params:
+    def param_grads(self, params: ParamTree, cache: Any, dy: Array) -> ParamTree:
         """The parameter gradients alone. Layers whose dL/dx costs real work (Dense, Conv2D)
         override this to skip it; a model uses it for its first layer."""
         return run_backward(self, params, cache, dy)[1]
 
-    def __call__(self, params: Params, x: Array, ctx: Context = EVAL) -> Array:
+    def __call__(self, params: ParamTree, x: Array, ctx: Context = EVAL) -> Array:
         """The forward output alone (for inference and for autodiff oracles)."""
         return self.forward(params, x, ctx)[0]
 
@@ -204,15 +208,15 @@ class MissingParameterError(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def run_forward(layer: Layer, params: Params, x: Array, ctx: Context = EVAL,
+def run_forward(layer: Layer, params: ParamTree, x: Array, ctx: Context = EVAL,
                 index: int | None = None) -> tuple[Array, Any]:
     """`layer.forward(params, x, ctx)`, checked to return `(y, cache)` computed by the library
     of `x`; `index`, the layer's place in its container, goes into the error messages."""
     return _checked(layer, "forward", params, x, index, (params, x, ctx))
 
 
-def run_backward(layer: Layer, params: Params, cache: Any, dy: Array, index: int | None = None
-                 ) -> tuple[Array, Params]:
+def run_backward(layer: Layer, params: ParamTree, cache: Any, dy: Array,
+                 index: int | None = None) -> tuple[Array, ParamTree]:
     """`layer.backward(params, cache, dy)`, checked to return `(dx, grads)` with `grads` a dict
     like `params`, computed by the library of `dy`."""
     out = _checked(layer, "backward", params, dy, index, (params, cache, dy))
@@ -231,7 +235,7 @@ _RETURNS = {"forward": "(y, cache): the output and what backward needs from this
                         "a layer without parameters)"}
 
 
-def _checked(layer: Layer, method: str, params: Params, given: Array, index: int | None,
+def _checked(layer: Layer, method: str, params: ParamTree, given: Array, index: int | None,
              args: tuple) -> tuple[Any, Any]:
     """`layer.<method>(*args)`, with `given` the array it works on (x or dy)."""
     try:

@@ -1,9 +1,10 @@
 """Layers that hold layers: a residual connection and parallel branches (Thinc's `residual`,
 `concatenate` and `add`, with pure functions instead of callbacks).
 
-    Residual(f):                      y = x + f(x)               dx = dy + f.backward(dy)
-    Parallel([f, g], merge="add"):    y = f(x) + g(x)            dx = f.backward(dy) + g.backward(dy)
-    Parallel([f, g], merge="concat"): y = [f(x), g(x)] (axis)    dx = f.backward(dy_f) + g.backward(dy_g)
+    Residual(f):                      y = x + f(x)              dx = dy + f.backward(dy)
+    Parallel([f, g], merge="add"):    y = f(x) + g(x)           dx = f.backward(dy) + g.backward(dy)
+    Parallel([f, g], merge="concat"): y = [f(x), g(x)] (axis)   dx = f.backward(dy_f)
+                                                                     + g.backward(dy_g)
 
 Where the forward pass shares an input between paths, the backward pass adds the paths'
 gradients: that is the whole rule. Parameters are the children's pytree: a Residual's are
@@ -21,15 +22,14 @@ combinator and checks against JAX.)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..backends import backend_of
 from .activations import ReLU, Tanh
-from .base import EVAL, Context, Layer, Shape, describe, min_positions, run_backward, \
-    run_forward
+from .base import EVAL, Context, Layer, Shape, describe, min_positions, run_backward, run_forward
 from .dense import Dense
 from .dropout import Dropout
 from .normalization import BatchNorm
@@ -127,7 +127,7 @@ class Parallel(Layer):
     Parameters and state: a list, one entry per branch.
     """
 
-    layers: tuple[Layer, ...]
+    layers: Sequence[Layer]  # given as a list or a tuple; kept as a tuple (hashable)
     merge: str = "concat"
     axis: int = -1
 

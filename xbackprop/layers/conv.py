@@ -26,8 +26,16 @@ import numpy as np
 from ..backends import backend_of
 from ..initializers import Initializer, get_initializer
 from .base import EVAL, Context, Layer, Params, Shape, describe
-from .window import Padding, check_nchw, check_padding, from_columns, output_hw, pair, \
-    resolve_padding, to_columns
+from .window import (
+    Padding,
+    check_nchw,
+    check_padding,
+    from_columns,
+    output_hw,
+    pair,
+    resolve_padding,
+    to_columns,
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..initializers import Initializer, get_initializer
 from ..backends import backend_of
+from ..initializers import Initializer, get_initializer
 from .base import EVAL, Context, Layer, Params, Shape, describe
 
 

@@ -43,8 +43,8 @@ class BatchNorm(Layer):
     @staticmethod
     def _check(layer: BatchNorm, in_shape: Shape) -> int:
         if len(in_shape) not in (1, 3):
-            raise ValueError(f"{describe(layer)} takes (N, F) or (N, C, H, W) inputs, not per-sample "
-                             f"shape {tuple(in_shape)}")
+            raise ValueError(f"{describe(layer)} takes (N, F) or (N, C, H, W) inputs, not "
+                             f"per-sample shape {tuple(in_shape)}")
         return in_shape[0]
 
     def init(self, rng: np.random.Generator, in_shape: Shape) -> Params:

@@ -150,7 +150,7 @@ class GlobalAvgPool2D(Layer):
         return backend_of(x).xp.mean(x, axis=(2, 3)), tuple(x.shape)
 
     def backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params]:
-        n, c, h, w = cache
+        _, _, h, w = cache
         xp = backend_of(dy).xp
         return xp.ones((1, 1, h, w), dtype=dy.dtype) * (dy[:, :, None, None] / (h * w)), {}
 

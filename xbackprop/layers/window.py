@@ -8,16 +8,16 @@ total is odd (as TensorFlow does).
 from __future__ import annotations
 
 import numbers
-from typing import Any, Union
+from typing import Any
 
 from ..backends import Backend
 from .base import describe
 
 Pair = tuple[int, int]
-Padding = Union[int, Pair, str, tuple[Pair, Pair]]
+Padding = int | Pair | str | tuple[Pair, Pair]
 
 
-def pair(value: int | tuple[int, int], name: str) -> Pair:
+def pair(value: int | tuple[int, int] | list[int], name: str) -> Pair:
     """`3 -> (3, 3)`; `(3, 5)` stays; anything else is an error naming `name`."""
     given = value
     if isinstance(value, numbers.Integral):
@@ -46,13 +46,13 @@ def _explicit(padding: Any) -> tuple[Pair, Pair]:
         pads = ((ph, ph), (pw, pw))
     elif (isinstance(padding, (tuple, list)) and len(padding) == 2
           and all(isinstance(p, (tuple, list)) and len(p) == 2 for p in padding)):
-        pads = tuple(pair(tuple(p), "padding") for p in padding)  # type: ignore[assignment]
+        pads = (pair(tuple(padding[0]), "padding"), pair(tuple(padding[1]), "padding"))
     else:
         raise ValueError(f"padding must be 'same', 'valid', an int, a pair or "
                          f"((top, bottom), (left, right)), not {padding!r}")
     if any(p < 0 for side in pads for p in side):
         raise ValueError(f"padding must not be negative, got {padding!r}")
-    return pads  # type: ignore[return-value]
+    return pads
 
 
 def resolve_padding(padding: Padding, in_hw: Pair, kernel: Pair, stride: Pair,

@@ -18,8 +18,18 @@ from __future__ import annotations
 
 from .base import DecayMask, Optimizer, OptState
 from .minimize import Trajectory, minimize
-from .rules import (DEFAULT_LR, OPTIMIZERS, adagrad, adam, adamw, get_optimizer, momentum,
-                    nesterov, rmsprop, sgd)
+from .rules import (
+    DEFAULT_LR,
+    OPTIMIZERS,
+    adagrad,
+    adam,
+    adamw,
+    get_optimizer,
+    momentum,
+    nesterov,
+    rmsprop,
+    sgd,
+)
 from .transforms import clip_by_global_norm, clip_by_value, freeze, global_norm, masked
 
 __all__ = ["Optimizer", "OptState", "DecayMask", "sgd", "momentum", "nesterov", "adam", "adamw",

@@ -152,9 +152,10 @@ def get_optimizer(optimizer: str | Optimizer, lr: float | Schedule | None = None
             raise ValueError("get_optimizer: a learning rate or settings go with an optimizer "
                              "name, not an Optimizer that already has them")
         return optimizer
-    if callable(optimizer) and optimizer in OPTIMIZERS.values():
-        raise TypeError(f"optimizer: got the function xbackprop.optim.{optimizer.__name__}; "
-                        f"call it to make the optimizer: optim.{optimizer.__name__}(lr)")
+    if callable(optimizer) and optimizer in OPTIMIZERS.values():  # a factory, not called
+        name = getattr(optimizer, "__name__", "?")  # (no str nor Optimizer: not annotated)
+        raise TypeError(f"optimizer: got the function xbackprop.optim.{name}; "
+                        f"call it to make the optimizer: optim.{name}(lr)")
     if not isinstance(optimizer, str):
         raise TypeError(f"optimizer: expected an xbackprop Optimizer (e.g. "
                         f"xbackprop.optim.adam(1e-3)) or a name from {sorted(OPTIMIZERS)}, not "
