@@ -15,7 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 #: modules allowed past the ~500 lines, and why
 LONG = {
     "xbackprop.plot": "one function per picture (the issue's exception for plots)",
-    "xbackprop.gradcheck": "the gradient checker: being reworked on another branch (issue 21)",
 }
 MAX_LINES = 500
 #: libraries worth deferring to the moment they are needed (heavy, optional)
