@@ -64,3 +64,15 @@ def test_the_formatter_is_not_a_check_and_the_config_says_why():
     assert "[tool.ruff.format]" not in config
     assert "ruff format" in config and "21%" in config
     assert "ruff format" not in (ROOT / ".ci" / "run").read_text()
+
+
+def test_a_normal_install_ships_every_package():
+    """`pip install .` (not -e) installs only the packages pyproject.toml lists: a new
+    sub-package missing there imported in the checkout and failed once installed."""
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11's")
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(p.relative_to(ROOT).parent.parts)
+             for p in (ROOT / "xbackprop").rglob("__init__.py")}
+    found |= {"xbackprop.backends"}  # from backends/ (package-dir)
+    assert found <= listed, f"not in [tool.setuptools] packages: {sorted(found - listed)}"
