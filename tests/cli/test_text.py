@@ -46,15 +46,22 @@ def test_train_prints_val_losses_and_a_sample_then_sample_continues_a_prompt(tmp
     assert "top_k must be an int >= 1" in capsys.readouterr().err
 
 
-def test_checkpoint_and_resume(tmp_path, capsys):
-    folder = tmp_path / "run"
-    assert main([*TINY, "--steps", "3", "--checkpoint", str(folder), "--sample-tokens", "0",
-                 "--quiet"]) == 0
+def trained_then_resumed(job: list[str], steps: int, folder, capsys) -> str:
+    """Train `steps` steps of `job` with checkpoints in `folder`, resume to the job's end
+    (2 x steps): the resumed run's output, checked to go on where the first stopped."""
+    assert main([*job, "--steps", str(steps), "--checkpoint", str(folder),
+                 "--sample-tokens", "0", "--quiet"]) == 0
     capsys.readouterr()
-    assert main([*TINY, "--checkpoint", str(folder), "--resume", "--sample-tokens", "0"]) == 0
+    assert main([*job, "--checkpoint", str(folder), "--resume", "--sample-tokens", "0"]) == 0
     out = capsys.readouterr().out
-    assert "resuming at step 3" in out and re.search(r"step +6: train loss", out)
-    assert "step     3" not in out.split("resuming")[1]   # no step done twice
+    assert f"resuming at step {steps}" in out
+    assert re.search(rf"step +{2 * steps}: train loss", out)
+    assert f"step {steps:5d}" not in out.split("resuming")[1]   # no step done twice
+    return out
+
+
+def test_checkpoint_and_resume(tmp_path, capsys):
+    trained_then_resumed(TINY, 3, tmp_path / "run", capsys)
 
 
 def test_usage_errors(capsys):
@@ -93,13 +100,7 @@ def test_rnn_trains_saves_and_samples(tmp_path, capsys, cell, layer):
 
 def test_rnn_checkpoint_resume_and_sample_from_the_checkpoint(tmp_path, capsys):
     folder = tmp_path / "run"
-    assert main([*RNN, "--steps", "2", "--checkpoint", str(folder), "--sample-tokens", "0",
-                 "--quiet"]) == 0
-    capsys.readouterr()
-    assert main([*RNN, "--checkpoint", str(folder), "--resume", "--sample-tokens", "0"]) == 0
-    out = capsys.readouterr().out
-    assert "resuming at step 2" in out and re.search(r"step +4: train loss", out)
-    assert "step     2" not in out.split("resuming")[1]   # no step done twice
+    trained_then_resumed(RNN, 2, folder, capsys)
     latest = sorted(folder.glob("ckpt-*.safetensors"))[-1]
     assert latest.name == "ckpt-000000004.safetensors"
     assert main(["sample", str(latest), "--prompt", "KING", "--tokens", "10"]) == 0
