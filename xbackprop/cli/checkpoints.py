@@ -48,11 +48,10 @@ class Resumption(NamedTuple):
 def plan(folder: str | None, resume: bool, *, epochs: int, n_train: int, batch_size: int,
          dtype: str | None, exact: bool) -> Resumption | None:
     """The run `--resume` goes on with (None: a new run), checked against the options:
-    `--resume` needs `--checkpoint`; a folder that holds a run needs `--resume`; the run must
-    have epochs left to train (checked where `exact`: one process, whose steps per epoch are
-    known here) and train in the `--dtype` asked for (None: the run's own)."""
-    if resume and not folder:
-        raise ValueError("--resume continues the run in --checkpoint DIR; give the folder")
+    a folder that holds a run needs `--resume`; the run must have epochs left to train
+    (checked where `exact`: one process, whose steps per epoch are known here) and train in
+    the `--dtype` asked for (None: the run's own). (`--resume` without `--checkpoint` is
+    refused by `train.run` before any job starts.)"""
     if not folder:
         return None
     manager = CheckpointManager(folder)

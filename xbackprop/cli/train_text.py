@@ -118,8 +118,6 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs is not None or args.optimizer is not None or args.devices is not None:
         raise ValueError(f"{job.name} trains for --steps steps with its own optimizer on one "
                          "device: --epochs, --optimizer and --devices are for the other jobs")
-    if args.resume and not args.checkpoint:
-        raise ValueError("--resume continues the run in --checkpoint DIR; give the folder")
     refuse_model_options(args, job)
     options = options_of(args, job.defaults)
     backend = backends.get_backend(args.backend)
