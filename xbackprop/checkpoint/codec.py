@@ -33,9 +33,11 @@ What the package does not do, and so is here:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -196,15 +198,19 @@ class SafetensorsFile:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        if self.path.is_dir():
+        try:  # one stat: a writer rotating its files may delete this one at any moment
+            mode = os.stat(self.path).st_mode
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.ELOOP):
+                raise
+            link = (f": it is a symbolic link to {os.readlink(self.path)}, which does not "
+                    "exist (or a loop of links)" if self.path.is_symlink() else "")
+            raise FileNotFoundError(f"no checkpoint file at {self.path}{link}") from None
+        if stat.S_ISDIR(mode):
             raise IsADirectoryError(
                 f"{self.path} is a folder, not a checkpoint file; for the newest checkpoint in "
                 f"it use xbackprop.CheckpointManager({str(self.path)!r}).load_latest()")
-        if not self.path.exists():
-            link = (f": it is a symbolic link to {os.readlink(self.path)}, which does not "
-                    "exist (or a loop of links)" if self.path.is_symlink() else "")
-            raise FileNotFoundError(f"no checkpoint file at {self.path}{link}")
-        if not self.path.is_file():  # a FIFO would block the reader forever, a device too
+        if not stat.S_ISREG(mode):  # a FIFO would block the reader forever, a device too
             raise NotACheckpointError(f"{self.path} is not a regular file (a pipe, a socket or "
                                       "a device), so not a checkpoint; give a checkpoint file")
         try:
