@@ -1,6 +1,7 @@
 """Every workload on every implementation, timed side by side under pytest-benchmark (one
-group per workload): `pytest benchmarks --benchmark-enable`. Under the test command each
-runs once (`--benchmark-disable`), a smoke test that every implementation here trains."""
+group per workload): `pytest benchmarks --benchmark-enable -n 0` (one process: timings
+want the machine to themselves). Under the test command each runs once
+(`--benchmark-disable`), a smoke test that every implementation here trains."""
 
 from __future__ import annotations
 
