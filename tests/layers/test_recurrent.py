@@ -58,6 +58,34 @@ def test_pytorch_weights_load_by_a_transpose_and_give_pytorchs_outputs(name, bac
         np.testing.assert_allclose(carried["c"], last[1].numpy()[0], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_param_grads_are_backwards_without_the_input_gradient(name, backend):
+    """A network's first layer skips dL/dx (model.param_grads): the same parameter gradients
+    as backward, checked against JAX's autodiff in float64 (backward is proven by the
+    oracle; this is the path a train step takes)."""
+    jax = pytest.importorskip("jax", reason="JAX: not installed (the oracle here)")
+    rng = np.random.default_rng(1)
+    layer = CELLS[name](3, return_sequences=name != "GRU")
+    x = rng.normal(size=(2, 4, 5))
+    with backend.dtype_scope("float64"):
+        params = xb.tree_to_backend(xb.init_params(layer, 0, (4, 5), dtype="float64"),
+                                    backend, dtype="float64")
+        xs = backend.asarray(x, dtype="float64")
+        y, cache = layer.forward(params, xs)
+        dy = rng.normal(size=tuple(y.shape))
+        only = layer.param_grads(params, cache, backend.asarray(dy, dtype="float64"))
+        _, full = layer.backward(params, cache, backend.asarray(dy, dtype="float64"))
+    assert sorted(only) == sorted(full)
+    for key in full:
+        np.testing.assert_array_equal(xb.to_numpy(only[key]), xb.to_numpy(full[key]))
+    with jax.enable_x64(True):
+        want = jax.grad(lambda p: jax.numpy.sum(layer(p, jax.numpy.asarray(x)) * dy))(
+            {k: jax.numpy.asarray(xb.to_numpy(v)) for k, v in params.items()})
+    for key in want:
+        np.testing.assert_allclose(xb.to_numpy(only[key]), np.asarray(want[key]), rtol=1e-9,
+                                   atol=1e-12, err_msg=key)
+
+
 def test_lstm_gate_order_is_pytorchs():
     """Block 1 of b is the forget gate: a large forget bias keeps the cell, a large
     negative one empties it (the order i, f, g, o, not some other)."""

@@ -89,7 +89,7 @@ class GRU(Recurrent):
         grads = {"W_x": time_major_product(xp, x, delta_u),            # Σ_t x_tᵀ δu_t
                  "W_h": time_major_product(xp, h_prevs, delta_v),      # Σ_t h_{t-1}ᵀ δv_t
                  "b_x": xp.sum(delta_u, axis=(0, 1)), "b_h": xp.sum(delta_v, axis=(0, 1))}
-        return project(xp, delta_u, params["W_x"].T), grads, dh_all   # dL/dx_t = δu_t W_xᵀ
+        return delta_u, grads, dh_all                                 # δx_t = δu_t
 
     @classmethod
     def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:

@@ -97,7 +97,7 @@ class LSTM(Recurrent):
         grads = {"W_x": time_major_product(xp, x, deltas),            # Σ_t x_tᵀ δ_t
                  "W_h": time_major_product(xp, previous_states(xp, h0, hs), deltas),
                  "b": xp.sum(deltas, axis=(0, 1))}
-        return project(xp, deltas, params["W_x"].T), grads, dh_all    # dL/dx_t = δ_t W_xᵀ
+        return deltas, grads, dh_all                                  # δx_t = δ_t
 
     @classmethod
     def examples(cls, rng: np.random.Generator) -> Iterator[tuple[Layer, Shape]]:

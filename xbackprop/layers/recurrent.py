@@ -148,9 +148,10 @@ class Recurrent(Layer):
 
     def run_backward(self, params: Params, cache: Any, dhs: Array
                      ) -> tuple[Array, Params, Array]:
-        """Backprop through time: dhs = dL/dh_t from above, (T, B, hidden) -> (dL/dx: (T, B,
-        F), parameter gradients, dL/dh_t in all: (T, B, hidden), from above and from the
-        steps after t)."""
+        """Backprop through time: dhs = dL/dh_t from above, (T, B, hidden) -> (δx: the
+        gradient of the input projection x_t W_x, (T, B, gates·hidden); parameter
+        gradients; dL/dh_t in all: (T, B, hidden), from above and from the steps after t).
+        The base turns δx into dL/dx_t = δx_t W_xᵀ, when something needs it."""
         raise NotImplementedError
 
     def forward(self, params: Params, x: Any, ctx: Context = EVAL) -> tuple[Any, Any]:
@@ -166,6 +167,11 @@ class Recurrent(Layer):
         dx, grads, _ = self._backward(params, cache, dy)
         return dx, grads
 
+    def param_grads(self, params: Params, cache: Any, dy: Any) -> Params:
+        """The parameter gradients without dL/dx (the network's first layer, whose input is
+        data): one (T·B, gates·hidden) × (gates·hidden, F) product fewer."""
+        return self._backward(params, cache, dy, input_grad=False)[1]
+
     def state_gradients(self, params: Params, cache: Any, dy: Any) -> Any:
         """dL/dh_t for every step t, `(B, T, hidden)`, from the backward pass of `dy` (the
         gradient of the output, as `backward` takes it): the gradient that reaches each
@@ -175,7 +181,8 @@ class Recurrent(Layer):
         _, _, dh = self._backward(params, cache, dy)
         return backend_of(dh).xp.permute_dims(dh, (1, 0, 2))
 
-    def _backward(self, params: Params, cache: Any, dy: Any) -> tuple[Any, Params, Any]:
+    def _backward(self, params: Params, cache: Any, dy: Any, input_grad: bool = True
+                  ) -> tuple[Any, Params, Any]:
         cell_cache, (steps, batch, hidden), _ = cache
         xp = backend_of(dy).xp
         if self.return_sequences:
@@ -183,7 +190,10 @@ class Recurrent(Layer):
         else:  # only the last step's h reached the output
             before = xp.zeros((steps - 1, batch, hidden), dtype=dy.dtype)
             dhs = xp.concat([before, xp.expand_dims(dy, axis=0)], axis=0)
-        dx, grads, dh = self.run_backward(params, cell_cache, dhs)
+        delta_x, grads, dh = self.run_backward(params, cell_cache, dhs)
+        if not input_grad:
+            return None, grads, dh
+        dx = project(xp, delta_x, params["W_x"].T)                 # dL/dx_t = δx_t W_xᵀ
         return xp.permute_dims(dx, (1, 0, 2)), grads, dh
 
     # -- checks -------------------------------------------------------------------------
