@@ -28,6 +28,7 @@ from ._base import (
     ShardingError,
     UnknownBackendError,
 )
+from ._blas import BlasInfo, blas_hint, numpy_blas
 from ._select import (
     BACKEND_NAMES,
     ENV_VAR,
@@ -49,7 +50,7 @@ __all__ = [
     "MixedBackendError", "ShardingError", "UnknownBackendError", "BACKEND_NAMES", "ENV_VAR",
     "available_backends", "backend_of", "get_backend", "owner_of", "probe", "set_backend",
     "use_backend", "trusted", "is_trusted", "to_numpy", "asarray", "tree_to_backend",
-    "initialize_distributed",
+    "initialize_distributed", "BlasInfo", "numpy_blas", "blas_hint",
 ]
 
 

@@ -31,12 +31,11 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from xbackprop.atomic import atomic_write
-
 from benchmarks.conftest import check_learns
 from benchmarks.impls import IMPLS, make
 from benchmarks.workloads import GEMM_N, TARGETS, WORKLOADS, Runner, Unavailable, mlp_flops
-
+from xbackprop import backends
+from xbackprop.atomic import atomic_write
 
 IDLE_SECONDS = 0.5
 #: what a step's time is read from: the wall clock, or this process's CPU time (every thread's)
@@ -122,6 +121,12 @@ def machine() -> dict[str, str]:
         module = sys.modules.get(name)
         if module is not None:
             info[name] = getattr(module, "__version__", "?")
+    blas = backends.numpy_blas()  # NumPy's products: the kernels OpenBLAS runs
+    if blas is not None:
+        info["numpy blas"] = str(blas)
+        forced = os.environ.get("OPENBLAS_CORETYPE")
+        if forced:
+            info["numpy blas"] += f" (OPENBLAS_CORETYPE={forced})"
     if "jax" in sys.modules:
         info["jax devices"] = ", ".join(str(d) for d in sys.modules["jax"].devices())
     return info

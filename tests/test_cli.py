@@ -169,8 +169,16 @@ def test_unknown_job(capsys):
 
 def test_backends_lists_every_backend(capsys):
     assert main(["backends"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out.splitlines()
+    lines = [ln for ln in out if not ln.startswith(" ")]  # indented: a note on the line above
     assert [ln.split()[0] for ln in lines] == list(backends.BACKEND_NAMES)
+    blas = backends.numpy_blas()
+    numpy_line = next(ln for ln in lines if ln.startswith("numpy "))
+    if blas is not None:  # the BLAS NumPy's products run on, and its kernels
+        assert f"({blas})" in numpy_line
+    hint = backends.blas_hint()
+    if hint is not None:
+        assert out[out.index(numpy_line) + 1].strip() == hint
     status = {ln.split()[0]: ln.split()[1] for ln in lines}
     assert status["numpy"] == "ok"
     assert status == {name: "ok" if name in xb.available_backends() else "no"

@@ -1,4 +1,5 @@
-"""`xbackprop backends`: every backend and whether it can run here (and why not)."""
+"""`xbackprop backends`: every backend and whether it can run here (and why not); for NumPy,
+the BLAS its products run on and the kernels it chose for this CPU."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ def run(args: argparse.Namespace) -> int:
     for name in backends.BACKEND_NAMES:
         try:
             b = backends.probe(name)
-            print(f"{name:{width}s} ok    {b.device}")
+            blas = backends.numpy_blas() if name == "numpy" else None
+            print(f"{name:{width}s} ok    {b.device}" + (f" ({blas})" if blas else ""))
+            hint = backends.blas_hint() if name == "numpy" else None
+            if hint:
+                print(f"{'':{width}s}       {hint}")
         except backends.BackendError as e:
             print(f"{name:{width}s} no    {e}")
     return 0
